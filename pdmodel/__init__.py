@@ -1,0 +1,45 @@
+"""pdmodel: differentiable ODE models of immune-related adverse events of checkpoint inhibitors.
+
+Importing pdmodel changes no global JAX setting; call
+``jax.config.update("jax_enable_x64", True)`` yourself for float64 (the CLI does).
+"""
+
+from ._agents import AGENTS as AGENTS
+from ._agents import TARGETS as TARGETS
+from ._agents import Agent as Agent
+from ._agents import get_agent as get_agent
+from ._occupancy import Potency as Potency
+from ._occupancy import occupancy as occupancy
+from ._occupancy import potencies as potencies
+from ._pk import TwoCompartmentPK as TwoCompartmentPK
+from ._pk_catalogue import DEFAULT_MODELS as DEFAULT_MODELS
+from ._pk_catalogue import PKModelSpec as PKModelSpec
+from ._pk_catalogue import available_models as available_models
+from ._pk_catalogue import pk_model as pk_model
+from ._pk_solve import InfusionTable as InfusionTable
+from ._pk_solve import SolverOptions as SolverOptions
+from ._regimen import AgentDose as AgentDose
+from ._regimen import Infusion as Infusion
+from ._regimen import InvalidDoseError as InvalidDoseError
+from ._regimen import MissingWeightError as MissingWeightError
+from ._regimen import Phase as Phase
+from ._regimen import Regimen as Regimen
+from ._regimen import RegimenError as RegimenError
+from ._regimen import RegimenSyntaxError as RegimenSyntaxError
+from ._regimen import Schedule as Schedule
+from ._regimen import UnknownAgentError as UnknownAgentError
+from ._simulate_pk import simulate_pk as simulate_pk
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # agents and targets
+    "AGENTS", "TARGETS", "Agent", "get_agent",
+    # regimens
+    "Regimen", "Phase", "AgentDose", "Schedule", "Infusion",
+    "RegimenError", "RegimenSyntaxError", "UnknownAgentError", "MissingWeightError",
+    "InvalidDoseError",
+    # pharmacokinetics and occupancy
+    "simulate_pk", "pk_model", "available_models", "DEFAULT_MODELS", "PKModelSpec",
+    "TwoCompartmentPK", "InfusionTable", "SolverOptions", "occupancy", "potencies", "Potency",
+]

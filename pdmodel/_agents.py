@@ -1,0 +1,86 @@
+"""Catalogue of the immune checkpoint inhibitors pdmodel knows: target, class, label infusion time.
+
+Infusion durations are the label (or label-summary) values; each carries its source.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+TARGETS: tuple[str, ...] = ("PD-1", "PD-L1", "CTLA-4")
+"""Checkpoint targets, in the order used for occupancy arrays."""
+
+CLASSES: dict[str, str] = {"PD-1": "anti-PD-1", "PD-L1": "anti-PD-L1", "CTLA-4": "anti-CTLA-4"}
+
+
+@dataclass(frozen=True)
+class Agent:
+    """An immune checkpoint inhibitor.
+
+    Attributes
+    ----------
+    name : str
+        International nonproprietary name, lower case (e.g. ``"nivolumab"``).
+    brand : str
+        Trade name.
+    target : str
+        One of :data:`TARGETS`.
+    infusion_min : float
+        Label intravenous infusion duration, minutes.
+    infusion_source : str
+        Where the infusion duration is printed.
+    """
+
+    name: str
+    brand: str
+    target: str
+    infusion_min: float
+    infusion_source: str
+
+    @property
+    def drug_class(self) -> str:
+        """Class label: ``anti-PD-1``, ``anti-PD-L1`` or ``anti-CTLA-4``."""
+        return CLASSES[self.target]
+
+
+AGENTS: dict[str, Agent] = {
+    a.name: a
+    for a in (
+        Agent("nivolumab", "Opdivo", "PD-1", 30.0,
+              "PDR Opdivo drug summary (shared/data pk_parameters pkp-0300)"),
+        Agent("pembrolizumab", "Keytruda", "PD-1", 30.0,
+              "KEYTRUDA USPI section 2 (30-minute infusion)"),
+        Agent("cemiplimab", "Libtayo", "PD-1", 30.0,
+              "Yang 2021 / ACoP 2024 abstract (pkp-0305)"),
+        Agent("atezolizumab", "Tecentriq", "PD-L1", 60.0,
+              "TECENTRIQ USPI section 2 (first infusion over 60 minutes)"),
+        Agent("durvalumab", "Imfinzi", "PD-L1", 60.0,
+              "Drugs.com durvalumab dosage (pkp-0303)"),
+        Agent("avelumab", "Bavencio", "PD-L1", 60.0,
+              "PDR Bavencio drug summary (pkp-0302)"),
+        Agent("ipilimumab", "Yervoy", "CTLA-4", 90.0,
+              "Trinh & Hagen J Oncol Pharm Pract 2013 (pkp-0299)"),
+        Agent("tremelimumab", "Imjudo", "CTLA-4", 60.0,
+              "IMJUDO USPI section 2 (60-minute infusion)"),
+    )
+}
+"""All eight approved checkpoint inhibitors, keyed by lower-case name."""
+
+_BRANDS = {a.brand.lower(): a.name for a in AGENTS.values()}
+
+
+def get_agent(name: str) -> Agent:
+    """Look up an agent by INN or brand name (case-insensitive).
+
+    Raises
+    ------
+    KeyError
+        If the name is not a known checkpoint inhibitor; the message lists the known agents.
+    """
+    key = name.strip().lower()
+    key = _BRANDS.get(key, key)
+    try:
+        return AGENTS[key]
+    except KeyError:
+        known = ", ".join(AGENTS)
+        raise KeyError(f"unknown agent {name!r}; known agents: {known}") from None

@@ -1,0 +1,12 @@
+"""Test configuration: float64 everywhere, CPU, shared-data location."""
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
