@@ -8,6 +8,11 @@ from ._agents import AGENTS as AGENTS
 from ._agents import TARGETS as TARGETS
 from ._agents import Agent as Agent
 from ._agents import get_agent as get_agent
+from ._irae_model import GRADES as GRADES
+from ._irae_model import ORGANS as ORGANS
+from ._irae_model import PARAMETER_INFO as PARAMETER_INFO
+from ._irae_model import TUMOURS as TUMOURS
+from ._irae_model import IraeModel as IraeModel
 from ._occupancy import Potency as Potency
 from ._occupancy import occupancy as occupancy
 from ._occupancy import potencies as potencies
@@ -18,6 +23,7 @@ from ._pk_catalogue import available_models as available_models
 from ._pk_catalogue import pk_model as pk_model
 from ._pk_solve import InfusionTable as InfusionTable
 from ._pk_solve import SolverOptions as SolverOptions
+from ._population import Population as Population
 from ._regimen import AgentDose as AgentDose
 from ._regimen import Infusion as Infusion
 from ._regimen import InvalidDoseError as InvalidDoseError
@@ -28,6 +34,11 @@ from ._regimen import RegimenError as RegimenError
 from ._regimen import RegimenSyntaxError as RegimenSyntaxError
 from ._regimen import Schedule as Schedule
 from ._regimen import UnknownAgentError as UnknownAgentError
+from ._rescue import ManagementPolicy as ManagementPolicy
+from ._simulate import IraeProblem as IraeProblem
+from ._simulate import incidence as incidence
+from ._simulate import incidence_array as incidence_array
+from ._simulate import simulate as simulate
 from ._simulate_pk import simulate_pk as simulate_pk
 
 __version__ = "0.1.0"
@@ -42,4 +53,7 @@ __all__ = [
     # pharmacokinetics and occupancy
     "simulate_pk", "pk_model", "available_models", "DEFAULT_MODELS", "PKModelSpec",
     "TwoCompartmentPK", "InfusionTable", "SolverOptions", "occupancy", "potencies", "Potency",
+    # irAE model
+    "IraeModel", "PARAMETER_INFO", "ORGANS", "GRADES", "TUMOURS", "Population",
+    "ManagementPolicy", "simulate", "incidence", "incidence_array", "IraeProblem",
 ]

@@ -1,6 +1,8 @@
 """The irAE model: baseline, biology-driven monotonicity, onset order, rescue, accuracy,
 gradients and determinism."""
 
+import functools
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -136,36 +138,44 @@ def test_determinism_with_common_random_numbers():
 
 
 SMALL = Population.sample(jax.random.key(11), 6, max_agents=2)
+SMALL_PROBLEM = IraeProblem.build(NIVO_IPI, days=60)
 
 
+@eqx.filter_jit
 def small_loss(model):
-    problem = IraeProblem.build(NIVO_IPI, days=60)
-    inc = incidence_array(model, problem, SMALL, ManagementPolicy.none())
+    inc = incidence_array(model, SMALL_PROBLEM, SMALL, ManagementPolicy.none())
     return jnp.sum(inc[-1] * jnp.array([1.0, 0.5, 0.25]))
 
 
+@functools.cache
+def small_grad():
+    return eqx.filter_jit(eqx.filter_grad(small_loss))(MODEL)
+
+
 def test_gradients_finite_for_every_parameter():
-    grads = eqx.filter_grad(small_loss)(MODEL)
-    for name, leaf in zip(MODEL.__dataclass_fields__, jax.tree.leaves(grads), strict=False):
+    grads = small_grad()
+    for name in MODEL.__dataclass_fields__:
+        leaf = getattr(grads, name)
         assert bool(jnp.all(jnp.isfinite(leaf))), name
 
 
 @pytest.mark.parametrize("name,index", [("g_pd1", None), ("a_ctla4", None), ("k_e", None),
                                         ("susceptibility", 1), ("log_gap3", 2), ("sigma", 0),
-                                        ("background", (1, 2)), ("ec50_scale", 2)])
+                                        ("background", (1, 2)), ("ec50_scale", 2),
+                                        ("w_pd", 3), ("e_max", None)])
 def test_gradient_matches_finite_differences(name, index):
     leaf = getattr(MODEL, name)
-    where = (lambda m: getattr(m, name))
+    x0 = float(leaf if index is None else leaf[index])
+    g = getattr(small_grad(), name)
+    g = float(g if index is None else g[index])
 
     def f(x):
-        new = x if index is None else leaf.at[index].set(x)
-        return small_loss(eqx.tree_at(where, MODEL, new))
+        new = jnp.asarray(x, float) if index is None else leaf.at[index].set(x)
+        return float(small_loss(eqx.tree_at(lambda m: getattr(m, name), MODEL, new)))
 
-    x0 = leaf if index is None else leaf[index]
-    g = jax.grad(f)(jnp.asarray(x0, float))
-    h = 1e-6 * max(1.0, abs(float(x0)))
+    h = 1e-6 * max(1.0, abs(x0))
     fd = (f(x0 + h) - f(x0 - h)) / (2 * h)
-    assert float(g) == pytest.approx(float(fd), rel=1e-5, abs=1e-10)
+    assert g == pytest.approx(fd, rel=1e-5, abs=1e-10)
 
 
 def patient_args(problem, model, pop, i):
