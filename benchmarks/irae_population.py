@@ -3,9 +3,10 @@
 One regimen with two agents and time-varying clearance (default: nivolumab 1 mg/kg +
 ipilimumab 3 mg/kg q3w ×4, then nivolumab 3 mg/kg q2w), no immunosuppressive rescue.
 
-* **pdmodel**: ``eqx.filter_jit(incidence_array)`` (fixed-grid solver, vmapped over patients),
-  in chunks of 2,000 patients; float64, and float32 in a subprocess (x64 is process-wide).
-  Compile time is reported apart (first call minus a steady call of the same shape).
+* **pdmodel**: the fixed-grid solver vmapped over patients (daily trajectories, like the
+  loops below; and the population incidence curves on top), in chunks of 2,000 patients split
+  across one XLA CPU device per core; float64, and float32 in a subprocess (x64 is
+  process-wide). Compile time is reported apart (first call minus a steady call).
 * **scipy**: what a user would otherwise write: a numpy right-hand side of the same model,
   ``solve_ivp(method="LSODA")`` segment by segment between infusion starts/stops, in a Python
   loop over patients (``tests/scipy_reference.lsoda_irae``), on a subset of patients.
@@ -24,18 +25,22 @@ import argparse
 import dataclasses
 import json
 import math
+import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import equinox as eqx
-import jax
-import jax.numpy as jnp
-import numpy as np
+# one XLA CPU device per core, before JAX starts (also set by benchmarks/__main__.py)
+os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={os.cpu_count()}")
 
-from benchmarks.common import write_result
+import equinox as eqx  # noqa: E402
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from benchmarks.common import write_result  # noqa: E402
 
 REGIMEN = "nivolumab 1 mg/kg + ipilimumab 3 mg/kg q3w x4, then nivolumab 3 mg/kg q2w"
 DAYS = 365
@@ -44,9 +49,18 @@ RTOL, ATOL = 1e-6, 1e-9  # scipy and RoadRunner tolerances
 N_CHECK = 3  # patients checked against the adaptive reference
 ROOT = Path(__file__).resolve().parents[1]
 THETA = ("k_e", "e_max", "k_p", "k_a", "rho_pdl1", "w_pd", "w_ab", "w_ctla4", "k_rep")
-PK_FIELDS = {"CL": "cl", "VC": "vc", "Q": "q", "VP": "vp", "TV_EMAX": "tv_emax",
-             "TV_IMAX": "tv_imax", "TV_T50": "tv_t50", "TV_HILL": "tv_hill", "VMAX": "vmax",
-             "KM": "km"}
+PK_FIELDS = {
+    "CL": "cl",
+    "VC": "vc",
+    "Q": "q",
+    "VP": "vp",
+    "TV_EMAX": "tv_emax",
+    "TV_IMAX": "tv_imax",
+    "TV_T50": "tv_t50",
+    "TV_HILL": "tv_hill",
+    "VMAX": "vmax",
+    "KM": "km",
+}
 
 
 def rel_err(x, ref) -> float:
@@ -72,9 +86,18 @@ def setup(regimen: str, n: int):
     return model, problem, pop
 
 
-def time_pdmodel(model, problem, pop, chunk: int = CHUNK, repeat: int = 3) -> dict:
+def _trajectories(model, problem, pop, policy):
+    """Daily trajectories of every patient (what the scipy and RoadRunner loops produce)."""
+    return problem.run(model, pop, policy)[0]
+
+
+def time_pdmodel(model, problem, pop, chunk: int = CHUNK, repeat: int = 3,
+                 what: str = "trajectories") -> dict:
     """Steady seconds per patient (best of ``repeat`` passes over all chunks) and compile time.
 
+    ``what``: ``"trajectories"`` (daily PK, PD states and running maxima of every patient, the
+    like-for-like comparison with the scipy and RoadRunner loops) or ``"incidence"`` (the
+    population incidence curves, 7 organ choices x 3 grades x 365 days, on top).
     Every chunk has the same shape (the last is padded with repeated patients, counted in the
     time but not in the patient count), so one compilation serves all.
     """
@@ -85,8 +108,10 @@ def time_pdmodel(model, problem, pop, chunk: int = CHUNK, repeat: int = 3) -> di
     size = min(chunk, n)
     n_chunks = math.ceil(n / size)
     parts = [take(pop, np.arange(k * size, (k + 1) * size) % n) for k in range(n_chunks)]
+    if len(jax.devices()) > 1:  # one device per core (benchmarks/__main__.py sets XLA_FLAGS)
+        parts = [p.shard() for p in parts]
     policy = ManagementPolicy.none()
-    fn = eqx.filter_jit(incidence_array)
+    fn = eqx.filter_jit(incidence_array if what == "incidence" else _trajectories)
     t = time.perf_counter()
     jax.block_until_ready(fn(model, problem, parts[0], policy))
     first = time.perf_counter() - t
@@ -95,10 +120,18 @@ def time_pdmodel(model, problem, pop, chunk: int = CHUNK, repeat: int = 3) -> di
         t = time.perf_counter()
         out = jax.block_until_ready([fn(model, problem, p, policy) for p in parts])
         best = min(best, time.perf_counter() - t)
-    return {"n": n, "chunk": size, "n_chunks": n_chunks, "run_s": best,
-            "ms_per_patient": 1e3 * best / n, "compile_s": first - best / n_chunks,
-            "dtype": str(jnp.result_type(float)),
-            "finite": bool(all(np.all(np.isfinite(np.asarray(o))) for o in out))}
+    return {
+        "n": n,
+        "chunk": size,
+        "n_chunks": n_chunks,
+        "run_s": best,
+        "ms_per_patient": 1e3 * best / n,
+        "compile_s": first - best / n_chunks,
+        "dtype": str(jnp.result_type(float)),
+        "devices": len(jax.devices()),
+        "finite": bool(all(np.all(np.isfinite(np.asarray(leaf)))
+                           for leaf in jax.tree.leaves(out))),
+    }
 
 
 def fast_states(model, problem, pop) -> np.ndarray:
@@ -116,8 +149,9 @@ def reference(model, problem, pop, k: int) -> np.ndarray:
 
     inputs = problem.patient_inputs(model, take(pop, slice(0, k)))
     ts = jnp.arange(1.0, DAYS + 1.0)
-    return np.stack([np.asarray(reference_states(model, problem, take(inputs, i), ts)[1])
-                     for i in range(k)])
+    return np.stack(
+        [np.asarray(reference_states(model, problem, take(inputs, i), ts)[1]) for i in range(k)]
+    )
 
 
 def worker(args) -> None:
@@ -126,8 +160,9 @@ def worker(args) -> None:
 
     model, problem, pop = setup(args.regimen, args.n)
     with np.load(args.worker) as z:  # the parent's population (same patients), cast here
-        check = Population(**{f.name: jnp.asarray(z[f.name])
-                              for f in dataclasses.fields(Population)})
+        check = Population(
+            **{f.name: jnp.asarray(z[f.name]) for f in dataclasses.fields(Population)}
+        )
     timing = time_pdmodel(model, problem, pop)
     states = fast_states(model, problem, check)
     np.savez(args.worker, states=states, timing=json.dumps(timing))
@@ -136,10 +171,26 @@ def worker(args) -> None:
 def run_float32(args, pop) -> tuple[dict, np.ndarray] | None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "f32.npz"
-        np.savez(path, **{f.name: np.asarray(getattr(take(pop, slice(0, N_CHECK)), f.name))
-                          for f in dataclasses.fields(pop)})
-        cmd = [sys.executable, "-m", "benchmarks.irae_population", "--dtype", "float32",
-               "--n", str(args.n), "--regimen", args.regimen, "--worker", str(path)]
+        np.savez(
+            path,
+            **{
+                f.name: np.asarray(getattr(take(pop, slice(0, N_CHECK)), f.name))
+                for f in dataclasses.fields(pop)
+            },
+        )
+        cmd = [
+            sys.executable,
+            "-m",
+            "benchmarks.irae_population",
+            "--dtype",
+            "float32",
+            "--n",
+            str(args.n),
+            "--regimen",
+            args.regimen,
+            "--worker",
+            str(path),
+        ]
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         if proc.returncode:
             print(f"float32 run failed:\n{proc.stderr[-2000:]}")
@@ -164,19 +215,37 @@ def patient_values(model, problem, regimen: str, pop, k: int) -> list[dict]:
     out = []
     for i in range(k):
         w = float(inputs.weight_kg[i])
-        infusions = [[(x.start, x.duration, x.amount) for x in reg.infusions(days=DAYS,
-                                                                              weight_kg=w)
-                      if x.agent == a] for a in problem.agents]
-        pk_list = [{key: float(getattr(inputs.pk, name)[i, j]) for key, name in PK_FIELDS.items()}
-                   | {"T_FIRST": float(first[j])} for j in range(len(problem.agents))]
+        infusions = [
+            [
+                (x.start, x.duration, x.amount)
+                for x in reg.infusions(days=DAYS, weight_kg=w)
+                if x.agent == a
+            ]
+            for a in problem.agents
+        ]
+        pk_list = [
+            {key: float(getattr(inputs.pk, name)[i, j]) for key, name in PK_FIELDS.items()}
+            | {"T_FIRST": float(first[j])}
+            for j in range(len(problem.agents))
+        ]
         pd = inputs.pd
-        out.append({
-            "weight_kg": w, "pk_list": pk_list, "infusions": infusions, "ec50": ec50,
-            "targets": targets, "theta": theta,
-            "pd": {"e0": float(pd.e0[i]), "a0": float(pd.a0[i]),
-                   "a_ctla4": float(pd.a_ctla4[i]), "g_pd1": float(pd.g_pd1[i]),
-                   "s": np.asarray(pd.susceptibility[i], float)},
-        })
+        out.append(
+            {
+                "weight_kg": w,
+                "pk_list": pk_list,
+                "infusions": infusions,
+                "ec50": ec50,
+                "targets": targets,
+                "theta": theta,
+                "pd": {
+                    "e0": float(pd.e0[i]),
+                    "a0": float(pd.a0[i]),
+                    "a_ctla4": float(pd.a_ctla4[i]),
+                    "g_pd1": float(pd.g_pd1[i]),
+                    "s": np.asarray(pd.susceptibility[i], float),
+                },
+            }
+        )
     return out
 
 
@@ -186,8 +255,17 @@ def patient_values(model, problem, regimen: str, pop, k: int) -> list[dict]:
 def scipy_states(v: dict) -> np.ndarray:
     from tests.scipy_reference import lsoda_irae
 
-    return lsoda_irae(v["pk_list"], v["infusions"], v["ec50"], v["targets"], v["pd"],
-                      v["theta"], np.arange(1.0, DAYS + 1.0), rtol=RTOL, atol=ATOL)
+    return lsoda_irae(
+        v["pk_list"],
+        v["infusions"],
+        v["ec50"],
+        v["targets"],
+        v["pd"],
+        v["theta"],
+        np.arange(1.0, DAYS + 1.0),
+        rtol=RTOL,
+        atol=ATOL,
+    )
 
 
 def time_scipy(values: list[dict]) -> float:
@@ -267,9 +345,11 @@ def antimony_model(problem, model, regimen: str) -> str:
         j = agents.index(inf.agent)
         r = f"R{'kg' if inf.unit == 'mg/kg' else 'mg'}{j}"
         end = float(inf.start + inf.duration)
-        lines += [f"  on{k}: at (time >= {float(inf.start)!r}), t0=false: "
-                  f"{r} = {float(inf.dose / inf.duration)!r}",
-                  f"  off{k}: at (time >= {end!r}), t0=false: {r} = 0"]
+        lines += [
+            f"  on{k}: at (time >= {float(inf.start)!r}), t0=false: "
+            f"{r} = {float(inf.dose / inf.duration)!r}",
+            f"  off{k}: at (time >= {end!r}), t0=false: {r} = 0",
+        ]
     lines.append("end")
     return "\n".join(lines)
 
@@ -335,8 +415,12 @@ def main(argv=None) -> None:
     parser.add_argument("--n-scipy", type=int, default=10, help="patients in the scipy loop")
     parser.add_argument("--n-rr", type=int, default=50, help="patients in the RoadRunner loop")
     parser.add_argument("--regimen", default=REGIMEN)
-    parser.add_argument("--dtype", choices=("float64", "float32"), default="float64",
-                        help="float32 only with --worker (x64 is process-wide)")
+    parser.add_argument(
+        "--dtype",
+        choices=("float64", "float32"),
+        default="float64",
+        help="float32 only with --worker (x64 is process-wide)",
+    )
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.dtype == "float32" and not args.worker:
@@ -353,8 +437,12 @@ def main(argv=None) -> None:
     ref = reference(model, problem, pop, N_CHECK)
     err64 = rel_err(fast_states(model, problem, take(pop, slice(0, N_CHECK))), ref)
     f64 = time_pdmodel(model, problem, pop_n) | {"max_rel_err": err64}
-    print(f"pdmodel f64: {f64['ms_per_patient']:.4f} ms/patient, compile {f64['compile_s']:.1f} s,"
-          f" err {err64:.1e}", flush=True)
+    inc64 = time_pdmodel(model, problem, pop_n, what="incidence") | {"max_rel_err": err64}
+    print(
+        f"pdmodel f64: {f64['ms_per_patient']:.4f} ms/patient, compile {f64['compile_s']:.1f} s,"
+        f" err {err64:.1e}",
+        flush=True,
+    )
     f32 = run_float32(args, pop)
     if f32 is not None:
         f32 = f32[0] | {"max_rel_err": rel_err(f32[1], ref)}
@@ -363,8 +451,11 @@ def main(argv=None) -> None:
 
     # scipy LSODA loop
     scipy_err = rel_err(np.stack([scipy_states(v) for v in values[:N_CHECK]]), ref)
-    scipy = {"n": args.n_scipy, "max_rel_err": scipy_err,
-             "ms_per_patient": 1e3 * time_scipy(values[: args.n_scipy])}
+    scipy = {
+        "n": args.n_scipy,
+        "max_rel_err": scipy_err,
+        "ms_per_patient": 1e3 * time_scipy(values[: args.n_scipy]),
+    }
     print(f"scipy: {scipy['ms_per_patient']:.1f} ms/patient, err {scipy_err:.1e}", flush=True)
 
     # libRoadRunner: load (SBML + LLVM JIT), check against the reference, then time
@@ -374,37 +465,65 @@ def main(argv=None) -> None:
     rr_check = np.stack([rr_states(rr, v) for v in values[:N_CHECK]])
     rr_err = rel_err(rr_check, ref)
     rr_err_de = rel_err(rr_check[..., [0, 3, 4, 5, 6, 7, 8]], ref[..., [0, 3, 4, 5, 6, 7, 8]])
-    print(f"RoadRunner check vs reference: max rel err {rr_err:.1e} (E and D: {rr_err_de:.1e})",
-          flush=True)
+    print(
+        f"RoadRunner check vs reference: max rel err {rr_err:.1e} (E and D: {rr_err_de:.1e})",
+        flush=True,
+    )
     if not rr_err < 1e-3:
         print("WARNING: RoadRunner disagrees with the reference", flush=True)
-    rrun = {"n": args.n_rr, "max_rel_err": rr_err, "max_rel_err_E_D": rr_err_de,
-            "load_s": rr_load, "ms_per_patient": 1e3 * time_rr(rr, values[: args.n_rr])}
+    rrun = {
+        "n": args.n_rr,
+        "max_rel_err": rr_err,
+        "max_rel_err_E_D": rr_err_de,
+        "load_s": rr_load,
+        "ms_per_patient": 1e3 * time_rr(rr, values[: args.n_rr]),
+    }
 
     base = f64["ms_per_patient"]
-    rows = [(f"pdmodel vmap f64 (N={args.n})", f64)]
+    rows = [(f"pdmodel vmap f64 (N={args.n})", f64),
+            (f"  + incidence curves f64 (N={args.n})", inc64)]
     if f32 is not None:
         rows.append((f"pdmodel vmap f32 (N={args.n})", f32))
-    rows += [(f"scipy LSODA loop (n={args.n_scipy})", scipy),
-             (f"libRoadRunner CVODE (n={args.n_rr})", rrun)]
-    print(f"\nregimen: {args.regimen}; {DAYS} days; reference: diffrax Tsit5 rtol 1e-10 "
-          f"({N_CHECK} patients)")
-    print(f"{'engine':34s} {'ms/patient':>11s} {'pdmodel f64 faster by':>22s} "
-          f"{'max rel err vs ref':>19s}")
+    rows += [
+        (f"scipy LSODA loop (n={args.n_scipy})", scipy),
+        (f"libRoadRunner CVODE (n={args.n_rr})", rrun),
+    ]
+    print(
+        f"\nregimen: {args.regimen}; {DAYS} days; reference: diffrax Tsit5 rtol 1e-10 "
+        f"({N_CHECK} patients)"
+    )
+    print(
+        f"{'engine':34s} {'ms/patient':>11s} {'pdmodel f64 faster by':>22s} "
+        f"{'max rel err vs ref':>19s}"
+    )
     for name, r in rows:
-        print(f"{name:34s} {r['ms_per_patient']:11.4f} {r['ms_per_patient'] / base:21.1f}x "
-              f"{r['max_rel_err']:19.1e}")
-    print(f"compile time pdmodel: f64 {f64['compile_s']:.1f} s"
-          + (f", f32 {f32['compile_s']:.1f} s" if f32 else "")
-          + f"; RoadRunner model load (SBML + LLVM JIT) {rr_load:.2f} s")
+        print(
+            f"{name:34s} {r['ms_per_patient']:11.4f} {r['ms_per_patient'] / base:21.1f}x "
+            f"{r['max_rel_err']:19.1e}"
+        )
+    print(
+        f"compile time pdmodel: f64 {f64['compile_s']:.1f} s"
+        + (f", f32 {f32['compile_s']:.1f} s" if f32 else "")
+        + f"; RoadRunner model load (SBML + LLVM JIT) {rr_load:.2f} s"
+    )
     for r in (scipy, rrun):
         r["pdmodel_faster_by"] = r["ms_per_patient"] / base
-    path = write_result("irae_population", {
-        "regimen": args.regimen, "days": DAYS, "rtol": RTOL, "atol": ATOL,
-        "error_metric": "max |x - ref| / (|ref| + 1e-2) over days 1..365 and 9 PD states, "
-                        f"first {N_CHECK} patients, ref = diffrax Tsit5 rtol 1e-10",
-        "pdmodel_f64": f64, "pdmodel_f32": f32, "scipy_lsoda": scipy, "roadrunner_cvode": rrun,
-    })
+    path = write_result(
+        "irae_population",
+        {
+            "regimen": args.regimen,
+            "days": DAYS,
+            "rtol": RTOL,
+            "atol": ATOL,
+            "error_metric": "max |x - ref| / (|ref| + 1e-2) over days 1..365 and 9 PD states, "
+            f"first {N_CHECK} patients, ref = diffrax Tsit5 rtol 1e-10",
+            "pdmodel_f64": f64,
+            "pdmodel_f64_incidence": inc64,
+            "pdmodel_f32": f32,
+            "scipy_lsoda": scipy,
+            "roadrunner_cvode": rrun,
+        },
+    )
     print(f"written {path}")
 
 

@@ -104,6 +104,11 @@ def dosing_grid(regimen: Regimen, agents: tuple[str, ...], days: int,
         r = inf.dose / inf.duration
         (rate_kg if inf.unit == "mg/kg" else rate)[hit, j] = r
         day[hit, j] = inf.start
+    # the solver relies on every cell being wholly infused or not at all (pk_step aligned=True)
+    length = cell_end - cell_start
+    partial = (on > 1e-12) | ((off > 1e-12) & (off < length[:, None] - 1e-12))
+    if np.any(partial):
+        raise AssertionError("dosing grid cells must not split an infusion (internal error)")
     return DosingGrid(
         edges=jnp.asarray(edges), cell_start=jnp.asarray(cell_start),
         cell_length=jnp.asarray(cell_end - cell_start), offset_on=jnp.asarray(on),

@@ -98,9 +98,11 @@ def simulate_patient(
     """
     pk = patient.pk
     thr = log_thresholds(model) + (model.sigma * patient.z_threshold)[:, None]
+    theta = jnp.exp(thr)  # the patient's own thresholds [organ, grade]; compare without logs
     stop = patient.stop_day  # treatment duration; the policy may shorten it
     n_sub = grid.substeps
-    vk = jax.vmap(partial(pk_step, mm=michaelis_menten), in_axes=(0, 0, None, None, 0, 0, 0, 0))
+    vk = jax.vmap(partial(pk_step, mm=michaelis_menten, aligned=True),
+                  in_axes=(0, 0, None, None, 0, 0, 0, 0))
 
     def pk_half(x_pk, k, stop, hold_from):
         day0 = grid.infusion_day[k]
@@ -135,8 +137,9 @@ def simulate_patient(
         x1 = pk_half(c.x_pk, k, c.stop, c.hold_from)
         x2 = pk_half(x1, k + 1, c.stop, c.hold_from)
         if policy.enabled:
-            q1 = pk_step(INFLIXIMAB, c.x_ifx, t, half, 0.0, 0.0, 0.0, 0.0, mm=False)
-            q2 = pk_step(INFLIXIMAB, q1, t + half, half, 0.0, 0.0, 0.0, 0.0, mm=False)
+            q1 = pk_step(INFLIXIMAB, c.x_ifx, t, half, 0.0, 0.0, 0.0, 0.0, mm=False, aligned=True)
+            q2 = pk_step(INFLIXIMAB, q1, t + half, half, 0.0, 0.0, 0.0, 0.0, mm=False,
+                         aligned=True)
         else:
             q1 = q2 = c.x_ifx
         # steroid courses start on step boundaries, so the dose is smooth within a step;
@@ -155,11 +158,10 @@ def simulate_patient(
         y = c.y + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
         d = y[3:]
         m = jnp.maximum(c.m, d)
-        logd = jnp.log(jnp.maximum(d, 1e-12))
-        crossed = logd[:, None] >= thr
+        crossed = d[:, None] >= theta
         onset = jnp.where(jnp.isinf(c.onset) & crossed, t1, c.onset)
         has_g2 = jnp.isfinite(onset[:, 1])
-        healed = has_g2 & jnp.isinf(c.resolution) & (logd < thr[:, 0])
+        healed = has_g2 & jnp.isinf(c.resolution) & (d < theta[:, 0])
         resolution = jnp.where(healed, t1, c.resolution)
         start, next_check, n_ifx, q = c.start, c.next_check, c.n_ifx, q2
         stop_now, hold_from, taper_from = c.stop, c.hold_from, c.taper_from
@@ -183,7 +185,7 @@ def simulate_patient(
                                    new_start + policy.escalate_after_days, next_check)
             start = new_start
             due = t1 >= next_check
-            gi_active = logd[GI] >= thr[GI, 1]
+            gi_active = d[GI] >= theta[GI, 1]
             give = due & gi_active & (n_ifx < policy.max_infliximab_doses)
             dose = policy.infliximab_dose * patient.weight_kg
             q = q.at[0].add(jnp.where(give, dose, 0.0))
@@ -192,8 +194,22 @@ def simulate_patient(
         return _Carry(x2, y, m, q, onset, resolution, start, next_check, n_ifx, stop_now,
                       hold_from, taper_from)
 
+    def plain_day(c: _Carry, j):
+        # no infusion edge inside the day: exactly steps_per_day equal steps, no padding
+        return jax.lax.scan(lambda c, ji: (advance(c, *ji, grid.edges[ji[0], ji[1]],
+                                                   grid.edges[ji[0], ji[1] + 1]), None),
+                            c, (jnp.full(steps_per_day, j), jnp.arange(steps_per_day)))[0]
+
+    def split_day(c: _Carry, j):
+        return jax.lax.scan(step, c, (jnp.full(n_sub, j), jnp.arange(n_sub)))[0]
+
     def day(c: _Carry, j):
-        c, _ = jax.lax.scan(step, c, (jnp.full(n_sub, j), jnp.arange(n_sub)))
+        # the predicate comes from the shared grid, so under vmap this is a real branch
+        if n_sub == steps_per_day:
+            c = plain_day(c, j)
+        else:
+            c = jax.lax.cond(grid.edges[j, steps_per_day] < j + 1.0 - 1e-9, split_day,
+                             plain_day, c, j)
         dose = policy.steroid(j + 1.0, c.start, c.taper_from)
         out = Daily(c.x_pk[:, 0] / pk.vc, c.y, c.m, dose, c.x_ifx[0] / INFLIXIMAB.vc)
         return c, out

@@ -121,6 +121,23 @@ class Population(eqx.Module):
             z_organ=jnp.zeros((n, len(ORGANS))), z_threshold=jnp.zeros((n, len(ORGANS))),
         )
 
+    def shard(self, devices=None) -> Population:
+        """Split the patients across ``devices`` (default: all of ``jax.devices()``).
+
+        Computations on the sharded population run on every device in parallel (several
+        GPUs, or CPU cores exposed as devices with
+        ``XLA_FLAGS=--xla_force_host_platform_device_count=N``). The population size must be a
+        multiple of the number of devices.
+        """
+        from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+        devices = list(jax.devices() if devices is None else devices)
+        if self.size % len(devices):
+            raise ValueError(f"cannot split {self.size} patients evenly across {len(devices)} "
+                             "devices; use a multiple of the device count")
+        sharding = NamedSharding(Mesh(np.array(devices), ("patient",)), PartitionSpec("patient"))
+        return jax.tree.map(lambda x: jax.device_put(x, sharding), self)
+
     def replace(self, **changes) -> Population:
         """A copy with some fields replaced (arrays broadcast to the population size)."""
         out = self

@@ -175,6 +175,11 @@ def fit(
     )
 
 
+from ._data import data_app  # noqa: E402
+
+app.add_typer(data_app, name="data")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()
