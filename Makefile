@@ -32,6 +32,7 @@ fit: $(STAMP)
 	$(VENV)/bin/pdmodel fit
 
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) -m benchmarks
 
 lint: $(STAMP)
