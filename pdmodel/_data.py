@@ -35,8 +35,9 @@ from ._regimen import Regimen, RegimenError
 
 __all__ = [
     "ColumnSpec", "DataError", "DataFileError", "DataIssue", "INCIDENCE_SCHEMA", "TIMING_SCHEMA",
-    "check_file", "data_app", "load_incidence", "load_management", "load_timing",
-    "read_incidence_csv", "validate_incidence", "validate_timing",
+    "bundled_incidence_as_schema", "check_file", "data_app", "format_issues", "load_incidence",
+    "load_management", "load_timing", "read_csv_cells", "read_incidence_csv",
+    "validate_incidence", "validate_timing",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -88,6 +89,15 @@ WEEKS_PER_YEAR = 12 * WEEKS_PER_MONTH
 
 _GRADE_ALIASES = {">=1": "any", "1+": "any", "all": "any", "≥1": "any", ">=2": "2+", "≥2": "2+",
                   "2-5": "2+", "2-4": "2+", ">=3": "3+", "≥3": "3+", "3-5": "3-5", "1-5": "any"}
+
+
+_ENDPOINT_ALIASES = {
+    "drug_related": "treatment_related", "drug-related": "treatment_related",
+    "treatment-related": "treatment_related", "trae": "treatment_related",
+    "irae": "immune_related", "immune-related": "immune_related",
+    "imae": "immune_mediated", "immune-mediated": "immune_mediated",
+    "all-cause": "all_cause", "any": "all_cause", "select_ae": "select",
+}
 
 
 def organ_model(term: str) -> str:
@@ -450,9 +460,10 @@ def _check_agents_regimen(r: _Row, *, regimen_required: bool, allow_unparsed: bo
             icis, _controls, bad = _split_agents(text)
             choices = list(AGENTS) + list(_BRANDS) + list(CONTROL_AGENTS)
             for b in bad:
-                what = "empty agent name" if not b else f"unknown agent '{b}'"
-                r.issue("agents", f"{what}{_hint(b, choices) if b else ''} in '{text}'; "
-                        f"known: {', '.join(AGENTS)}, or a control: {', '.join(CONTROL_AGENTS)}")
+                what = f"unknown agent '{b}'{_hint(b, choices)}" if b else "empty agent name"
+                where = f" in '{text}'" if "+" in text else ""
+                r.issue("agents", f"{what}{where}; known: {', '.join(AGENTS)} (or brand names), "
+                        f"and the controls {', '.join(CONTROL_AGENTS)}")
             if bad:
                 icis = None
             elif len(set(icis)) != len(icis):
@@ -492,8 +503,9 @@ def _check_organ_grade(r: _Row) -> None:
             r.issue("organ", f"organ '{s}' is not modelled by pdmodel (modelled: "
                     f"{', '.join(MODEL_ORGANS)} and their sub-terms)")
         elif low not in ORGAN_TERMS:
-            r.issue("organ", f"unknown organ '{s}'{_hint(low, ORGAN_TERMS)}; allowed: "
-                    f"{', '.join(t for t, o in ORGAN_TERMS.items() if o)}")
+            allowed = [t for t, o in ORGAN_TERMS.items() if o]
+            r.issue("organ", f"unknown organ '{s}'{_hint(low, allowed)}; allowed: "
+                    f"{', '.join(allowed)}")
     r.choice("grade", tuple(GRADE_BANDS), aliases=_GRADE_ALIASES, label="grade band")
 
 
@@ -550,7 +562,7 @@ def validate_incidence(df: pd.DataFrame, *, allow_unparsed_regimen: bool = False
             r.issue("endpoint", "endpoint 'fatal' (deaths or shares of fatal cases) is not an "
                     f"incidence endpoint for fitting; allowed: {', '.join(ENDPOINTS)}")
         else:
-            r.choice("endpoint", ENDPOINTS)
+            r.choice("endpoint", ENDPOINTS, aliases=_ENDPOINT_ALIASES)
         _check_organ_grade(r)
         f = r.number("followup_weeks")
         if f is not None and f <= 0:
@@ -693,6 +705,11 @@ def read_incidence_csv(path: str | Path, strict: bool = True) -> pd.DataFrame:
     for col in ("percent", "followup_weeks"):
         if col in out:
             out[col] = _to_float(out[col])
+    # a cell with an issue is <NA>, never a silently wrong number
+    index_of = dict(zip(df.attrs.get("lines", []), out.index, strict=True))
+    for i in issues:
+        if i.row in index_of and i.field in ("n", "events", "percent", "followup_weeks"):
+            out.loc[index_of[i.row], i.field] = pd.NA
     if "organ" in out:
         out["organ_model"] = [organ_model(t) for t in out["organ"]]
     if "grade" in out:
@@ -700,13 +717,13 @@ def read_incidence_csv(path: str | Path, strict: bool = True) -> pd.DataFrame:
         out["grade_min"] = pd.array([a for a, _ in rng], dtype="Int64")
         out["grade_max"] = pd.array([b for _, b in rng], dtype="Int64")
     if "n" in out:
-        ev = out["events"] if "events" in out else pd.Series(pd.NA, index=out.index)
-        pc = df["percent"] if "percent" in df else pd.Series("", index=out.index)
+        na = pd.Series(pd.NA, index=out.index)
         used = []
-        for e, p, n in zip(ev, pc, out["n"], strict=True):
+        for e, p, n in zip(out.get("events", na), out.get("percent", na), out["n"],
+                           strict=True):
             if not pd.isna(e):
                 used.append(int(e))
-            elif not pd.isna(n) and _number(_text(p)) is not None and 0 <= float(p) <= 100:
+            elif not pd.isna(p) and not pd.isna(n):
                 used.append(events_from_percent(_text(p), int(n)))
             else:
                 used.append(pd.NA)
