@@ -38,6 +38,7 @@ from ._rescue import ManagementPolicy as ManagementPolicy
 from ._simulate import IraeProblem as IraeProblem
 from ._simulate import incidence as incidence
 from ._simulate import incidence_array as incidence_array
+from ._simulate import resolution_summary as resolution_summary
 from ._simulate import simulate as simulate
 from ._simulate_pk import simulate_pk as simulate_pk
 
@@ -56,4 +57,5 @@ __all__ = [
     # irAE model
     "IraeModel", "PARAMETER_INFO", "ORGANS", "GRADES", "TUMOURS", "Population",
     "ManagementPolicy", "simulate", "incidence", "incidence_array", "IraeProblem",
+    "resolution_summary",
 ]

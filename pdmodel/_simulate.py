@@ -318,3 +318,46 @@ def incidence(
     if isinstance(grade, str):
         da = da.squeeze("grade", drop=True)
     return da
+
+
+def resolution_summary(trajectories: xr.Dataset) -> xr.Dataset:
+    """Resolution of grade >= 2 events, per organ, from :func:`simulate` output.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``patients_with_event`` (count), ``resolved`` (fraction resolved to grade <= 1 by the
+        end of the simulation), ``median_days_to_resolution`` (Kaplan-Meier median from the
+        grade-2 onset, unresolved patients censored at the last day; NaN if not reached), by
+        ``organ``.
+    """
+    horizon = float(trajectories.day.values[-1])
+    onset = trajectories.onset.sel(grade="2+").values  # [patient, organ]
+    resolution = trajectories.resolution.values
+    counts, fractions, medians = [], [], []
+    for j in range(onset.shape[1]):
+        had = np.isfinite(onset[:, j])
+        done = np.isfinite(resolution[:, j]) & had
+        time = np.where(done, resolution[:, j], horizon)[had] - onset[had, j]
+        counts.append(int(had.sum()))
+        fractions.append(float(done.sum() / had.sum()) if had.any() else np.nan)
+        medians.append(_km_median(time, done[had]))
+    organs = trajectories.organ.values
+    return xr.Dataset(
+        {"patients_with_event": ("organ", counts), "resolved": ("organ", fractions),
+         "median_days_to_resolution": ("organ", medians, {"units": "day"})},
+        coords={"organ": organs},
+    )
+
+
+def _km_median(time: np.ndarray, event: np.ndarray) -> float:
+    """Kaplan-Meier median of ``time`` with ``event`` False meaning censored."""
+    if time.size == 0:
+        return float("nan")
+    surv = 1.0
+    for t in np.unique(time[event]):
+        at_risk = np.sum(time >= t)
+        surv *= 1.0 - np.sum((time == t) & event) / at_risk
+        if surv <= 0.5:
+            return float(t)
+    return float("nan")

@@ -97,6 +97,9 @@ def test_rescue_lowers_grade3_and_speeds_resolution_delay_does_opposite():
     slow_g3, slow_ttr, _ = rescue_summary(ManagementPolicy(delay_days=14.0))
     assert fast_g3 < slow_g3 < none_g3
     assert fast_ttr < slow_ttr < none_ttr
+    summary = pdm.resolution_summary(ds)
+    assert summary.sel(organ="gi").resolved > 0.5
+    assert summary.sel(organ="gi").median_days_to_resolution < fast_ttr + 30
     treated = np.isfinite(ds.steroid_start.values)
     assert treated.any() and float(ds.steroid.max()) == pytest.approx(1.0)
     first_onset = np.nanmin(ds.onset.sel(grade="2+").values[treated], axis=1)
