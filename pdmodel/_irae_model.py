@@ -57,6 +57,8 @@ def _info(name, unit, description, source="assumed (prior mean; to be calibrated
 PARAMETER_INFO: dict[str, ParameterInfo] = {p.name: p for p in (
     _info("ec50_scale", "1", "in-vivo potency factors on the serum EC50s, per target "
           "(PD-1, PD-L1, CTLA-4)"),
+    _info("agent_effect", "1", "agent-level log deviation of each agent's effect from its "
+          "class effect, in pdmodel.AGENTS order (partial pooling)"),
     _info("a_ctla4", "1", "fold increase of autoreactive priming at full CTLA-4 occupancy"),
     _info("g_pd1", "1/day", "maximal expansion rate of autoreactive effectors at full PD-1 "
           "blockade"),
@@ -100,7 +102,8 @@ class IraeModel(eqx.Module):
     equations. ``IraeModel()`` gives the prior-mean defaults.
     """
 
-    ec50_scale: Float[Array, 3] = eqx.field(converter=jnp.asarray, default=(1.0, 1.0, 1.0))
+    ec50_scale: Float[Array, " target"] = eqx.field(converter=jnp.asarray, default=(1.0, 1.0, 1.0))
+    agent_effect: Float[Array, " agent"] = eqx.field(converter=jnp.asarray, default=(0.0,) * 8)
     a_ctla4: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=3.0)
     g_pd1: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.04)
     rho_pdl1: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.6)
@@ -108,29 +111,29 @@ class IraeModel(eqx.Module):
     e_max: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=8.0)
     k_p: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.05)
     k_a: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=math.log(2.0) / 21.0)
-    susceptibility: Float[Array, 6] = eqx.field(
+    susceptibility: Float[Array, " organ"] = eqx.field(
         converter=jnp.asarray, default=(0.043, 0.022, 0.007, 0.00092, 0.00106, 0.0004))
-    k_rep: Float[Array, 6] = eqx.field(
+    k_rep: Float[Array, " organ"] = eqx.field(
         converter=jnp.asarray, default=(0.10, 0.08, 0.05, 0.03, 0.02, 0.02))
-    w_ab: Float[Array, 6] = eqx.field(
+    w_ab: Float[Array, " organ"] = eqx.field(
         converter=jnp.asarray, default=(0.0, 0.0, 0.2, 0.0, 3.0, 2.0))
-    w_pd: Float[Array, 6] = eqx.field(
+    w_pd: Float[Array, " organ"] = eqx.field(
         converter=jnp.asarray, default=(0.0, 0.0, 0.0, 1.5, 0.0, 0.0))
-    w_ctla4: Float[Array, 6] = eqx.field(
+    w_ctla4: Float[Array, " organ"] = eqx.field(
         converter=jnp.asarray, default=(0.0, 0.0, 0.0, 0.0, 0.0, 5.0))
-    log_gap2: Float[Array, 6] = eqx.field(
+    log_gap2: Float[Array, " organ"] = eqx.field(
         converter=jnp.asarray, default=(1.0, 0.5, 0.3, 0.32, 0.9, 0.15))
-    log_gap3: Float[Array, 6] = eqx.field(
+    log_gap3: Float[Array, " organ"] = eqx.field(
         converter=jnp.asarray, default=(1.0, 0.5, 0.3, 0.32, 1.0, 0.15))
-    sigma: Float[Array, 6] = eqx.field(
+    sigma: Float[Array, " organ"] = eqx.field(
         converter=jnp.asarray, default=(0.7, 0.7, 0.7, 0.7, 0.7, 0.7))
     tau: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.1)
-    background: Float[Array, "6 3"] = eqx.field(
+    background: Float[Array, "organ grade"] = eqx.field(
         converter=jnp.asarray,
         default=((4e-4, 4e-5, 4e-6), (6e-4, 1.5e-4, 4e-5), (2e-4, 5e-5, 2e-5),
                  (5e-5, 2e-5, 5e-6), (2e-4, 5e-5, 1e-6), (1e-5, 5e-6, 1e-6)))
     ad_e0: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=1.5)
-    tumour_effect: Float[Array, "4 6"] = eqx.field(
+    tumour_effect: Float[Array, "tumour organ"] = eqx.field(
         converter=jnp.asarray, default=tuple((1.0,) * 6 for _ in TUMOURS))
     omega_g: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.6)
     omega_a: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.5)
@@ -153,6 +156,9 @@ class IraeModel(eqx.Module):
         if self.tumour_effect.shape != (len(TUMOURS), n):
             raise ValueError(f"IraeModel.tumour_effect must have shape ({len(TUMOURS)}, {n}) "
                              f"[tumour {TUMOURS}, organ], got {self.tumour_effect.shape}")
+        if self.agent_effect.shape != (8,):
+            raise ValueError("IraeModel.agent_effect must have shape (8,), one per agent in "
+                             f"pdmodel.AGENTS order, got {self.agent_effect.shape}")
         if self.ec50_scale.shape != (3,):
             raise ValueError("IraeModel.ec50_scale must have shape (3,) for PD-1, PD-L1, "
                              f"CTLA-4, got {self.ec50_scale.shape}")

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from ._immune import baseline_state, pd_rhs
 from ._irae_model import IraeModel
-from ._irae_solve import CTLA4, PD1, PDL1, PatientInputs
+from ._irae_solve import PatientInputs, drug_effects
 from ._pk_solve import SolverOptions
 from ._rescue import ManagementPolicy
 from ._simulate import IraeProblem
@@ -42,7 +42,7 @@ def reference_states(
     cell_off = grid.cell_start[:, None] + grid.offset_off
     rate = grid.rate_mg + grid.rate_mg_per_kg * patient.weight_kg
     rate = jnp.where(grid.infusion_day < patient.stop_day, rate, 0.0)
-    ec50 = problem.ec50 * model.ec50_scale[problem.target_index]
+    ec50, agent_weight = problem.potency(model)
     n_agent = len(problem.agents)
     taper_from = steroid_start + policy.full_dose_days
     corners = steroid_start + jnp.array([0.0, policy.full_dose_days,
@@ -59,12 +59,10 @@ def reference_states(
         elim = cl * conc + pk.vmax * jnp.maximum(conc, 0.0) / (pk.km + jnp.maximum(conc, 0.0))
         dist = pk.q * (conc - x[:, 1] / pk.vp)
         dx = jnp.stack([r - elim - dist, dist], axis=-1)
-        load = (jnp.maximum(conc, 0.0) / ec50) @ problem.targets
-        occ = load / (1.0 + load)
+        f_c, f_p = drug_effects(model, conc, ec50, problem.targets, agent_weight)
         dose = policy.steroid(t, steroid_start, taper_from)
         i_sys = model.steroid_imax * dose / (dose + model.steroid_ed50)
-        dpd = pd_rhs(model, patient.pd, pd, occ[CTLA4], occ[PD1] + model.rho_pdl1 * occ[PDL1],
-                     i_sys, 0.0)
+        dpd = pd_rhs(model, patient.pd, pd, f_c, f_p, i_sys, 0.0)
         return jnp.concatenate([dx.ravel(), dpd])
 
     y0 = jnp.concatenate([jnp.zeros(2 * n_agent), baseline_state(patient.pd)])

@@ -73,6 +73,19 @@ class _Carry(NamedTuple):
     taper_from: jnp.ndarray
 
 
+def drug_effects(model: IraeModel, conc, ec50, targets, agent_weight):
+    """CTLA-4 and PD-1/PD-L1 drug effects ``(f_C, f_P)`` from concentrations [agent] (mg/L).
+
+    Competitive binding per target; each agent's bound share is weighted by its agent-level
+    deviation from the class effect: ``f_X = Σ_i w_i·x_i / (1 + Σ_i x_i)``, ``x_i = C_i/EC50_i``
+    (plain occupancy when all ``w_i = 1``).
+    """
+    x = jnp.maximum(conc, 0.0) / ec50
+    load = x @ targets
+    eff = ((x * agent_weight) @ targets) / (1.0 + load)
+    return eff[CTLA4], eff[PD1] + model.rho_pdl1 * eff[PDL1]
+
+
 def log_thresholds(model: IraeModel) -> jnp.ndarray:
     """Median log thresholds ``[organ, grade]`` (grade 1 at log 1 = 0)."""
     lt2 = model.log_gap2
@@ -85,6 +98,7 @@ def simulate_patient(
     grid: DosingGrid,
     ec50: jnp.ndarray,
     targets: jnp.ndarray,
+    agent_weight: jnp.ndarray,
     policy: ManagementPolicy,
     *,
     steps_per_day: int,
@@ -93,6 +107,7 @@ def simulate_patient(
     """Simulate one patient over ``grid.n_days`` days.
 
     ``ec50`` [agent] in mg/L (already scaled); ``targets`` [agent, target] one-hot;
+    ``agent_weight`` [agent]: each agent's effect relative to its class (``exp(agent_effect)``);
     ``steps_per_day`` aligns steroid courses to step boundaries; ``michaelis_menten=False``
     (static) skips target-mediated elimination when no agent has it.
     """
@@ -113,9 +128,7 @@ def simulate_patient(
 
     def effects(x_pk):
         conc = x_pk[:, 0] / pk.vc
-        load = (jnp.maximum(conc, 0.0) / ec50) @ targets
-        occ = load / (1.0 + load)
-        return occ[CTLA4], occ[PD1] + model.rho_pdl1 * occ[PDL1]
+        return drug_effects(model, conc, ec50, targets, agent_weight)
 
     def suppression(t, start, taper_from, x_ifx):
         dose = policy.steroid(t, start, taper_from)

@@ -16,7 +16,7 @@ import numpy as np
 import xarray as xr
 from jax.scipy.special import ndtr
 
-from ._agents import TARGETS, get_agent
+from ._agents import AGENTS, TARGETS, get_agent
 from ._dosing_grid import DosingGrid, dosing_grid
 from ._immune import PatientPD
 from ._irae_model import GRADES, ORGANS, IraeModel
@@ -47,6 +47,7 @@ class IraeProblem(eqx.Module):
     ec50: jnp.ndarray
     targets: jnp.ndarray
     target_index: jnp.ndarray
+    agent_index: jnp.ndarray
     chol: tuple[jnp.ndarray, ...]
 
     @classmethod
@@ -84,6 +85,7 @@ class IraeProblem(eqx.Module):
             ec50=jnp.array([pot[a].ec50 for a in agents]),
             targets=target_matrix(agents),
             target_index=jnp.array([TARGETS.index(get_agent(a).target) for a in agents]),
+            agent_index=jnp.array([list(AGENTS).index(a) for a in agents]),
             chol=tuple(chol),
         )
 
@@ -111,14 +113,19 @@ class IraeProblem(eqx.Module):
         )
         return PatientInputs(pk, pd, pop.weight_kg, pop.stop_day, pop.z_threshold)
 
+    def potency(self, model: IraeModel) -> tuple[jnp.ndarray, jnp.ndarray]:
+        """In-vivo EC50 (mg/L) and agent-effect weight of each agent of the regimen."""
+        ec50 = self.ec50 * model.ec50_scale[self.target_index]
+        return ec50, jnp.exp(model.agent_effect[self.agent_index])
+
     def run(self, model: IraeModel, pop: Population,
             policy: ManagementPolicy) -> tuple[Daily, Events]:
         """Simulate every patient (``vmap``); arrays gain a leading ``patient`` axis."""
         inputs = self.patient_inputs(model, pop)
-        ec50 = self.ec50 * model.ec50_scale[self.target_index]
+        ec50, weight = self.potency(model)
 
         def one(p):
-            return simulate_patient(model, p, self.grid, ec50, self.targets, policy,
+            return simulate_patient(model, p, self.grid, ec50, self.targets, weight, policy,
                                     steps_per_day=self.steps_per_day,
                                     michaelis_menten=any(s.typical.get("VMAX", 0.0) > 0
                                                          for s in self.specs))

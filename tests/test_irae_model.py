@@ -247,3 +247,15 @@ def test_population_and_model_validation():
         IraeModel(susceptibility=(1.0, 2.0))
     with pytest.raises(ValueError, match="trigger_grade"):
         ManagementPolicy(trigger_grade=1)
+
+
+def test_agent_effect_is_agent_specific():
+    i = list(pdm.AGENTS).index("nivolumab")
+    raised = IraeModel(agent_effect=np.eye(8)[i] * 0.5)
+    pop = Population.sample(jax.random.key(5), 200)
+
+    def g3(model, regimen):
+        return float(incidence(model, regimen, pop, days=120, grade="3+").isel(day=-1))
+
+    assert g3(raised, "nivolumab 240 mg q2w") > 1.2 * g3(MODEL, "nivolumab 240 mg q2w")
+    assert g3(raised, "pembrolizumab 200 mg q3w") == g3(MODEL, "pembrolizumab 200 mg q3w")
