@@ -53,11 +53,13 @@ class DosingGrid(eqx.Module):
         return self.edges.shape[1] - 1
 
 
-def step_edges(regimen: Regimen, days: int, steps_per_day: int, refine: int = 4) -> np.ndarray:
+def step_edges(regimen: Regimen, days: int, steps_per_day: int, refine: int = 4,
+               width: int | None = None) -> np.ndarray:
     """Sub-step boundaries ``[day, sub + 1]``: equal steps split at infusion starts and ends.
 
     Occupancy saturates within minutes of an infusion start, so each infusion is also cut
     geometrically at ``T/2, T/4, ..., T/2**refine`` to keep the Runge-Kutta stages accurate.
+    ``width`` pads every day to that many boundaries (to stack several regimens).
     """
     fractions = (0.0, 1.0) + tuple(0.5**k for k in range(1, refine + 1))
     breaks = np.array(sorted({inf.start + f * inf.duration
@@ -69,7 +71,10 @@ def step_edges(regimen: Regimen, days: int, steps_per_day: int, refine: int = 4)
         inside = breaks[(breaks > j) & (breaks < j + 1)]
         far = [b for b in inside if np.min(np.abs(base - b)) > 1e-9]
         per_day.append(np.unique(np.concatenate([base, far])))
-    width = max(len(p) for p in per_day)
+    needed = max(len(p) for p in per_day)
+    if width is not None and width < needed:
+        raise ValueError(f"width={width} is smaller than the {needed} boundaries a day needs")
+    width = needed if width is None else width
     out = np.empty((days, width))
     for j, p in enumerate(per_day):
         out[j, : len(p)] = p
@@ -78,9 +83,12 @@ def step_edges(regimen: Regimen, days: int, steps_per_day: int, refine: int = 4)
 
 
 def dosing_grid(regimen: Regimen, agents: tuple[str, ...], days: int,
-                steps_per_day: int, refine: int = 4) -> DosingGrid:
-    """Resolve ``regimen``'s infusions (starting before ``days``) onto the solver's grid."""
-    edges = step_edges(regimen, days, steps_per_day, refine)
+                steps_per_day: int, refine: int = 4, width: int | None = None) -> DosingGrid:
+    """Resolve ``regimen``'s infusions (starting before ``days``) onto the solver's grid.
+
+    ``agents`` may list more names than the regimen doses (padding columns get no input).
+    """
+    edges = step_edges(regimen, days, steps_per_day, refine, width)
     lo, hi = edges[:, :-1].ravel(), edges[:, 1:].ravel()
     mid = 0.5 * (lo + hi)
     cell_start = np.stack([lo, mid], axis=1).ravel()

@@ -238,5 +238,5 @@ def simulate_patient(
         hold_from=jnp.asarray(jnp.inf, dtype), taper_from=jnp.asarray(jnp.inf, dtype),
     )
     assert init.y.shape == (N_PD,)
-    final, daily = jax.lax.scan(day, init, jnp.arange(grid.n_days))
+    final, daily = jax.lax.scan(jax.checkpoint(day), init, jnp.arange(grid.n_days))
     return daily, Events(final.onset, final.resolution, final.start, final.n_ifx)

@@ -1,0 +1,292 @@
+"""Observation model: training arms from the incidence data, and the log-likelihood.
+
+Each data row is the number of patients ``y`` of ``n`` in one trial arm with an irAE of one
+organ (or any organ) in one grade band, under one reporting definition (endpoint). The model
+predicts it at the arm's horizon (docs/model.md §5):
+
+* per virtual patient i, organ o, grade ≥ g: drug-related probability ``p_iog`` (§4.3, natural
+  course) and background probability ``q_og = 1 − exp(−background_og · T)``;
+* counted under endpoint e and term t: ``P_iog = 1 − (1 − κ_e·λ_t·p_iog)(1 − β_e·λ_t·q_og)``
+  with ``κ_e`` the fraction of drug events and ``β_e`` of background events that definition
+  counts, ``λ_t`` the share of the organ's events reported under a specific term (1 for organ
+  groups); "any organ" combines organs within each patient;
+* bands: ``P(lo ≤ grade ≤ hi) = P(≥lo) − P(≥hi+1)`` (grade 4/5 are not resolved, so ``3-4``
+  and ``3-5`` both use ``P(≥3)``; single grades 3, 4, 5 are not used);
+* ``y ~ BetaBinomial(n, μ·φ, (1 − μ)·φ)`` with ``μ`` the population mean of ``P_iog``, ``φ``
+  the concentration (between-trial heterogeneity).
+
+Regimens whose doses the source does not print are simulated at the label regimen of their
+agents (``REPRESENTATIVE_REGIMEN``); control arms need no simulation (background only).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+from jax.scipy.special import gammaln, ndtr
+
+from ._data import load_incidence
+from ._dosing_grid import DosingGrid, dosing_grid, step_edges
+from ._irae_model import ORGANS, IraeModel
+from ._irae_solve import log_thresholds, simulate_patient
+from ._params import ENDPOINTS, TERMS, FitSpec, Params
+from ._pk import TwoCompartmentPK
+from ._population import Population
+from ._regimen import Regimen
+from ._rescue import ManagementPolicy
+from ._simulate import IraeProblem
+
+REPRESENTATIVE_REGIMEN: dict[str, str] = {
+    "nivolumab": "nivolumab 3 mg/kg q2w",
+    "pembrolizumab": "pembrolizumab 200 mg q3w",
+    "ipilimumab": "ipilimumab 3 mg/kg q3w x4",
+    "nivolumab;ipilimumab": "nivolumab 1 mg/kg + ipilimumab 3 mg/kg q3w x4, then "
+                            "nivolumab 3 mg/kg q2w",
+    "atezolizumab": "atezolizumab 1200 mg q3w",
+    "tremelimumab": "tremelimumab 10 mg/kg q4w x7, then tremelimumab 10 mg/kg q12w",
+}
+"""Label regimen used for arms whose source does not print the doses (assumption)."""
+
+HORIZON_DAYS = 365
+"""Assumed reporting horizon of every arm (the curated data give no usable follow-up)."""
+
+MEDIAN_TREATMENT_DAYS = 125.0
+"""Assumed median treatment duration (exponential stop times): 4.1 months, Brahmer 2024
+pooled pembrolizumab safety (man-0043); the atezolizumab label pool (36% > 6 months, man-0035)
+implies 4.1 months as well."""
+
+
+class Observations(NamedTuple):
+    """Training rows ``[row]``, stored as tuples (hashable: part of the static design)."""
+
+    row_id: tuple[str, ...]
+    regimen: tuple[int, ...]  # index into Design.regimens, -1 for control arms
+    organ: tuple[int, ...]  # 0 = any, 1.. = ORGANS
+    lo: tuple[int, ...]  # lowest grade of the band, 1..3
+    upper: tuple[int, ...]  # grade whose P(>=) is subtracted: 3 for band 1-2, else 0 (none)
+    endpoint: tuple[int, ...]  # index into ENDPOINTS
+    term: tuple[int, ...]  # index into TERMS, -1 for an organ group
+    n: tuple[int, ...]
+    y: tuple[int, ...]
+
+    def arrays(self) -> Observations:
+        """The same rows with numpy arrays (for indexing)."""
+        return Observations(self.row_id, *(np.asarray(x) for x in self[1:]))
+
+
+class StackedRegimens(eqx.Module):
+    """Several regimens padded to common shapes (agents, sub-steps) and stacked on a leading
+    ``regimen`` axis, so one ``vmap`` simulates them all and the fit compiles once.
+
+    The PK of every patient is precomputed (it does not depend on fitted parameters).
+    """
+
+    grid: DosingGrid
+    pk: TwoCompartmentPK  # [regimen, patient, agent]
+    ec50: jnp.ndarray  # [regimen, agent] serum EC50, mg/L
+    targets: jnp.ndarray  # [regimen, agent, target]
+    target_index: jnp.ndarray  # [regimen, agent]
+    agent_index: jnp.ndarray  # [regimen, agent]
+    steps_per_day: int = eqx.field(static=True)
+    michaelis_menten: bool = eqx.field(static=True)
+
+
+class Design(eqx.Module):
+    """Everything fixed during a fit: regimens, their stacked problem, population, data."""
+
+    regimens: tuple[str, ...] = eqx.field(static=True)
+    stacked: StackedRegimens
+    population: Population
+    obs: Observations = eqx.field(static=True)
+    horizon: int = eqx.field(static=True)
+
+
+def stack_regimens(regimens: tuple[str, ...], pop: Population, *, days: int,
+                   steps_per_day: int, refine: int) -> StackedRegimens:
+    """Prepare ``regimens`` for one batched simulation of ``pop``."""
+    parsed = [Regimen.parse(t) for t in regimens]
+    n_agent = max(len(r.agents) for r in parsed)
+    width = max(step_edges(r, days, steps_per_day, refine).shape[1] for r in parsed)
+    problems = [IraeProblem.build(r, days=days, steps_per_day=steps_per_day, refine=refine)
+                for r in parsed]
+    grids, pks, ec50, targets, tidx, aidx = [], [], [], [], [], []
+    for r, prob in zip(parsed, problems, strict=True):
+        pad = n_agent - len(r.agents)
+        agents = r.agents + ("",) * pad
+        grids.append(dosing_grid(r, agents, days, steps_per_day, refine, width))
+        pk = prob.patient_inputs(IraeModel(), pop).pk  # [patient, agent]
+        pks.append(jax.tree.map(
+            lambda x, pad=pad: jnp.concatenate([x] + [x[:, :1]] * pad, axis=1), pk))
+        ec50.append(jnp.concatenate([prob.ec50, jnp.ones(pad)]))
+        targets.append(jnp.concatenate([prob.targets, jnp.zeros((pad, 3))]))
+        tidx.append(jnp.concatenate([prob.target_index, jnp.zeros(pad, int)]))
+        aidx.append(jnp.concatenate([prob.agent_index, jnp.zeros(pad, int)]))
+    mm = any(s.typical.get("VMAX", 0.0) > 0 for prob in problems for s in prob.specs)
+
+    def stack(*xs):
+        return jnp.stack(xs)
+
+    return StackedRegimens(
+        grid=jax.tree.map(stack, *grids), pk=jax.tree.map(stack, *pks),
+        ec50=jnp.stack(ec50), targets=jnp.stack(targets), target_index=jnp.stack(tidx),
+        agent_index=jnp.stack(aidx), steps_per_day=steps_per_day, michaelis_menten=mm)
+
+
+def _band(gmin: int, gmax: int) -> tuple[int, int] | None:
+    if gmin in (1, 2, 3) and gmax == 5:
+        return gmin, 0
+    if (gmin, gmax) == (3, 4):
+        return 3, 0
+    if (gmin, gmax) == (1, 2):
+        return 1, 3
+    return None
+
+
+def _sim_regimen(row) -> str | None:
+    if row["arm_class"] == "control" or not isinstance(row["agents_model"], str):
+        return None
+    if row["regimen_parsed"] == 1:
+        return row["regimen"]
+    text = str(row["regimen"]).split(" + gp100")[0]
+    try:
+        return str(Regimen.parse(text))
+    except ValueError:
+        return REPRESENTATIVE_REGIMEN[row["agents_model"]]
+
+
+def select_rows(df: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Rows used for fitting: ``fit_default == 1`` with a grade band the model resolves."""
+    df = load_incidence() if df is None else df
+    df = df[df["fit_default"] == 1].copy()
+    keep = [_band(int(a), int(b)) is not None for a, b in zip(df.grade_min, df.grade_max,
+                                                              strict=True)]
+    return df[keep]
+
+
+def build_design(
+    df: pd.DataFrame | None = None,
+    *,
+    patients: int = 64,
+    days: int = HORIZON_DAYS,
+    seed: int = 0,
+    steps_per_day: int = 1,
+    refine: int = 1,
+    tumour: str = "melanoma",
+) -> Design:
+    """Training design from incidence rows (default: the bundled data, ``select_rows``)."""
+    rows = select_rows(df)
+    regimens: list[str] = []
+    fields = {k: [] for k in Observations._fields}
+    for _, r in rows.iterrows():
+        text = _sim_regimen(r)
+        if text is not None and text not in regimens:
+            regimens.append(text)
+        lo, upper = _band(int(r.grade_min), int(r.grade_max))
+        organ = r.organ_model
+        fields["row_id"].append(r.row_id)
+        fields["regimen"].append(-1 if text is None else regimens.index(text))
+        fields["organ"].append(0 if organ == "any" else 1 + ORGANS.index(organ))
+        fields["lo"].append(lo)
+        fields["upper"].append(upper)
+        fields["endpoint"].append(ENDPOINTS.index(r.endpoint))
+        fields["term"].append(TERMS.index(r.organ) if r.term_level == "specific" else -1)
+        fields["n"].append(int(r.n))
+        fields["y"].append(int(r.events_used))
+    obs = Observations(row_id=tuple(fields.pop("row_id")),
+                       **{k: tuple(int(x) for x in v) for k, v in fields.items()})
+    max_agents = max(len(Regimen.parse(t).agents) for t in regimens)
+    pop = Population.sample(jax.random.key(seed), patients, tumour=tumour,
+                            median_duration_days=MEDIAN_TREATMENT_DAYS, max_agents=max_agents)
+    stacked = stack_regimens(tuple(regimens), pop, days=days, steps_per_day=steps_per_day,
+                             refine=refine)
+    return Design(regimens=tuple(regimens), stacked=stacked, population=pop, obs=obs,
+                  horizon=days)
+
+
+def drug_probabilities(params: Params, design: Design) -> jnp.ndarray:
+    """Per-patient drug-related probabilities at the horizon ``[regimen, patient, organ, g]``."""
+    model = params.model
+    st = design.stacked
+    pop = design.population
+    dummy = IraeProblem.build(design.regimens[0], days=1)  # only for patient_inputs' PD part
+    pd_inputs = dummy.patient_inputs(model, pop)
+    policy = ManagementPolicy.none()
+
+    def regimen(args):
+        grid, pk, ec50, targets, tidx, aidx = args
+        ec50 = ec50 * model.ec50_scale[tidx]
+        weight = jnp.exp(model.agent_effect[aidx])
+
+        def patient(pk_i, inputs_i):
+            p = inputs_i._replace(pk=pk_i)
+            daily, _ = simulate_patient(model, p, grid, ec50, targets, weight, policy,
+                                        steps_per_day=st.steps_per_day,
+                                        michaelis_menten=st.michaelis_menten)
+            return daily.max_injury[-1]
+
+        return jax.vmap(patient)(pk, pd_inputs)
+
+    # lax.map (a loop over regimens) rather than vmap: the grid stays unbatched inside, so the
+    # solver's branches on it remain real branches, and the body is compiled once
+    m = jax.lax.map(regimen, (st.grid, st.pk, st.ec50, st.targets, st.target_index,
+                              st.agent_index))  # [regimen, patient, organ]
+    x = jnp.log(jnp.maximum(m, 1e-12))[..., None] - log_thresholds(model)
+    return ndtr(x / jnp.sqrt(model.sigma[:, None] ** 2 + model.tau**2))
+
+
+def predicted_probability(params: Params, design: Design, p_drug=None) -> jnp.ndarray:
+    """Model mean ``μ`` of every observation row ``[row]``."""
+    p_drug = drug_probabilities(params, design) if p_drug is None else p_drug
+    o = design.obs.arrays()
+    model, obsp = params.model, params.obs
+    q = -jnp.expm1(-model.background * design.horizon)  # [organ, grade]
+    kappa = obsp.endpoint_drug[o.endpoint]  # [row]
+    beta = obsp.endpoint_background[o.endpoint]
+    lam = jnp.where(o.term >= 0, obsp.term_fraction[np.maximum(o.term, 0)], 1.0)
+    # control arms: no drug
+    n_patients = design.population.size
+    p_rows = jnp.where((o.regimen >= 0)[:, None, None, None],
+                       p_drug[np.maximum(o.regimen, 0)],
+                       jnp.zeros((1, n_patients, len(ORGANS), 3)))  # [row, patient, organ, g]
+    k = (kappa * lam)[:, None, None, None]
+    b = (beta * lam)[:, None, None, None]
+    per = 1.0 - (1.0 - k * p_rows) * (1.0 - b * q[None, None])  # [row, patient, organ, g]
+    anyo = 1.0 - jnp.prod(1.0 - per, axis=2)  # [row, patient, g]
+    organ_idx = np.maximum(o.organ - 1, 0)
+    rows = np.arange(len(o.n))
+    chosen = jnp.where((o.organ == 0)[:, None, None], anyo,
+                       per[rows, :, organ_idx])  # [row, patient, g]
+    mean = jnp.mean(chosen, axis=1)  # [row, g]
+    p_lo = mean[rows, o.lo - 1]
+    p_up = jnp.where(o.upper > 0, mean[rows, np.maximum(o.upper, 1) - 1], 0.0)
+    return jnp.clip(p_lo - p_up, 1e-9, 1.0 - 1e-9)
+
+
+def _betaln(a, b):
+    # jax.scipy.special.betaln loses ~1e-7 relative accuracy here; the gammaln form does not
+    return gammaln(a) + gammaln(b) - gammaln(a + b)
+
+
+def beta_binomial_logpmf(y, n, mu, phi):
+    """log BetaBinomial(y | n, μφ, (1 − μ)φ)."""
+    a, b = mu * phi, (1.0 - mu) * phi
+    log_choose = gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)
+    return log_choose + _betaln(y + a, n - y + b) - _betaln(a, b)
+
+
+def log_likelihood(params: Params, design: Design) -> jnp.ndarray:
+    """Pointwise log-likelihood of every observation row ``[row]`` (for LOO as well)."""
+    mu = predicted_probability(params, design)
+    o = design.obs.arrays()
+    return beta_binomial_logpmf(jnp.asarray(o.y, float), jnp.asarray(o.n, float), mu,
+                                params.obs.concentration)
+
+
+def log_density(u: jnp.ndarray, spec: FitSpec, design: Design) -> jnp.ndarray:
+    """Unnormalised log posterior of the unconstrained vector ``u`` — used by every fitter."""
+    return spec.log_prior(u) + jnp.sum(log_likelihood(spec.to_params(u), design))

@@ -1,0 +1,104 @@
+"""Maximum a posteriori fits with optax: Adam, then L-BFGS, from several starts.
+
+Works on any log-density of an unconstrained vector (``pdmodel._likelihood.log_density``).
+Starts are the prior centre plus draws from the prior (explicit key); each start runs through
+the same compiled optimiser in turn (memory stays that of one start), and the best is returned
+together with every start's result so multi-modality is visible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+class MapResult(NamedTuple):
+    """Result of :func:`map_fit`."""
+
+    u: jnp.ndarray  # best unconstrained vector
+    log_density: jnp.ndarray  # its log posterior
+    starts_u: jnp.ndarray  # [start, parameter] optimum reached from each start
+    starts_log_density: jnp.ndarray  # [start]
+    grad_norm: jnp.ndarray  # [start] final gradient norm
+
+
+def map_fit(
+    log_density: Callable[[jnp.ndarray], jnp.ndarray],
+    u0: jnp.ndarray,
+    key,
+    *,
+    scale: jnp.ndarray | float = 1.0,
+    starts: int = 4,
+    adam_steps: int = 300,
+    adam_lr: float = 0.05,
+    lbfgs_steps: int = 100,
+    progress: Callable[[int, int], None] | None = None,
+) -> MapResult:
+    """Maximise ``log_density`` from ``u0`` and ``starts - 1`` prior draws ``u0 + scale·z``.
+
+    ``progress(done, total)`` is called on the host after each start (for progress bars).
+    """
+    n = u0.shape[0]
+    z = jax.random.normal(key, (max(starts - 1, 0), n))
+    inits = jnp.concatenate([u0[None], u0[None] + jnp.asarray(scale) * z])
+
+    def loss(u):
+        return -log_density(u)
+
+    value_and_grad = jax.value_and_grad(loss)
+    adam = optax.adam(adam_lr)
+    lbfgs = optax.lbfgs()
+
+    def adam_step(carry, _):
+        u, state = carry
+        v, g = value_and_grad(u)
+        g = jnp.where(jnp.isfinite(g), g, 0.0)
+        updates, state = adam.update(g, state, u)
+        return (optax.apply_updates(u, updates), state), v
+
+    def lbfgs_step(carry, _):
+        u, state = carry
+        v, g = optax.value_and_grad_from_state(loss)(u, state=state)
+        updates, state = lbfgs.update(g, state, u, value=v, grad=g, value_fn=loss)
+        return (optax.apply_updates(u, updates), state), v
+
+    @jax.jit
+    def one(u):
+        (u, _), _ = jax.lax.scan(adam_step, (u, adam.init(u)), None, length=adam_steps)
+        (u, _), _ = jax.lax.scan(lbfgs_step, (u, lbfgs.init(u)), None, length=lbfgs_steps)
+        v, g = value_and_grad(u)
+        return u, -v, jnp.linalg.norm(g)
+
+    results = []
+    for k in range(inits.shape[0]):
+        results.append(one(inits[k]))
+        if progress is not None:
+            progress(k + 1, inits.shape[0])
+    us = jnp.stack([r[0] for r in results])
+    lds = jnp.stack([r[1] for r in results])
+    gn = jnp.stack([r[2] for r in results])
+    best = jnp.argmax(jnp.where(jnp.isfinite(lds), lds, -jnp.inf))
+    return MapResult(us[best], lds[best], us, lds, gn)
+
+
+def laplace_scale(log_density: Callable[[jnp.ndarray], jnp.ndarray], u: jnp.ndarray,
+                  step: float = 1e-4):
+    """Posterior SDs and covariance of the unconstrained parameters at the mode (Laplace).
+
+    The Hessian is the central difference of the (compiled) gradient, symmetrised: 2·n
+    gradient calls, far cheaper to compile than forward-over-reverse through the ODE solver.
+    """
+    grad = jax.jit(jax.grad(log_density))
+    n = u.shape[0]
+    cols = []
+    for k in range(n):
+        e = jnp.zeros(n).at[k].set(step)
+        cols.append((grad(u + e) - grad(u - e)) / (2 * step))
+    h = jnp.stack(cols, axis=1)
+    h = 0.5 * (h + h.T)
+    cov = jnp.linalg.inv(-h)
+    return jnp.sqrt(jnp.diag(cov)), cov

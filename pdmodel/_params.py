@@ -1,0 +1,233 @@
+"""Fitted parameters: which ones, their priors on the natural scale, and the one place where
+they map to and from the unconstrained vector optimisers and samplers see.
+
+A :class:`FitSpec` lists :class:`FittedParameter` entries — a field of :class:`IraeModel` or of
+:class:`ObservationParams` (the observation model's nuisance parameters), the elements fitted,
+a prior, and the transform (``log`` for positive values, ``logit`` for fractions, ``identity``
+otherwise). Everything not listed stays at its default. Priors are log-normal / logit-normal
+around the documented defaults (docs/model.md §5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.stats import norm
+
+from ._irae_model import ORGANS, IraeModel
+
+ENDPOINTS: tuple[str, ...] = ("treatment_related", "immune_related", "immune_mediated",
+                              "select", "all_cause")
+"""Reporting definitions of the incidence data (shared/data README)."""
+
+TERMS: tuple[str, ...] = ("rash", "pruritus", "diarrhea", "colitis", "hepatitis", "pneumonitis",
+                          "hypothyroidism", "hyperthyroidism", "hypophysitis")
+"""Specific terms reported as a fraction of their organ's events."""
+
+
+class ObservationParams(eqx.Module):
+    """Nuisance parameters of the observation model (natural scale).
+
+    Attributes
+    ----------
+    endpoint_drug : fraction of the model's drug-related events counted under each endpoint
+        (``ENDPOINTS`` order; treatment-related is the reference, fixed at 1).
+    endpoint_background : fraction of background (drug-independent) events counted under each
+        endpoint (all-cause counts them all).
+    term_fraction : fraction of an organ's events reported under each specific term (``TERMS``).
+    concentration : beta-binomial concentration φ (between-trial heterogeneity; larger = less).
+    """
+
+    endpoint_drug: jnp.ndarray = eqx.field(converter=jnp.asarray,
+                                           default=(1.0, 0.8, 0.6, 0.8, 1.0))
+    endpoint_background: jnp.ndarray = eqx.field(converter=jnp.asarray,
+                                                 default=(0.3, 0.1, 0.05, 0.2, 1.0))
+    term_fraction: jnp.ndarray = eqx.field(
+        converter=jnp.asarray, default=(0.6, 0.5, 0.9, 0.35, 0.8, 0.95, 0.8, 0.4, 0.95))
+    concentration: jnp.ndarray = eqx.field(converter=jnp.asarray, default=50.0)
+
+
+class Params(eqx.Module):
+    """Everything the log-density depends on: the irAE model and the observation model."""
+
+    model: IraeModel = IraeModel()
+    obs: ObservationParams = ObservationParams()
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Prior of one (vector of) parameter(s) on the natural scale.
+
+    ``dist``: ``lognormal`` (``median``, ``sd`` of log), ``logitnormal`` (``median``, ``sd`` of
+    logit), ``normal`` (mean ``median``, ``sd``). ``median`` may be a vector.
+    """
+
+    dist: str
+    median: tuple[float, ...] | float
+    sd: float
+
+    def __post_init__(self):
+        if self.dist not in ("lognormal", "logitnormal", "normal"):
+            raise ValueError(f"unknown prior distribution {self.dist!r}; expected lognormal, "
+                             "logitnormal or normal")
+        if not self.sd > 0:
+            raise ValueError(f"prior sd must be > 0, got {self.sd!r}")
+
+    @property
+    def transform(self) -> str:
+        """Unconstrained transform matching the support."""
+        return {"lognormal": "log", "logitnormal": "logit", "normal": "identity"}[self.dist]
+
+    def location(self) -> jnp.ndarray:
+        """Prior centre on the unconstrained scale."""
+        return _forward(self.transform, jnp.asarray(self.median, dtype=float))
+
+    def log_density(self, u: jnp.ndarray) -> jnp.ndarray:
+        """Log prior density at unconstrained ``u``, including the change-of-variables term,
+        so it is the density of ``u`` itself (what samplers need)."""
+        return jnp.sum(norm.logpdf(u, self.location(), self.sd))
+
+
+def _forward(transform: str, x):
+    if transform == "log":
+        return jnp.log(x)
+    if transform == "logit":
+        return jnp.log(x) - jnp.log1p(-x)
+    return x
+
+
+def _inverse(transform: str, u):
+    if transform == "log":
+        return jnp.exp(u)
+    if transform == "logit":
+        return jax.nn.sigmoid(u)
+    return u
+
+
+@dataclass(frozen=True)
+class FittedParameter:
+    """One fitted field: ``group`` is ``"model"`` or ``"obs"``, ``index`` selects elements
+    (``None`` = the whole field), ``prior`` on the natural scale."""
+
+    group: str
+    field: str
+    prior: Prior
+    index: tuple[int, ...] | None = None
+
+    @property
+    def name(self) -> str:
+        """``field`` or ``field[i]`` label for reports."""
+        if self.index is None:
+            return self.field
+        return f"{self.field}[{','.join(map(str, self.index))}]"
+
+
+def _idx(*i):
+    return tuple(i)
+
+
+def _default_entries() -> tuple[FittedParameter, ...]:
+    m = IraeModel()
+    o = ObservationParams()
+    wide, mid, narrow = 1.0, 0.7, 0.5
+
+    def organwise(field, sd):
+        values = np.asarray(getattr(m, field))
+        return [FittedParameter("model", field, Prior("lognormal", float(values[j]), sd), _idx(j))
+                for j in range(len(ORGANS)) if values[j] > 0]
+
+    entries = [
+        FittedParameter("model", "a_ctla4", Prior("lognormal", float(m.a_ctla4), mid)),
+        FittedParameter("model", "g_pd1", Prior("lognormal", float(m.g_pd1), mid)),
+        FittedParameter("model", "rho_pdl1", Prior("logitnormal", float(m.rho_pdl1), wide)),
+        FittedParameter("model", "k_e", Prior("lognormal", float(m.k_e), narrow)),
+        *organwise("susceptibility", wide),
+        *organwise("k_rep", narrow),
+        *organwise("log_gap2", narrow),
+        *organwise("log_gap3", narrow),
+        *organwise("w_ab", mid),
+        *organwise("w_pd", mid),
+        *organwise("w_ctla4", mid),
+    ]
+    bg = np.asarray(m.background)
+    entries += [FittedParameter("model", "background", Prior("lognormal", float(bg[j, g]), wide),
+                                _idx(j, g)) for j in range(len(ORGANS)) for g in range(3)]
+    entries += [FittedParameter("model", "agent_effect", Prior("normal", 0.0, 0.3), _idx(i))
+                for i in range(8)]
+    for e, name in enumerate(ENDPOINTS):
+        if name not in ("treatment_related", "all_cause"):
+            entries.append(FittedParameter(
+                "obs", "endpoint_drug", Prior("logitnormal", float(o.endpoint_drug[e]), wide),
+                _idx(e)))
+        if name != "all_cause":
+            entries.append(FittedParameter(
+                "obs", "endpoint_background",
+                Prior("logitnormal", float(o.endpoint_background[e]), wide), _idx(e)))
+    entries += [FittedParameter("obs", "term_fraction",
+                                Prior("logitnormal", float(o.term_fraction[t]), wide), _idx(t))
+                for t in range(len(TERMS))]
+    entries.append(FittedParameter("obs", "concentration",
+                                   Prior("lognormal", float(o.concentration), wide)))
+    return tuple(entries)
+
+
+class FitSpec(eqx.Module):
+    """Which parameters are fitted, their priors, and the unconstrained vector layout."""
+
+    entries: tuple[FittedParameter, ...] = eqx.field(static=True)
+    base: Params
+
+    @classmethod
+    def default(cls, base: Params | None = None, *, fixed: tuple[str, ...] = ()) -> FitSpec:
+        """The documented default fit; fields named in ``fixed`` are held at ``base``."""
+        entries = tuple(e for e in _default_entries() if e.field not in fixed)
+        return cls(entries=entries, base=Params() if base is None else base)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Label of each entry of the unconstrained vector."""
+        return tuple(e.name for e in self.entries)
+
+    @property
+    def size(self) -> int:
+        """Length of the unconstrained vector."""
+        return len(self.entries)
+
+    def to_params(self, u: jnp.ndarray) -> Params:
+        """Unconstrained vector → natural-scale :class:`Params` (differentiable)."""
+        p = self.base
+        for k, e in enumerate(self.entries):
+            value = _inverse(e.prior.transform, u[k])
+
+            def where(t, e=e):
+                return getattr(getattr(t, e.group), e.field)
+
+            leaf = where(p)
+            new = value if e.index is None else leaf.at[e.index].set(value)
+            p = eqx.tree_at(where, p, jnp.asarray(new, dtype=leaf.dtype))
+        return p
+
+    def to_unconstrained(self, p: Params) -> jnp.ndarray:
+        """Natural-scale :class:`Params` → unconstrained vector."""
+        out = []
+        for e in self.entries:
+            leaf = getattr(getattr(p, e.group), e.field)
+            x = leaf if e.index is None else leaf[e.index]
+            out.append(_forward(e.prior.transform, x))
+        return jnp.stack(out)
+
+    def prior_location(self) -> jnp.ndarray:
+        """Unconstrained vector at every prior's centre."""
+        return jnp.stack([e.prior.location() for e in self.entries])
+
+    def prior_scale(self) -> jnp.ndarray:
+        """Prior SD of each unconstrained entry."""
+        return jnp.array([e.prior.sd for e in self.entries])
+
+    def log_prior(self, u: jnp.ndarray) -> jnp.ndarray:
+        """Log prior density of the unconstrained vector."""
+        return jnp.sum(norm.logpdf(u, self.prior_location(), self.prior_scale()))
