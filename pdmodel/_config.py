@@ -176,7 +176,7 @@ class ModelConfig:
     steps_per_day: int = 1
     refine: int = 1
     days: int = 730
-    patients: int = 64
+    patients: int = 32
     tumour: str = "melanoma"
     pk_models: FrozenDict = field(default_factory=FrozenDict)
     fixed: tuple[str, ...] = ()
@@ -199,10 +199,10 @@ class MapConfig:
         L-BFGS iterations after Adam.
     """
 
-    starts: int = 4
-    adam_steps: int = 300
+    starts: int = 2
+    adam_steps: int = 150
     adam_lr: float = 0.05
-    lbfgs_steps: int = 100
+    lbfgs_steps: int = 40
 
 
 @dataclass(frozen=True)

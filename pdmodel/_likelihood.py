@@ -107,13 +107,13 @@ class Design(eqx.Module):
 
 
 def stack_regimens(regimens: tuple[str, ...], pop: Population, *, days: int,
-                   steps_per_day: int, refine: int) -> StackedRegimens:
+                   steps_per_day: int, refine: int, models=None) -> StackedRegimens:
     """Prepare ``regimens`` for one batched simulation of ``pop``."""
     parsed = [Regimen.parse(t) for t in regimens]
     n_agent = max(len(r.agents) for r in parsed)
     width = max(step_edges(r, days, steps_per_day, refine).shape[1] for r in parsed)
-    problems = [IraeProblem.build(r, days=days, steps_per_day=steps_per_day, refine=refine)
-                for r in parsed]
+    problems = [IraeProblem.build(r, days=days, steps_per_day=steps_per_day, refine=refine,
+                                  models=models) for r in parsed]
     grids, pks, ec50, targets, tidx, aidx = [], [], [], [], [], []
     for r, prob in zip(parsed, problems, strict=True):
         pad = n_agent - len(r.agents)
@@ -177,6 +177,7 @@ def build_design(
     steps_per_day: int = 1,
     refine: int = 1,
     tumour: str = "melanoma",
+    models=None,
 ) -> Design:
     """Training design from incidence rows (default: the bundled data, ``select_rows``)."""
     rows = select_rows(df)
@@ -203,7 +204,7 @@ def build_design(
     pop = Population.sample(jax.random.key(seed), patients, tumour=tumour,
                             median_duration_days=MEDIAN_TREATMENT_DAYS, max_agents=max_agents)
     stacked = stack_regimens(tuple(regimens), pop, days=days, steps_per_day=steps_per_day,
-                             refine=refine)
+                             refine=refine, models=models)
     return Design(regimens=tuple(regimens), stacked=stacked, population=pop, obs=obs,
                   horizon=days)
 

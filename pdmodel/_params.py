@@ -220,6 +220,10 @@ class FitSpec(eqx.Module):
             out.append(_forward(e.prior.transform, x))
         return jnp.stack(out)
 
+    def natural_values(self, u: jnp.ndarray) -> jnp.ndarray:
+        """Natural-scale value of each entry (same order as :attr:`names`)."""
+        return jnp.stack([_inverse(e.prior.transform, u[k]) for k, e in enumerate(self.entries)])
+
     def prior_location(self) -> jnp.ndarray:
         """Unconstrained vector at every prior's centre."""
         return jnp.stack([e.prior.location() for e in self.entries])

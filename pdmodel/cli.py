@@ -167,17 +167,31 @@ def fit(
     config: Annotated[Path, typer.Argument(help="Fit configuration (TOML).")] = Path(
         "fits/default.toml"
     ),
+    resume: Annotated[
+        bool, typer.Option(help="Continue a killed run in the same folder from its checkpoints.")
+    ] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key, e.g. --set map.starts=1 "
+                     "(repeatable)."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Fit the irAE model to the bundled incidence data (arrives with the calibration issue)."""
-    typer.echo(
-        "no fitting yet: calibration to incidence data is not implemented in this version "
-        f"(config {config} not read). PK simulation is available: pdmodel simulate --help"
-    )
+    """Calibrate the irAE model to the bundled incidence data (MAP + Laplace approximation)
+    and write a run folder with parameters, incidence curves, predictive checks and plots."""
+    _setup_jax()
+    from ._config import ConfigError, apply_overrides, load_config
+    from ._fit import run_fit
+    from ._runio import RunFolderError
 
-
-from ._data import data_app  # noqa: E402
-
-app.add_typer(data_app, name="data")
+    try:
+        cfg = load_config(config)
+        if set_:
+            cfg = apply_overrides(cfg, list(set_))
+        out = run_fit(cfg, resume=resume, progress=progress, echo=typer.echo)
+    except (ConfigError, RunFolderError, FileNotFoundError) as err:
+        _fail(str(err))
+    typer.echo(f"results written to {out}")
 
 
 def main() -> None:
