@@ -108,14 +108,17 @@ def run_fit(config: FitConfig, *, resume: bool = False, progress: bool = True,
              f"{np.round(saved[0]['starts_log_density'], 2).tolist()})")
         lap = run.load_checkpoint("laplace") if run.resume else None
         if lap is None:
-            sd, cov = laplace_scale(ld, u_map)
-            lap = ({"sd": np.asarray(sd), "cov": np.asarray(cov)}, {})
+            sd, cov, nonconcave = laplace_scale(ld, u_map)
+            lap = ({"sd": np.asarray(sd), "cov": np.asarray(cov),
+                    "nonconcave": np.asarray(nonconcave)}, {})
             run.save_checkpoint("laplace", lap[0])
         cov = np.asarray(lap[0]["cov"])
         n_draws = min(config.nuts.draws, MAX_DRAWS)
         draws = _laplace_draws(u_map, cov, jax.random.fold_in(key, 2), n_draws)
         echo(f"Laplace approximation: {n_draws} draws; computing curves and checks")
-        files = _results(config, spec, design, u_map, lap[0]["sd"], draws, saved[0], progress)
+        extra = {"laplace_nonconcave_directions": int(lap[0]["nonconcave"])}
+        files = _results(config, spec, design, u_map, lap[0]["sd"], draws, saved[0] | extra,
+                         progress)
         return run.publish(files)
 
 
@@ -162,6 +165,7 @@ def _results(config, spec, design, u_map, sd, draws, map_arrays, progress) -> di
         "method": "MAP + Laplace approximation (not NUTS)",
         "map_log_posterior_by_start": np.asarray(map_arrays["starts_log_density"]).tolist(),
         "map_grad_norm_by_start": np.asarray(map_arrays["grad_norm"]).tolist(),
+        "laplace_nonconcave_directions": int(map_arrays["laplace_nonconcave_directions"]),
         "ppc_coverage_90": float(covered.mean()),
         "rows": int(len(n)), "draws": int(len(draws)), "seed": config.seed,
     }

@@ -85,12 +85,23 @@ def map_fit(
     return MapResult(us[best], lds[best], us, lds, gn)
 
 
+class Laplace(NamedTuple):
+    """Gaussian approximation at the mode (unconstrained scale)."""
+
+    sd: jnp.ndarray
+    cov: jnp.ndarray
+    nonconcave: int  # directions where the log-density is not strictly concave
+
+
 def laplace_scale(log_density: Callable[[jnp.ndarray], jnp.ndarray], u: jnp.ndarray,
-                  step: float = 1e-4):
-    """Posterior SDs and covariance of the unconstrained parameters at the mode (Laplace).
+                  step: float = 1e-4) -> Laplace:
+    """Laplace approximation of the posterior at the mode ``u``.
 
     The Hessian is the central difference of the (compiled) gradient, symmetrised: 2·n
     gradient calls, far cheaper to compile than forward-over-reverse through the ODE solver.
+    Directions of non-negative curvature (a ridge, or not quite at the mode) would give a
+    negative variance; there the magnitude of the curvature is used (SoftAbs-like, floored at
+    1e-6) and they are counted in ``nonconcave`` so reports can flag them.
     """
     grad = jax.jit(jax.grad(log_density))
     n = u.shape[0]
@@ -99,6 +110,8 @@ def laplace_scale(log_density: Callable[[jnp.ndarray], jnp.ndarray], u: jnp.ndar
         e = jnp.zeros(n).at[k].set(step)
         cols.append((grad(u + e) - grad(u - e)) / (2 * step))
     h = jnp.stack(cols, axis=1)
-    h = 0.5 * (h + h.T)
-    cov = jnp.linalg.inv(-h)
-    return jnp.sqrt(jnp.diag(cov)), cov
+    w, v = jnp.linalg.eigh(-0.5 * (h + h.T))
+    nonconcave = int(jnp.sum(w <= 0))
+    w = jnp.maximum(jnp.abs(w), 1e-6)
+    cov = (v / w) @ v.T
+    return Laplace(jnp.sqrt(jnp.diag(cov)), cov, nonconcave)

@@ -1,0 +1,47 @@
+"""`pdmodel fit` end to end with tiny settings, resume, and config errors."""
+
+import json
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from pdmodel.cli import app
+
+TINY = [
+    "--set", "map.starts=1", "--set", "map.adam_steps=2", "--set", "map.lbfgs_steps=1",
+    "--set", "model.patients=4", "--set", "output.weeks=2", "--set", "nuts.draws=3",
+    "--set", 'output.curves_regimens=["nivolumab 240 mg q2w"]',
+    "--set", 'model.fixed=["susceptibility", "k_rep", "log_gap2", "log_gap3", "background", '
+             '"agent_effect", "w_ab", "w_pd", "w_ctla4"]',
+    "--no-progress",
+]
+
+
+def test_fit_smoke_run_writes_results_and_resumes(tmp_path):
+    out = tmp_path / "run"
+    args = ["fit", "fits/default.toml", *TINY, "--set", f"output.folder={out}"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    results = out / "results"
+    for name in ("parameters.csv", "curves.csv", "ppc.csv", "diagnostics.json", "posterior.nc",
+                 "plots/curves.png", "plots/ppc.png"):
+        assert (results / name).is_file(), name
+    diag = json.loads((results / "diagnostics.json").read_text())
+    assert diag["rows"] > 100 and 0 <= diag["ppc_coverage_90"] <= 1
+    curves = pd.read_csv(results / "curves.csv")
+    assert set(curves.grade) == {"any", "2+", "3+"} and curves["upper"].max() <= 1
+    assert (out / "config.toml").is_file() and (out / "versions.json").is_file()
+    # same config again without --resume is refused (it would overwrite the run) ...
+    again = CliRunner().invoke(app, args + ["--set", "seed=1"])
+    assert again.exit_code == 2 and "--resume" in again.output
+    # ... and --resume reuses the checkpoints
+    resumed = CliRunner().invoke(app, args + ["--resume"])
+    assert resumed.exit_code == 0, resumed.output
+
+
+def test_fit_rejects_a_broken_config_naming_the_key(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[nuts]\ndraw = 10\n")
+    res = CliRunner().invoke(app, ["fit", str(bad)])
+    assert res.exit_code == 2
+    assert "nuts.draw" in res.output and "nuts.draws" in res.output
