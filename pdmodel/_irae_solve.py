@@ -1,7 +1,8 @@
 """The fast fixed-grid solver of the full model, one patient at a time (``vmap`` for many).
 
-Per step of ``dt`` days (default 0.25): the PK of every agent advances exactly in two half
-steps (``pdmodel._pk_step``), occupancy is evaluated at the start, middle and end of the step,
+Per step (default 0.5 day, shorter where the grid is split at infusions): the PK of every
+agent advances exactly in two half steps (``pdmodel._pk_step``), occupancy is evaluated at the
+start, middle and end of the step,
 and the PD state takes one classical Runge-Kutta-4 step with those inputs. Steroid exposure is
 a known function of time; infliximab PK is linear and propagated exactly. The running maximum
 of each organ's injury, the per-patient grade crossings (with the patient's own threshold draw)

@@ -194,6 +194,11 @@ def fit(
     typer.echo(f"results written to {out}")
 
 
+from ._data import data_app  # noqa: E402
+
+app.add_typer(data_app, name="data")
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

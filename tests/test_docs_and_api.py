@@ -44,3 +44,12 @@ def test_cli_incidence_curves_json():
     curve = doc["incidence"]["any"]["3+"]
     assert len(curve) == len(doc["day"]) and curve[0] == 0.0
     assert all(b >= a for a, b in zip(curve, curve[1:], strict=False)) and curve[-1] < 1
+
+
+def test_cli_has_every_documented_command():
+    out = CliRunner().invoke(app, ["--help"]).output
+    for command in ("agents", "simulate", "fit", "data"):
+        assert command in out, command
+    readme = (ROOT / "README.md").read_text()
+    for command in ("pdmodel agents", "pdmodel simulate", "pdmodel fit", "pdmodel data check"):
+        assert command in readme, command
