@@ -11,7 +11,7 @@ A run folder holds::
 
 Every file is written to a temporary name in its folder, fsynced and renamed, so a killed run
 leaves either the old or the new file. ``results/`` is built in a sibling folder
-``<run>.tmp-XXXX/results`` and swapped in by renames; an interrupted swap is repaired the next
+``<run>.tmp-<random>/results`` and swapped in by renames; an interrupted swap is repaired the next
 time the folder is locked.
 """
 
@@ -597,7 +597,7 @@ class RunFolder:
     def publish(self, files: Mapping[str, FileContent]) -> Path:
         """Replace ``results/`` as a whole by ``files``; a reader sees all old or all new files.
 
-        The files are written (and fsynced) into ``<run>.tmp-XXXX/results/``; then the old
+        The files are written (and fsynced) into ``<run>.tmp-<random>/results/``; then the old
         ``results/`` is renamed into that temporary folder, the new one renamed in, and the
         temporary folder deleted. Any error before the swap leaves the old results untouched.
 
