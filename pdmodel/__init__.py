@@ -8,6 +8,9 @@ from ._agents import AGENTS as AGENTS
 from ._agents import TARGETS as TARGETS
 from ._agents import Agent as Agent
 from ._agents import get_agent as get_agent
+from ._fitresult import Fit as Fit
+from ._fitresult import FitLoadError as FitLoadError
+from ._fitresult import load_fit as load_fit
 from ._irae_model import GRADES as GRADES
 from ._irae_model import ORGANS as ORGANS
 from ._irae_model import PARAMETER_INFO as PARAMETER_INFO
@@ -58,4 +61,6 @@ __all__ = [
     "IraeModel", "PARAMETER_INFO", "ORGANS", "GRADES", "TUMOURS", "Population",
     "ManagementPolicy", "simulate", "incidence", "incidence_array", "IraeProblem",
     "resolution_summary",
+    # calibrated fits
+    "load_fit", "Fit", "FitLoadError",
 ]

@@ -28,12 +28,16 @@ from ._data import load_incidence
 from ._irae_model import GRADES
 from ._likelihood import build_design, log_density, predicted_probability
 from ._map import laplace_scale, map_fit
-from ._params import FitSpec, Prior
+from ._params import ENDPOINTS, FitSpec, Prior
 from ._population import Population
 from ._regimen import Regimen
 from ._rescue import ManagementPolicy
 from ._runio import RunFolder
-from ._simulate import ORGAN_CHOICES, IraeProblem, incidence_array
+from ._simulate import ORGAN_CHOICES, IraeProblem, incidence_from_max
+
+CURVE_ENDPOINT = ENDPOINTS.index("immune_related")
+"""Curves are reported as trials report immune-related adverse events (background included at
+the fitted immune-related attribution)."""
 
 MAX_DRAWS = 200
 """At most this many draws (``nuts.draws`` otherwise) from the Laplace approximation are used
@@ -191,7 +195,13 @@ def _curves(config, spec, draws, progress) -> pd.DataFrame:
                                 tumour=config.model.tumour, max_agents=len(reg.agents))
 
         def one(u, prob=prob, pop=pop):
-            return incidence_array(spec.to_params(u).model, prob, pop, ManagementPolicy.none())
+            params = spec.to_params(u)
+            none = ManagementPolicy.none()
+            daily, _ = prob.run(params.model, pop, none)
+            return incidence_from_max(params.model, daily.max_injury, pop, none,
+                                      drug_weight=params.obs.endpoint_drug[CURVE_ENDPOINT],
+                                      background_weight=params.obs.endpoint_background[
+                                          CURVE_ENDPOINT])
 
         inc = np.asarray(jax.lax.map(jax.jit(one), jnp.asarray(draws)))  # [draw, day, o, g]
         qs = np.quantile(inc, [alpha, 0.5, 1 - alpha], axis=0)
@@ -199,10 +209,10 @@ def _curves(config, spec, draws, progress) -> pd.DataFrame:
         for oi, organ in enumerate(ORGAN_CHOICES):
             for gi, grade in enumerate(GRADES):
                 for d in range(0, days, 7):
-                    rows.append((text, organ, grade, d + 1, mean[d, oi, gi], qs[0, d, oi, gi],
-                                 qs[1, d, oi, gi], qs[2, d, oi, gi]))
-    return pd.DataFrame(rows, columns=["regimen", "organ", "grade", "day", "mean", "lower",
-                                       "median", "upper"])
+                    rows.append((text, organ, grade, "immune_related", d + 1, mean[d, oi, gi],
+                                 qs[0, d, oi, gi], qs[1, d, oi, gi], qs[2, d, oi, gi]))
+    return pd.DataFrame(rows, columns=["regimen", "organ", "grade", "endpoint", "day", "mean",
+                                       "lower", "median", "upper"])
 
 
 def _png(fig) -> bytes:

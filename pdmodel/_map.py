@@ -75,7 +75,7 @@ def map_fit(
 
     results = []
     for k in range(inits.shape[0]):
-        results.append(one(inits[k]))
+        results.append(jax.block_until_ready(one(inits[k])))
         if progress is not None:
             progress(k + 1, inits.shape[0])
     us = jnp.stack([r[0] for r in results])

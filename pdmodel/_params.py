@@ -54,8 +54,9 @@ class ObservationParams(eqx.Module):
 class Params(eqx.Module):
     """Everything the log-density depends on: the irAE model and the observation model."""
 
-    model: IraeModel = IraeModel()
-    obs: ObservationParams = ObservationParams()
+    # factories, not instances: defaults are built at call time, after any float64 switch
+    model: IraeModel = eqx.field(default_factory=IraeModel)
+    obs: ObservationParams = eqx.field(default_factory=ObservationParams)
 
 
 @dataclass(frozen=True)

@@ -160,10 +160,13 @@ def incidence_array(
     return incidence_from_max(model, m, pop, policy, background=background, days=days)
 
 
-def incidence_from_max(model, max_injury, pop, policy, *, background=True, days=None):
+def incidence_from_max(model, max_injury, pop, policy, *, background=True, days=None,
+                       drug_weight=1.0, background_weight=1.0):
     """Incidence ``[day, organ_choice, grade]`` from running maxima ``[patient, day, organ]``.
 
     ``days`` (days since the first dose, for the background hazard) defaults to 1, 2, ...
+    ``drug_weight``/``background_weight``: fractions of drug-related and background events a
+    reporting definition counts (κ_e, β_e of docs/model.md §5.2; 1 and 1 = all events).
     """
     log_m = jnp.log(jnp.maximum(max_injury, 1e-12))[..., None]
     x = log_m - log_thresholds(model)
@@ -173,11 +176,12 @@ def incidence_from_max(model, max_injury, pop, policy, *, background=True, days=
         p = ndtr((x - z) / model.tau)
     else:
         p = ndtr(x / jnp.sqrt(model.sigma[:, None] ** 2 + model.tau**2))
+    p = drug_weight * p
     if background:
         if days is None:
             days = jnp.arange(1, max_injury.shape[1] + 1, dtype=p.dtype)
         p_bg = -jnp.expm1(-model.background[None, None] * days[None, :, None, None])
-        p = 1.0 - (1.0 - p) * (1.0 - p_bg)
+        p = 1.0 - (1.0 - p) * (1.0 - background_weight * p_bg)
     p_any = 1.0 - jnp.prod(1.0 - p, axis=2, keepdims=True)
     per_patient = jnp.concatenate([p_any, p], axis=2)
     return jnp.mean(per_patient, axis=0)

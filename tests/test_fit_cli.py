@@ -3,8 +3,10 @@
 import json
 
 import pandas as pd
+import pytest
 from typer.testing import CliRunner
 
+import pdmodel as pdm
 from pdmodel.cli import app
 
 TINY = [
@@ -37,6 +39,28 @@ def test_fit_smoke_run_writes_results_and_resumes(tmp_path):
     # ... and --resume reuses the checkpoints
     resumed = CliRunner().invoke(app, args + ["--resume"])
     assert resumed.exit_code == 0, resumed.output
+    # the run folder is a fit that predict and load_fit read
+    pred = CliRunner().invoke(app, ["predict", "--regimen", "ipilimumab 3 mg/kg q3w x4",
+                                    "--fit", str(out), "--weeks", "3", "--grade", "3+",
+                                    "--format", "json"])
+    assert pred.exit_code == 0, pred.output
+    doc = json.loads(pred.stdout)
+    assert set(doc) == {"regimen", "organ", "grade", "days", "mean", "lower", "upper",
+                        "interval", "fit"}
+    assert doc["interval"] == 0.9 and len(doc["days"]) == 21 == len(doc["mean"])
+    assert all(lo <= hi for lo, hi in zip(doc["lower"], doc["upper"], strict=True))
+    fit = pdm.load_fit(out)
+    ds = fit.incidence("nivolumab 240 mg q2w", days=14, organ="skin", grade="any",
+                       covariates={"preexisting_ad": 1.0})
+    assert ds["mean"].dims == ("day",) and float(ds["mean"][-1]) >= float(ds["mean"][0])
+
+
+def test_load_fit_errors_are_clear(tmp_path):
+    with pytest.raises(pdm.FitLoadError, match="config.toml missing"):
+        pdm.load_fit(tmp_path)
+    res = CliRunner().invoke(app, ["predict", "--regimen", "nivolumab 240 mg q2w", "--fit",
+                                   str(tmp_path)])
+    assert res.exit_code == 2 and "not a fit" in res.output
 
 
 def test_fit_rejects_a_broken_config_naming_the_key(tmp_path):

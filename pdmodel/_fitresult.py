@@ -1,0 +1,139 @@
+"""Load a fit's run folder and predict calibrated incidence curves from it.
+
+``load_fit(path)`` reads ``config.toml`` and ``results/posterior.nc`` of a run folder written
+by ``pdmodel fit`` (or the committed ``fits/reference``); :meth:`Fit.incidence` simulates a
+regimen for every posterior draw and returns the posterior mean curve and the interval of the
+incidence *proportion a trial arm of typical size would report* (beta-binomial posterior
+predictive, so between-trial heterogeneity and binomial noise are included).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+
+from ._config import FitConfig, load_config
+from ._irae_model import GRADES
+from ._params import ENDPOINTS, FitSpec
+from ._population import Population
+from ._regimen import Regimen
+from ._rescue import ManagementPolicy
+from ._simulate import ORGAN_CHOICES, IraeProblem, incidence_from_max
+
+TYPICAL_ARM_SIZE = 300
+"""Patients in the 'typical trial arm' of predictive intervals (CheckMate 067 arms: 313-315)."""
+
+
+class FitLoadError(ValueError):
+    """A run folder that cannot be read as a fit (missing, corrupt or from another version)."""
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A calibrated fit: its config, parameterisation and posterior draws (unconstrained)."""
+
+    path: Path
+    config: FitConfig
+    spec: FitSpec
+    draws: np.ndarray  # [draw, parameter]
+    method: str
+
+    def incidence(
+        self,
+        regimen: Regimen | str,
+        days: int = 365,
+        organ: str = "any",
+        grade: str = "any",
+        covariates: dict | None = None,
+        *,
+        endpoint: str = "immune_related",
+        interval: float = 0.9,
+        arm_size: int = TYPICAL_ARM_SIZE,
+        patients: int | None = None,
+        seed: int = 0,
+    ) -> xr.Dataset:
+        """Posterior incidence curve of ``organ`` × ``grade`` for ``regimen`` (days 1..days).
+
+        ``covariates`` are keyword arguments of :meth:`Population.sample` (e.g.
+        ``{"preexisting_ad": 1.0}``, ``{"tumour": "nsclc"}``, ``{"weight_kg": 60}``);
+        ``endpoint`` is the reporting definition (``ENDPOINTS``). Returns ``mean``, ``lower``,
+        ``upper`` (central ``interval`` of the proportion reported by an arm of ``arm_size``)
+        and ``median`` by ``day``.
+        """
+        if organ not in ORGAN_CHOICES:
+            raise ValueError(f"unknown organ {organ!r}; expected one of {ORGAN_CHOICES}")
+        if grade not in GRADES:
+            raise ValueError(f"unknown grade {grade!r}; expected one of {GRADES}")
+        if endpoint not in ENDPOINTS:
+            raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {ENDPOINTS}")
+        if not 0 < interval < 1:
+            raise ValueError(f"interval must be in (0, 1), got {interval!r}")
+        reg = Regimen.parse(regimen) if isinstance(regimen, str) else regimen
+        m = self.config.model
+        problem = IraeProblem.build(reg, days=int(days), steps_per_day=m.steps_per_day,
+                                    refine=m.refine, models=dict(m.pk_models) or None)
+        kw = {"tumour": m.tumour} | dict(covariates or {})
+        pop = Population.sample(jax.random.key(seed), patients or m.patients,
+                                max_agents=len(reg.agents), **kw)
+        e = ENDPOINTS.index(endpoint)
+        io, ig = ORGAN_CHOICES.index(organ), GRADES.index(grade)
+        spec = self.spec
+
+        def one(u):
+            params = spec.to_params(u)
+            daily, _ = problem.run(params.model, pop, ManagementPolicy.none())
+            inc = incidence_from_max(params.model, daily.max_injury, pop, ManagementPolicy.none(),
+                                     drug_weight=params.obs.endpoint_drug[e],
+                                     background_weight=params.obs.endpoint_background[e])
+            return inc[:, io, ig], params.obs.concentration
+
+        mu, phi = jax.lax.map(jax.jit(one), jnp.asarray(self.draws))
+        mu, phi = np.asarray(mu), np.asarray(phi)
+        rng = np.random.default_rng(seed)
+        p = rng.beta(np.clip(mu * phi[:, None], 1e-9, None),
+                     np.clip((1 - mu) * phi[:, None], 1e-9, None))
+        reported = rng.binomial(arm_size, p) / arm_size
+        a = (1 - interval) / 2
+        lo, med, hi = np.quantile(reported, [a, 0.5, 1 - a], axis=0)
+        day = np.arange(1, int(days) + 1, dtype=float)
+        return xr.Dataset(
+            {"mean": ("day", mu.mean(0)), "median": ("day", med), "lower": ("day", lo),
+             "upper": ("day", hi)},
+            coords={"day": day},
+            attrs={"regimen": str(reg), "organ": organ, "grade": grade, "endpoint": endpoint,
+                   "interval": interval, "arm_size": arm_size, "fit": str(self.path),
+                   "method": self.method, "draws": int(self.draws.shape[0])},
+        )
+
+
+def load_fit(path: str | Path) -> Fit:
+    """Load the fit in run folder ``path`` (``config.toml`` + ``results/posterior.nc``)."""
+    from ._fit import fit_spec
+
+    path = Path(path)
+    cfg_path, post_path = path / "config.toml", path / "results" / "posterior.nc"
+    for f in (cfg_path, post_path):
+        if not f.is_file():
+            raise FitLoadError(f"{path} is not a fit: {f.name} missing ({f}); run "
+                               "'pdmodel fit' or use fits/reference")
+    config = load_config(cfg_path)
+    try:
+        post = xr.load_dataset(post_path, engine="h5netcdf")
+        u = post["u"].values
+        names = [str(x) for x in post["parameter"].values]
+    except Exception as err:  # noqa: BLE001 - any read failure is a corrupt file
+        raise FitLoadError(f"cannot read {post_path}: {err}") from err
+    spec = fit_spec(config)
+    if names != list(spec.names):
+        raise FitLoadError(f"{post_path} was written for other parameters than this pdmodel "
+                           f"fits ({len(names)} vs {spec.size}); refit with 'pdmodel fit'")
+    draws = u.reshape(-1, u.shape[-1])
+    if not np.all(np.isfinite(draws)):
+        raise FitLoadError(f"{post_path} holds non-finite draws")
+    return Fit(path=path, config=config, spec=spec, draws=draws,
+               method=str(post.attrs.get("method", "unknown")))
