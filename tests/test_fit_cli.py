@@ -69,3 +69,14 @@ def test_fit_rejects_a_broken_config_naming_the_key(tmp_path):
     res = CliRunner().invoke(app, ["fit", str(bad)])
     assert res.exit_code == 2
     assert "nuts.draw" in res.output and "nuts.draws" in res.output
+
+
+def test_committed_reference_fit_loads_and_is_calibrated():
+    fit = pdm.load_fit("fits/reference")
+    assert fit.draws.shape[1] == fit.spec.size and fit.method == "laplace"
+    diag = json.loads(open("fits/reference/results/diagnostics.json").read())
+    assert diag["ppc_coverage_90"] >= 0.9  # training arms inside their 90% predictive intervals
+    ppc = pd.read_csv("fits/reference/results/ppc.csv")
+    assert len(ppc) == diag["rows"] and ppc.covered.mean() == diag["ppc_coverage_90"]
+    ds = fit.incidence("ipilimumab 3 mg/kg q3w x4", days=7, grade="3+", patients=4)
+    assert ds.attrs["fit"] == "fits/reference" and 0 <= float(ds["mean"][-1]) < 1
