@@ -26,16 +26,21 @@ from tqdm import tqdm
 from ._config import FitConfig
 from ._data import load_incidence
 from ._irae_model import GRADES
-from ._likelihood import build_design, log_density, predicted_probability
+from ._likelihood import (
+    build_design,
+    log_density,
+    predicted_probability,
+    predictive_proportions,
+    reported_incidence,
+)
 from ._map import laplace_scale, map_fit
-from ._params import ENDPOINTS, FitSpec, Prior
+from ._params import FitSpec, Prior
 from ._population import Population
 from ._regimen import Regimen
-from ._rescue import ManagementPolicy
 from ._runio import RunFolder
-from ._simulate import ORGAN_CHOICES, IraeProblem, incidence_from_max
+from ._simulate import ORGAN_CHOICES, IraeProblem
 
-CURVE_ENDPOINT = ENDPOINTS.index("immune_related")
+CURVE_ENDPOINT = "immune_related"
 """Curves are reported as trials report immune-related adverse events (background included at
 the fitted immune-related attribution)."""
 
@@ -150,10 +155,8 @@ def _results(config, spec, design, u_map, sd, draws, map_arrays, progress) -> di
     mus = np.stack([np.asarray(mu_fn(jnp.asarray(d)))
                     for d in tqdm(draws, desc="predictive check", disable=not progress)])
     phi = np.stack([float(spec.to_params(jnp.asarray(d)).obs.concentration) for d in draws])
-    rng = np.random.default_rng(config.seed)
     n = np.asarray(design.obs.n)
-    p_rep = rng.beta(mus * phi[:, None], (1 - mus) * phi[:, None])
-    y_rep = rng.binomial(n[None], p_rep) / n[None]
+    y_rep = predictive_proportions(np.random.default_rng(config.seed), mus, phi, n[None])
     lo, hi = np.quantile(y_rep, [0.05, 0.95], axis=0)
     obs = np.asarray(design.obs.y) / n
     covered = (obs >= lo) & (obs <= hi)
@@ -195,13 +198,7 @@ def _curves(config, spec, draws, progress) -> pd.DataFrame:
                                 tumour=config.model.tumour, max_agents=len(reg.agents))
 
         def one(u, prob=prob, pop=pop):
-            params = spec.to_params(u)
-            none = ManagementPolicy.none()
-            daily, _ = prob.run(params.model, pop, none)
-            return incidence_from_max(params.model, daily.max_injury, pop, none,
-                                      drug_weight=params.obs.endpoint_drug[CURVE_ENDPOINT],
-                                      background_weight=params.obs.endpoint_background[
-                                          CURVE_ENDPOINT])
+            return reported_incidence(spec.to_params(u), prob, pop, CURVE_ENDPOINT)
 
         inc = np.asarray(jax.lax.map(jax.jit(one), jnp.asarray(draws)))  # [draw, day, o, g]
         qs = np.quantile(inc, [alpha, 0.5, 1 - alpha], axis=0)
@@ -209,7 +206,7 @@ def _curves(config, spec, draws, progress) -> pd.DataFrame:
         for oi, organ in enumerate(ORGAN_CHOICES):
             for gi, grade in enumerate(GRADES):
                 for d in range(0, days, 7):
-                    rows.append((text, organ, grade, "immune_related", d + 1, mean[d, oi, gi],
+                    rows.append((text, organ, grade, CURVE_ENDPOINT, d + 1, mean[d, oi, gi],
                                  qs[0, d, oi, gi], qs[1, d, oi, gi], qs[2, d, oi, gi]))
     return pd.DataFrame(rows, columns=["regimen", "organ", "grade", "endpoint", "day", "mean",
                                        "lower", "median", "upper"])

@@ -19,11 +19,11 @@ import xarray as xr
 
 from ._config import FitConfig, load_config
 from ._irae_model import GRADES
+from ._likelihood import predictive_proportions, reported_incidence
 from ._params import ENDPOINTS, FitSpec
 from ._population import Population
 from ._regimen import Regimen
-from ._rescue import ManagementPolicy
-from ._simulate import ORGAN_CHOICES, IraeProblem, incidence_from_max
+from ._simulate import ORGAN_CHOICES, IraeProblem, check_choices
 
 TYPICAL_ARM_SIZE = 300
 """Patients in the 'typical trial arm' of predictive intervals (CheckMate 067 arms: 313-315)."""
@@ -65,10 +65,7 @@ class Fit:
         ``upper`` (central ``interval`` of the proportion reported by an arm of ``arm_size``)
         and ``median`` by ``day``.
         """
-        if organ not in ORGAN_CHOICES:
-            raise ValueError(f"unknown organ {organ!r}; expected one of {ORGAN_CHOICES}")
-        if grade not in GRADES:
-            raise ValueError(f"unknown grade {grade!r}; expected one of {GRADES}")
+        check_choices([organ], [grade])
         if endpoint not in ENDPOINTS:
             raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {ENDPOINTS}")
         if not 0 < interval < 1:
@@ -80,24 +77,17 @@ class Fit:
         kw = {"tumour": m.tumour} | dict(covariates or {})
         pop = Population.sample(jax.random.key(seed), patients or m.patients,
                                 max_agents=len(reg.agents), **kw)
-        e = ENDPOINTS.index(endpoint)
         io, ig = ORGAN_CHOICES.index(organ), GRADES.index(grade)
         spec = self.spec
 
         def one(u):
             params = spec.to_params(u)
-            daily, _ = problem.run(params.model, pop, ManagementPolicy.none())
-            inc = incidence_from_max(params.model, daily.max_injury, pop, ManagementPolicy.none(),
-                                     drug_weight=params.obs.endpoint_drug[e],
-                                     background_weight=params.obs.endpoint_background[e])
+            inc = reported_incidence(params, problem, pop, endpoint)
             return inc[:, io, ig], params.obs.concentration
 
         mu, phi = jax.lax.map(jax.jit(one), jnp.asarray(self.draws))
-        mu, phi = np.asarray(mu), np.asarray(phi)
-        rng = np.random.default_rng(seed)
-        p = rng.beta(np.clip(mu * phi[:, None], 1e-9, None),
-                     np.clip((1 - mu) * phi[:, None], 1e-9, None))
-        reported = rng.binomial(arm_size, p) / arm_size
+        mu = np.asarray(mu)
+        reported = predictive_proportions(np.random.default_rng(seed), mu, phi, arm_size)
         a = (1 - interval) / 2
         lo, med, hi = np.quantile(reported, [a, 0.5, 1 - a], axis=0)
         day = np.arange(1, int(days) + 1, dtype=float)

@@ -28,18 +28,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
-from jax.scipy.special import gammaln, ndtr
+from jax.scipy.special import gammaln
 
 from ._data import load_incidence
 from ._dosing_grid import DosingGrid, dosing_grid, step_edges
-from ._irae_model import ORGANS, IraeModel
-from ._irae_solve import log_thresholds, simulate_patient
+from ._irae_model import ORGANS
+from ._irae_solve import PatientInputs, simulate_patient
 from ._params import ENDPOINTS, TERMS, FitSpec, Params
 from ._pk import TwoCompartmentPK
 from ._population import Population
 from ._regimen import Regimen
 from ._rescue import ManagementPolicy
-from ._simulate import IraeProblem
+from ._simulate import IraeProblem, drug_probability, incidence_from_max, patient_pd
 
 REPRESENTATIVE_REGIMEN: dict[str, str] = {
     "nivolumab": "nivolumab 3 mg/kg q2w",
@@ -119,14 +119,14 @@ def stack_regimens(regimens: tuple[str, ...], pop: Population, *, days: int,
         pad = n_agent - len(r.agents)
         agents = r.agents + ("",) * pad
         grids.append(dosing_grid(r, agents, days, steps_per_day, refine, width))
-        pk = prob.patient_inputs(IraeModel(), pop).pk  # [patient, agent]
+        pk = prob.patient_pk(pop)  # [patient, agent]
         pks.append(jax.tree.map(
             lambda x, pad=pad: jnp.concatenate([x] + [x[:, :1]] * pad, axis=1), pk))
         ec50.append(jnp.concatenate([prob.ec50, jnp.ones(pad)]))
         targets.append(jnp.concatenate([prob.targets, jnp.zeros((pad, 3))]))
         tidx.append(jnp.concatenate([prob.target_index, jnp.zeros(pad, int)]))
         aidx.append(jnp.concatenate([prob.agent_index, jnp.zeros(pad, int)]))
-    mm = any(s.typical.get("VMAX", 0.0) > 0 for prob in problems for s in prob.specs)
+    mm = any(prob.michaelis_menten for prob in problems)
 
     def stack(*xs):
         return jnp.stack(xs)
@@ -214,30 +214,28 @@ def drug_probabilities(params: Params, design: Design) -> jnp.ndarray:
     model = params.model
     st = design.stacked
     pop = design.population
-    dummy = IraeProblem.build(design.regimens[0], days=1)  # only for patient_inputs' PD part
-    pd_inputs = dummy.patient_inputs(model, pop)
+    pd = patient_pd(model, pop)  # the same patients in every regimen
     policy = ManagementPolicy.none()
 
     def regimen(args):
         grid, pk, ec50, targets, tidx, aidx = args
         ec50 = ec50 * model.ec50_scale[tidx]
         weight = jnp.exp(model.agent_effect[aidx])
+        inputs = PatientInputs(pk, pd, pop.weight_kg, pop.stop_day, pop.z_threshold)
 
-        def patient(pk_i, inputs_i):
-            p = inputs_i._replace(pk=pk_i)
+        def patient(p):
             daily, _ = simulate_patient(model, p, grid, ec50, targets, weight, policy,
                                         steps_per_day=st.steps_per_day,
                                         michaelis_menten=st.michaelis_menten)
             return daily.max_injury[-1]
 
-        return jax.vmap(patient)(pk, pd_inputs)
+        return jax.vmap(patient)(inputs)
 
     # lax.map (a loop over regimens) rather than vmap: the grid stays unbatched inside, so the
     # solver's branches on it remain real branches, and the body is compiled once
     m = jax.lax.map(regimen, (st.grid, st.pk, st.ec50, st.targets, st.target_index,
                               st.agent_index))  # [regimen, patient, organ]
-    x = jnp.log(jnp.maximum(m, 1e-12))[..., None] - log_thresholds(model)
-    return ndtr(x / jnp.sqrt(model.sigma[:, None] ** 2 + model.tau**2))
+    return drug_probability(model, m)
 
 
 def predicted_probability(params: Params, design: Design, p_drug=None) -> jnp.ndarray:
@@ -278,6 +276,27 @@ def beta_binomial_logpmf(y, n, mu, phi):
     a, b = mu * phi, (1.0 - mu) * phi
     log_choose = gammaln(n + 1.0) - gammaln(y + 1.0) - gammaln(n - y + 1.0)
     return log_choose + _betaln(y + a, n - y + b) - _betaln(a, b)
+
+
+def predictive_proportions(rng: np.random.Generator, mu, phi, n: int | np.ndarray):
+    """Proportions trial arms of ``n`` patients would report: ``Beta(μφ, (1−μ)φ)`` then
+    binomial (``mu`` [draw, ...], ``phi`` [draw])."""
+    mu = np.asarray(mu)
+    phi = np.asarray(phi).reshape((-1,) + (1,) * (mu.ndim - 1))
+    p = rng.beta(np.clip(mu * phi, 1e-9, None), np.clip((1 - mu) * phi, 1e-9, None))
+    return rng.binomial(n, p) / n
+
+
+def reported_incidence(params: Params, problem: IraeProblem, pop: Population,
+                       endpoint: str) -> jnp.ndarray:
+    """Incidence ``[day, organ_choice, grade]`` as ``endpoint`` reports it (κ_e, β_e of §5.2),
+    natural course."""
+    e = ENDPOINTS.index(endpoint)
+    none = ManagementPolicy.none()
+    daily, _ = problem.run(params.model, pop, none)
+    return incidence_from_max(params.model, daily.max_injury, pop, none,
+                              drug_weight=params.obs.endpoint_drug[e],
+                              background_weight=params.obs.endpoint_background[e])
 
 
 def log_likelihood(params: Params, design: Design) -> jnp.ndarray:

@@ -74,6 +74,11 @@ class PKModelSpec:
         return len(self.eta_targets)
 
     @property
+    def michaelis_menten(self) -> bool:
+        """True when the model has target-mediated (Michaelis-Menten) elimination."""
+        return self.typical.get("VMAX", 0.0) > 0
+
+    @property
     def linear(self) -> bool:
         """True when clearance is constant and linear (no time effect, no target-mediated)."""
         values = [self.typical.get(k, 0.0) for k in ("TV_EMAX", "TV_IMAX", "VMAX")]

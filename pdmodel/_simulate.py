@@ -22,12 +22,12 @@ from ._immune import PatientPD
 from ._irae_model import GRADES, ORGANS, IraeModel
 from ._irae_solve import Daily, Events, PatientInputs, log_thresholds, simulate_patient
 from ._occupancy import potencies, target_matrix
-from ._pk import stack_models
+from ._pk import TwoCompartmentPK
 from ._pk_catalogue import PKModelSpec
 from ._population import MAX_PK_ETA, Population
 from ._regimen import Regimen
 from ._rescue import ManagementPolicy, check_policy_values
-from ._simulate_pk import model_specs
+from ._simulate_pk import individual_parameters, model_specs
 
 ORGAN_CHOICES = ("any",) + ORGANS
 STEPS_PER_DAY = 2
@@ -89,29 +89,25 @@ class IraeProblem(eqx.Module):
             chol=tuple(chol),
         )
 
-    def patient_inputs(self, model: IraeModel, pop: Population) -> PatientInputs:
-        """Per-patient inputs (batched over the population) — differentiable in ``model``."""
-        others = frozenset(self.agents)
+    @property
+    def michaelis_menten(self) -> bool:
+        """Whether any agent has target-mediated elimination (static solver switch)."""
+        return any(s.michaelis_menten for s in self.specs)
+
+    def patient_pk(self, pop: Population) -> TwoCompartmentPK:
+        """Individual PK of every patient ``[patient, agent]`` (independent of the PD model)."""
 
         def one(w, z_pk):
-            models = []
-            for j, s in enumerate(self.specs):
-                eta = self.chol[j] @ z_pk[j, : s.n_eta] if s.n_eta else None
-                models.append(s.individual(w, eta, with_agents=others - {s.agent}))
-            return stack_models(models)
+            etas = [self.chol[j] @ z_pk[j, : s.n_eta] if s.n_eta else None
+                    for j, s in enumerate(self.specs)]
+            return individual_parameters(self.specs, w, etas)
 
-        pk = jax.vmap(one)(pop.weight_kg, pop.z_pk)
-        tumour = model.tumour_effect[pop.tumour]  # [patient, organ]
-        shared = model.omega_s * pop.z_pd[:, 2:3]
-        pd = PatientPD(
-            e0=1.0 + (model.ad_e0 - 1.0) * pop.preexisting_ad,
-            a0=pop.a0,
-            a_ctla4=model.a_ctla4 * jnp.exp(model.omega_a * pop.z_pd[:, 1]),
-            g_pd1=model.g_pd1 * jnp.exp(model.omega_g * pop.z_pd[:, 0]),
-            susceptibility=model.susceptibility * tumour
-            * jnp.exp(shared + model.omega_so * pop.z_organ),
-        )
-        return PatientInputs(pk, pd, pop.weight_kg, pop.stop_day, pop.z_threshold)
+        return jax.vmap(one)(pop.weight_kg, pop.z_pk)
+
+    def patient_inputs(self, model: IraeModel, pop: Population) -> PatientInputs:
+        """Per-patient inputs (batched over the population) — differentiable in ``model``."""
+        return PatientInputs(self.patient_pk(pop), patient_pd(model, pop), pop.weight_kg,
+                             pop.stop_day, pop.z_threshold)
 
     def potency(self, model: IraeModel) -> tuple[jnp.ndarray, jnp.ndarray]:
         """In-vivo EC50 (mg/L) and agent-effect weight of each agent of the regimen."""
@@ -127,10 +123,40 @@ class IraeProblem(eqx.Module):
         def one(p):
             return simulate_patient(model, p, self.grid, ec50, self.targets, weight, policy,
                                     steps_per_day=self.steps_per_day,
-                                    michaelis_menten=any(s.typical.get("VMAX", 0.0) > 0
-                                                         for s in self.specs))
+                                    michaelis_menten=self.michaelis_menten)
 
         return jax.vmap(one)(inputs)
+
+
+def patient_pd(model: IraeModel, pop: Population) -> PatientPD:
+    """Each patient's PD constants: covariates and random effects applied to ``model``."""
+    tumour = model.tumour_effect[pop.tumour]  # [patient, organ]
+    shared = model.omega_s * pop.z_pd[:, 2:3]
+    return PatientPD(
+        e0=1.0 + (model.ad_e0 - 1.0) * pop.preexisting_ad,
+        a0=pop.a0,
+        a_ctla4=model.a_ctla4 * jnp.exp(model.omega_a * pop.z_pd[:, 1]),
+        g_pd1=model.g_pd1 * jnp.exp(model.omega_g * pop.z_pd[:, 0]),
+        susceptibility=model.susceptibility * tumour
+        * jnp.exp(shared + model.omega_so * pop.z_organ),
+    )
+
+
+def drug_probability(model: IraeModel, max_injury: jnp.ndarray) -> jnp.ndarray:
+    """Natural-course probability of each grade ``[..., organ, grade]`` from running maxima
+    ``[..., organ]``, with the threshold variability integrated out (docs/model.md §4.3)."""
+    x = jnp.log(jnp.maximum(max_injury, 1e-12))[..., None] - log_thresholds(model)
+    return ndtr(x / jnp.sqrt(model.sigma[:, None] ** 2 + model.tau**2))
+
+
+def check_choices(organs: Sequence[str], grades: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming any organ or grade pdmodel does not model."""
+    for o in organs:
+        if o not in ORGAN_CHOICES:
+            raise ValueError(f"unknown organ {o!r}; expected one of {ORGAN_CHOICES}")
+    for g in grades:
+        if g not in GRADES:
+            raise ValueError(f"unknown grade {g!r}; expected one of {GRADES}")
 
 
 def incidence_array(
@@ -168,14 +194,13 @@ def incidence_from_max(model, max_injury, pop, policy, *, background=True, days=
     ``drug_weight``/``background_weight``: fractions of drug-related and background events a
     reporting definition counts (κ_e, β_e of docs/model.md §5.2; 1 and 1 = all events).
     """
-    log_m = jnp.log(jnp.maximum(max_injury, 1e-12))[..., None]
-    x = log_m - log_thresholds(model)
     if policy.enabled:
         # patient's own thresholds were used for triggering: condition on them
+        x = jnp.log(jnp.maximum(max_injury, 1e-12))[..., None] - log_thresholds(model)
         z = (model.sigma * pop.z_threshold)[:, None, :, None]
         p = ndtr((x - z) / model.tau)
     else:
-        p = ndtr(x / jnp.sqrt(model.sigma[:, None] ** 2 + model.tau**2))
+        p = drug_probability(model, max_injury)
     p = drug_weight * p
     if background:
         if days is None:
@@ -187,21 +212,19 @@ def incidence_from_max(model, max_injury, pop, policy, *, background=True, days=
     return jnp.mean(per_patient, axis=0)
 
 
-def _resolve(regimen, days, steps_per_day, refine, models, policy):
+def _resolve(regimen, pop, days, steps_per_day, refine, models, policy):
+    """Validate the public arguments; build the problem and the policy."""
     problem = IraeProblem.build(regimen, days=days, steps_per_day=steps_per_day, models=models,
                                 refine=refine)
-    policy = ManagementPolicy.none() if policy is None else policy
-    check_policy_values(policy)
-    return problem, policy
-
-
-def _check_population(pop: Population, problem: IraeProblem) -> None:
     if not isinstance(pop, Population):
         raise TypeError(f"population must be a pdmodel.Population, got {type(pop).__name__}")
     if pop.z_pk.shape[1] < len(problem.agents):
         raise ValueError(f"population has PK random-effect slots for {pop.z_pk.shape[1]} agents "
                          f"but the regimen has {len(problem.agents)}; sample it with "
                          f"max_agents={len(problem.agents)}")
+    policy = ManagementPolicy.none() if policy is None else policy
+    check_policy_values(policy)
+    return problem, policy
 
 
 def simulate(
@@ -239,8 +262,7 @@ def simulate(
         crossing of each grade, NaN if none), ``resolution[patient, organ]`` (day injury fell
         back below grade 1 after a grade >= 2 onset), ``steroid_start[patient]``.
     """
-    problem, policy = _resolve(regimen, days, steps_per_day, refine, models, policy)
-    _check_population(population, problem)
+    problem, policy = _resolve(regimen, population, days, steps_per_day, refine, models, policy)
     daily, events = eqx.filter_jit(IraeProblem.run)(problem, model, population, policy)
     dayc = np.arange(1, problem.days + 1, dtype=float)
 
@@ -306,14 +328,8 @@ def incidence(
     """
     organs = [organ] if isinstance(organ, str) else list(organ)
     grades = [grade] if isinstance(grade, str) else list(grade)
-    for o in organs:
-        if o not in ORGAN_CHOICES:
-            raise ValueError(f"unknown organ {o!r}; expected one of {ORGAN_CHOICES}")
-    for g in grades:
-        if g not in GRADES:
-            raise ValueError(f"unknown grade {g!r}; expected one of {GRADES}")
-    problem, policy = _resolve(regimen, days, steps_per_day, refine, models, policy)
-    _check_population(population, problem)
+    check_choices(organs, grades)
+    problem, policy = _resolve(regimen, population, days, steps_per_day, refine, models, policy)
     fn = eqx.filter_jit(incidence_array)
     arr = np.asarray(fn(model, problem, population, policy, background=background))
     io = [ORGAN_CHOICES.index(o) for o in organs]
