@@ -11,14 +11,27 @@ from ._agents import get_agent as get_agent
 from ._fitresult import Fit as Fit
 from ._fitresult import FitLoadError as FitLoadError
 from ._fitresult import load_fit as load_fit
+from ._io import SaveFormatError as SaveFormatError
+from ._io import load as load
+from ._io import save as save
 from ._irae_model import GRADES as GRADES
 from ._irae_model import ORGANS as ORGANS
 from ._irae_model import PARAMETER_INFO as PARAMETER_INFO
 from ._irae_model import TUMOURS as TUMOURS
 from ._irae_model import IraeModel as IraeModel
+from ._likelihood import Design as Design
+from ._likelihood import build_design as build_design
+from ._likelihood import log_density as log_density
+from ._likelihood import log_likelihood as log_likelihood
+from ._likelihood import predicted_probability as predicted_probability
 from ._occupancy import Potency as Potency
 from ._occupancy import occupancy as occupancy
 from ._occupancy import potencies as potencies
+from ._params import FitSpec as FitSpec
+from ._params import FittedParameter as FittedParameter
+from ._params import ObservationParams as ObservationParams
+from ._params import Params as Params
+from ._params import Prior as Prior
 from ._pk import TwoCompartmentPK as TwoCompartmentPK
 from ._pk_catalogue import DEFAULT_MODELS as DEFAULT_MODELS
 from ._pk_catalogue import PKModelSpec as PKModelSpec
@@ -61,6 +74,11 @@ __all__ = [
     "IraeModel", "PARAMETER_INFO", "ORGANS", "GRADES", "TUMOURS", "Population",
     "ManagementPolicy", "simulate", "incidence", "incidence_array", "IraeProblem",
     "resolution_summary",
+    # fitting: parameters, priors, likelihood
+    "Params", "ObservationParams", "FitSpec", "FittedParameter", "Prior", "build_design",
+    "Design", "log_density", "log_likelihood", "predicted_probability",
     # calibrated fits
     "load_fit", "Fit", "FitLoadError",
+    # saving and loading
+    "save", "load", "SaveFormatError",
 ]

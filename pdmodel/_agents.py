@@ -29,6 +29,13 @@ class Agent:
         Label intravenous infusion duration, minutes.
     infusion_source : str
         Where the infusion duration is printed.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> a = pdm.AGENTS["ipilimumab"]
+    >>> a.brand, a.target, a.drug_class, a.infusion_min
+    ('Yervoy', 'CTLA-4', 'anti-CTLA-4', 90.0)
     """
 
     name: str
@@ -72,10 +79,28 @@ _BRANDS = {a.brand.lower(): a.name for a in AGENTS.values()}
 def get_agent(name: str) -> Agent:
     """Look up an agent by INN or brand name (case-insensitive).
 
+    Parameters
+    ----------
+    name : str
+        International nonproprietary name or trade name, any case, e.g. ``"Keytruda"``.
+
+    Returns
+    -------
+    Agent
+        The agent's catalogue entry.
+
     Raises
     ------
     KeyError
         If the name is not a known checkpoint inhibitor; the message lists the known agents.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> pdm.get_agent("Keytruda").name
+    'pembrolizumab'
+    >>> pdm.get_agent(" NIVOLUMAB ").target
+    'PD-1'
     """
     key = name.strip().lower()
     key = _BRANDS.get(key, key)

@@ -30,12 +30,55 @@ TYPICAL_ARM_SIZE = 300
 
 
 class FitLoadError(ValueError):
-    """A run folder that cannot be read as a fit (missing, corrupt or from another version)."""
+    """A run folder that cannot be read as a fit (missing, corrupt or from another version).
+
+    A ``ValueError``; the message names the folder or file and what to do.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import pdmodel as pdm
+    >>> try:
+    ...     pdm.load_fit(tempfile.mkdtemp())
+    ... except pdm.FitLoadError as err:
+    ...     print("config.toml missing" in str(err))
+    True
+    """
 
 
 @dataclass(frozen=True)
 class Fit:
-    """A calibrated fit: its config, parameterisation and posterior draws (unconstrained)."""
+    """A calibrated fit: its config, parameterisation and posterior draws (unconstrained).
+
+    Returned by :func:`load_fit`; :meth:`incidence` turns it into calibrated curves.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The run folder.
+    config : FitConfig
+        The resolved fit configuration (``config.toml``).
+    spec : FitSpec
+        Fitted parameters, priors and the unconstrained layout of ``draws``.
+    draws : numpy.ndarray [draw, parameter]
+        Posterior draws of the unconstrained vector (``spec.to_params`` maps one to
+        :class:`Params`).
+    method : str
+        How the draws were made (e.g. ``"laplace"``).
+
+    Examples
+    --------
+    >>> import dataclasses
+    >>> import pathlib
+    >>> import pdmodel as pdm
+    >>> reference = pathlib.Path(pdm.__file__).parents[1] / "fits" / "reference"
+    >>> fit = pdm.load_fit(reference)
+    >>> few = dataclasses.replace(fit, draws=fit.draws[:3])  # 3 draws: a quick look
+    >>> cur = few.incidence("nivolumab 240 mg q2w", days=28, organ="any", grade="any",
+    ...                     patients=4)
+    >>> list(cur.data_vars), cur.sizes["day"]
+    (['mean', 'median', 'lower', 'upper'], 28)
+    """
 
     path: Path
     config: FitConfig
@@ -102,7 +145,33 @@ class Fit:
 
 
 def load_fit(path: str | Path) -> Fit:
-    """Load the fit in run folder ``path`` (``config.toml`` + ``results/posterior.nc``)."""
+    """Load the fit in run folder ``path`` (``config.toml`` + ``results/posterior.nc``).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A run folder written by ``pdmodel fit``, or the committed ``fits/reference``.
+
+    Returns
+    -------
+    Fit
+        The configuration, parameterisation and posterior draws.
+
+    Raises
+    ------
+    FitLoadError
+        Missing files, an unreadable posterior, draws for other parameters than this pdmodel
+        fits, or non-finite draws.
+
+    Examples
+    --------
+    >>> import pathlib
+    >>> import pdmodel as pdm
+    >>> reference = pathlib.Path(pdm.__file__).parents[1] / "fits" / "reference"
+    >>> fit = pdm.load_fit(reference)
+    >>> fit.method, fit.draws.shape[1] == fit.spec.size
+    ('laplace', True)
+    """
     from ._fit import fit_spec
 
     path = Path(path)

@@ -99,7 +99,88 @@ class IraeModel(eqx.Module):
     """All parameters of the irAE model, natural scale; arrays are leaves (fit them with optax).
 
     See :data:`PARAMETER_INFO` for units, meanings and sources, and ``docs/model.md`` §4 for the
-    equations. ``IraeModel()`` gives the prior-mean defaults.
+    equations. ``IraeModel()`` gives the prior-mean defaults. Change a value with
+    ``eqx.tree_at`` (the module is immutable). Units below: ``1`` means dimensionless; organs
+    are in :data:`ORGANS` order, grades in :data:`GRADES` order, agents in :data:`AGENTS`
+    order, tumours in :data:`TUMOURS` order.
+
+    Attributes
+    ----------
+    ec50_scale : [target], 1
+        In-vivo potency factors on the serum EC50s, per target (PD-1, PD-L1, CTLA-4).
+    agent_effect : [agent], 1
+        Agent-level log deviation of each agent's effect from its class effect, in
+        pdmodel.AGENTS order (partial pooling).
+    a_ctla4 : scalar, 1
+        Fold increase of autoreactive priming at full CTLA-4 occupancy.
+    g_pd1 : scalar, 1/day
+        Maximal expansion rate of autoreactive effectors at full PD-1 blockade.
+    rho_pdl1 : scalar, 1
+        Effect of PD-L1 blockade relative to PD-1 blockade (PD-L2 spared).
+    k_e : scalar, 1/day
+        Turnover rate of the autoreactive effector pool.
+    e_max : scalar, fold
+        Capacity of effector expansion.
+    k_p : scalar, 1/day
+        Plasma-cell formation/turnover rate.
+    k_a : scalar, 1/day
+        Autoantibody (IgG) elimination rate = ln 2 / 21 days. Source: IgG1/2/4 half-life 21-24
+        days: Cancer Immunol Immunother 2024 Table 1 (pkp-0284).
+    susceptibility : [organ], 1/day
+        Organ injury per unit excess drive, per organ.
+    k_rep : [organ], 1/day
+        Organ repair rate, per organ.
+    w_ab : [organ], 1
+        Weight of autoantibody relative to effector drive, per organ.
+    w_pd : [organ], 1
+        Local disinhibition of effector function in the organ by PD-1/PD-L1 blockade (loss of
+        tissue PD-L1 protection), per organ.
+    w_ctla4 : [organ], 1
+        Direct injury drive from anti-CTLA-4 bound in the organ (pituitary cells express CTLA-4:
+        complement/ADCC), per organ.
+    log_gap2 : [organ], 1
+        Log ratio of grade-2 to grade-1 thresholds, per organ.
+    log_gap3 : [organ], 1
+        Log ratio of grade-3 to grade-2 thresholds, per organ.
+    sigma : [organ], 1
+        Between-patient SD of log thresholds, per organ.
+    tau : scalar, 1
+        Residual grading noise (log scale) for per-patient rescue simulation.
+    background : [organ, grade], 1/day
+        Drug-independent hazard of each organ x grade event (fitted to
+        placebo/chemotherapy/vaccine arms).
+    ad_e0 : scalar, fold
+        Baseline autoreactive pool with pre-existing autoimmune disease.
+    tumour_effect : [tumour, organ], 1
+        Organ-susceptibility factors by tumour type [tumour, organ].
+    omega_g : scalar, 1
+        Log-normal IIV (SD) of g_pd1.
+    omega_a : scalar, 1
+        Log-normal IIV (SD) of a_ctla4.
+    omega_s : scalar, 1
+        Patient-level log-normal IIV (SD) shared by all organs' susceptibility.
+    omega_so : scalar, 1
+        Patient x organ log-normal IIV (SD) of susceptibility.
+    steroid_imax : scalar, 1
+        Maximal fractional suppression by corticosteroids.
+    steroid_ed50 : scalar, mg/kg/day
+        Prednisone-equivalent dose for half-maximal suppression.
+    ifx_imax : scalar, 1
+        Maximal fractional suppression of GI injury drive by infliximab.
+    ifx_ec50 : scalar, ug/mL
+        Infliximab concentration for half-maximal effect.
+
+    Examples
+    --------
+    >>> import equinox as eqx
+    >>> import jax.numpy as jnp
+    >>> import pdmodel as pdm
+    >>> model = pdm.IraeModel()
+    >>> model.susceptibility.shape, model.background.shape
+    ((6,), (6, 3))
+    >>> faster = eqx.tree_at(lambda m: m.k_e, model, jnp.asarray(0.08))  # 1/day
+    >>> float(faster.k_e), float(model.k_e)
+    (0.08, 0.05)
     """
 
     ec50_scale: Float[Array, " target"] = eqx.field(converter=jnp.asarray, default=(1.0, 1.0, 1.0))

@@ -97,7 +97,38 @@ class StackedRegimens(eqx.Module):
 
 
 class Design(eqx.Module):
-    """Everything fixed during a fit: regimens, their stacked problem, population, data."""
+    """Everything fixed during a fit: regimens, their stacked problem, population, data.
+
+    Built by :func:`build_design`; a pytree (arrays are leaves, the rest static), so it can be
+    passed to jitted log-densities.
+
+    Attributes
+    ----------
+    regimens : tuple of str
+        Canonical text of every simulated regimen.
+    stacked : StackedRegimens
+        The regimens padded and stacked on a leading ``regimen`` axis, with precomputed PK.
+    population : Population
+        The virtual patients every regimen is simulated for (common random numbers).
+    obs : Observations
+        The training rows: regimen index, organ, grade band, endpoint, term, ``n``, ``y``.
+    horizon : int
+        Reporting horizon of every arm, days.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import pdmodel as pdm
+    >>> rows = pd.DataFrame({  # one arm, two rows (columns as in docs/data.md)
+    ...     "row_id": ["r1", "r2"], "organ": ["any", "gi"], "organ_model": ["any", "gi"],
+    ...     "grade_min": [1, 3], "grade_max": 5, "n": 100, "events_used": [60, 5],
+    ...     "endpoint": "treatment_related", "term_level": "group",
+    ...     "regimen": "nivolumab 240 mg q2w", "regimen_parsed": 1,
+    ...     "agents_model": "nivolumab", "arm_class": "anti-PD-1", "fit_default": 1})
+    >>> design = pdm.build_design(rows, patients=4, days=28)
+    >>> design.regimens, design.horizon, design.obs.y
+    (('nivolumab 240 mg q2w',), 28, (60, 5))
+    """
 
     regimens: tuple[str, ...] = eqx.field(static=True)
     stacked: StackedRegimens
@@ -179,7 +210,48 @@ def build_design(
     tumour: str = "melanoma",
     models=None,
 ) -> Design:
-    """Training design from incidence rows (default: the bundled data, ``select_rows``)."""
+    """Training design from incidence rows (default: the bundled data).
+
+    Keeps the rows with ``fit_default == 1`` and a grade band the model resolves, simulates
+    each distinct regimen (label regimen where the source prints no doses) and samples one
+    virtual population for all of them.
+
+    Parameters
+    ----------
+    df : pandas.DataFrame, optional
+        Incidence rows in the bundled format (docs/data.md); ``None`` for the bundled data.
+    patients : int
+        Virtual patients per regimen.
+    days : int
+        Simulated days = reporting horizon of every arm.
+    seed : int
+        Seed of the population's random numbers.
+    steps_per_day, refine : int
+        Fixed-grid resolution (PD steps a day, geometric sub-steps in each infusion).
+    tumour : str
+        Tumour type of the population (one of :data:`TUMOURS`).
+    models : dict of str to str, optional
+        PK model id per agent (default :data:`DEFAULT_MODELS`).
+
+    Returns
+    -------
+    Design
+        Regimens, population and observation rows, ready for :func:`log_density`.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import pdmodel as pdm
+    >>> rows = pd.DataFrame({  # one arm, two rows (columns as in docs/data.md)
+    ...     "row_id": ["r1", "r2"], "organ": ["any", "gi"], "organ_model": ["any", "gi"],
+    ...     "grade_min": [1, 3], "grade_max": 5, "n": 100, "events_used": [60, 5],
+    ...     "endpoint": "treatment_related", "term_level": "group",
+    ...     "regimen": "nivolumab 240 mg q2w", "regimen_parsed": 1,
+    ...     "agents_model": "nivolumab", "arm_class": "anti-PD-1", "fit_default": 1})
+    >>> design = pdm.build_design(rows, patients=4, days=28)
+    >>> len(design.obs.n), design.population.size
+    (2, 4)
+    """
     rows = select_rows(df)
     regimens: list[str] = []
     fields = {k: [] for k in Observations._fields}
@@ -239,7 +311,38 @@ def drug_probabilities(params: Params, design: Design) -> jnp.ndarray:
 
 
 def predicted_probability(params: Params, design: Design, p_drug=None) -> jnp.ndarray:
-    """Model mean ``μ`` of every observation row ``[row]``."""
+    """Model mean ``μ`` of every observation row ``[row]``: the probability a patient of that
+    arm has the row's event as its endpoint counts it (docs/model.md §5).
+
+    Parameters
+    ----------
+    params : Params
+        Model and observation parameters (natural scale).
+    design : Design
+        Training design (:func:`build_design`).
+    p_drug : array [regimen, patient, organ, grade], optional
+        Precomputed drug-related probabilities at the horizon; ``None`` solves the model.
+
+    Returns
+    -------
+    jax.Array [row]
+        Probabilities in (0, 1), one per row of ``design.obs``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import pdmodel as pdm
+    >>> rows = pd.DataFrame({  # one arm, two rows (columns as in docs/data.md)
+    ...     "row_id": ["r1", "r2"], "organ": ["any", "gi"], "organ_model": ["any", "gi"],
+    ...     "grade_min": [1, 3], "grade_max": 5, "n": 100, "events_used": [60, 5],
+    ...     "endpoint": "treatment_related", "term_level": "group",
+    ...     "regimen": "nivolumab 240 mg q2w", "regimen_parsed": 1,
+    ...     "agents_model": "nivolumab", "arm_class": "anti-PD-1", "fit_default": 1})
+    >>> design = pdm.build_design(rows, patients=4, days=28)
+    >>> mu = pdm.predicted_probability(pdm.Params(), design)
+    >>> mu.shape, bool(mu[0] > mu[1])  # any irAE is more likely than grade >= 3 colitis
+    ((2,), True)
+    """
     p_drug = drug_probabilities(params, design) if p_drug is None else p_drug
     o = design.obs.arrays()
     model, obsp = params.model, params.obs
@@ -300,7 +403,38 @@ def reported_incidence(params: Params, problem: IraeProblem, pop: Population,
 
 
 def log_likelihood(params: Params, design: Design) -> jnp.ndarray:
-    """Pointwise log-likelihood of every observation row ``[row]`` (for LOO as well)."""
+    """Pointwise log-likelihood of every observation row ``[row]`` (for LOO as well).
+
+    ``y ~ BetaBinomial(n, μφ, (1 − μ)φ)`` with ``μ`` from :func:`predicted_probability` and
+    ``φ`` = ``params.obs.concentration``.
+
+    Parameters
+    ----------
+    params : Params
+        Model and observation parameters (natural scale).
+    design : Design
+        Training design (:func:`build_design`).
+
+    Returns
+    -------
+    jax.Array [row]
+        Log probability of each row's count ``y`` of ``n`` patients.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> import pdmodel as pdm
+    >>> rows = pd.DataFrame({  # one arm, two rows (columns as in docs/data.md)
+    ...     "row_id": ["r1", "r2"], "organ": ["any", "gi"], "organ_model": ["any", "gi"],
+    ...     "grade_min": [1, 3], "grade_max": 5, "n": 100, "events_used": [60, 5],
+    ...     "endpoint": "treatment_related", "term_level": "group",
+    ...     "regimen": "nivolumab 240 mg q2w", "regimen_parsed": 1,
+    ...     "agents_model": "nivolumab", "arm_class": "anti-PD-1", "fit_default": 1})
+    >>> design = pdm.build_design(rows, patients=4, days=28)
+    >>> ll = pdm.log_likelihood(pdm.Params(), design)
+    >>> ll.shape, bool((ll < 0).all())
+    ((2,), True)
+    """
     mu = predicted_probability(params, design)
     o = design.obs.arrays()
     return beta_binomial_logpmf(jnp.asarray(o.y, float), jnp.asarray(o.n, float), mu,
@@ -308,5 +442,40 @@ def log_likelihood(params: Params, design: Design) -> jnp.ndarray:
 
 
 def log_density(u: jnp.ndarray, spec: FitSpec, design: Design) -> jnp.ndarray:
-    """Unnormalised log posterior of the unconstrained vector ``u`` — used by every fitter."""
+    """Unnormalised log posterior of the unconstrained vector ``u`` — used by every fitter.
+
+    Log prior of ``u`` (including the change of variables) plus the summed log-likelihood of
+    ``spec.to_params(u)``; differentiable, jit- and grad-friendly.
+
+    Parameters
+    ----------
+    u : jax.Array [parameter]
+        Unconstrained parameter vector, laid out as ``spec.names``.
+    spec : FitSpec
+        Fitted parameters and priors.
+    design : Design
+        Training design (:func:`build_design`).
+
+    Returns
+    -------
+    jax.Array
+        Scalar log density.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import pandas as pd
+    >>> import pdmodel as pdm
+    >>> rows = pd.DataFrame({  # one arm, two rows (columns as in docs/data.md)
+    ...     "row_id": ["r1", "r2"], "organ": ["any", "gi"], "organ_model": ["any", "gi"],
+    ...     "grade_min": [1, 3], "grade_max": 5, "n": 100, "events_used": [60, 5],
+    ...     "endpoint": "treatment_related", "term_level": "group",
+    ...     "regimen": "nivolumab 240 mg q2w", "regimen_parsed": 1,
+    ...     "agents_model": "nivolumab", "arm_class": "anti-PD-1", "fit_default": 1})
+    >>> design = pdm.build_design(rows, patients=4, days=28)
+    >>> spec = pdm.FitSpec.default()
+    >>> value = jax.jit(pdm.log_density)(spec.prior_location(), spec, design)
+    >>> value.shape, bool(jax.numpy.isfinite(value))  # use jax.grad(pdm.log_density) to fit
+    ((), True)
+    """
     return spec.log_prior(u) + jnp.sum(log_likelihood(spec.to_params(u), design))

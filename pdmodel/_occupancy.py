@@ -32,6 +32,13 @@ class Potency:
     kind : ``binding KD``, ``functional EC50`` or ``assumed (class surrogate)``.
     source : citation.
     note : caveats (alternative values, assumptions).
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> p = pdm.potencies()["nivolumab"]
+    >>> p.target, p.ec50 > 0
+    ('PD-1', True)
     """
 
     agent: str
@@ -44,7 +51,24 @@ class Potency:
 
 @cache
 def potencies() -> dict[str, Potency]:
-    """Potency of every agent, keyed by agent name."""
+    """Potency (EC50, mg/L) of every agent at its target, with its source.
+
+    Read once from ``pdmodel/data/potency.csv`` and cached.
+
+    Returns
+    -------
+    dict of str to Potency
+        Keyed by agent name (INN), one entry per agent of :data:`pdmodel.AGENTS`.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> pot = pdm.potencies()
+    >>> sorted(pot) == sorted(pdm.AGENTS)
+    True
+    >>> pot["ipilimumab"].target
+    'CTLA-4'
+    """
     text = resources.files("pdmodel").joinpath("data/potency.csv").read_text()
     return {
         r["agent"]: Potency(r["agent"], r["target"], float(r["ec50"]), r["kind"], r["source"],
@@ -64,7 +88,33 @@ def occupancy(
     ec50: Float[Array, " agent"],
     targets: Float[Array, "agent target"],
 ) -> Float[Array, "*t target"]:
-    """Fractional occupancy (0-1) of each target from concentrations (mg/L) of each agent."""
+    """Fractional occupancy (0-1) of each target from concentrations (mg/L) of each agent.
+
+    Agents hitting the same target compete:
+    ``f_X = L_X / (1 + L_X)`` with ``L_X = Σ_{i→X} C_i / EC50_i``.
+
+    Parameters
+    ----------
+    conc : array [..., agent]
+        Serum concentrations, mg/L (= µg/mL); negative values count as 0.
+    ec50 : array [agent]
+        Concentration of half-maximal occupancy of each agent, mg/L.
+    targets : array [agent, target]
+        One-hot map from agents to :data:`pdmodel.TARGETS` (PD-1, PD-L1, CTLA-4).
+
+    Returns
+    -------
+    array [..., target]
+        Fraction of each target bound, 0-1.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> import pdmodel as pdm
+    >>> targets = jnp.array([[1.0, 0.0, 0.0]])  # one anti-PD-1 agent
+    >>> pdm.occupancy(jnp.array([[2.0]]), jnp.array([2.0]), targets).tolist()
+    [[0.5, 0.0, 0.0]]
+    """
     bound = jnp.maximum(conc, 0.0) / ec50
     load = bound @ targets
     return load / (1.0 + load)

@@ -30,16 +30,30 @@ TERMS: tuple[str, ...] = ("rash", "pruritus", "diarrhea", "colitis", "hepatitis"
 
 
 class ObservationParams(eqx.Module):
-    """Nuisance parameters of the observation model (natural scale).
+    """Nuisance parameters of the observation model (natural scale; docs/model.md §5).
 
     Attributes
     ----------
-    endpoint_drug : fraction of the model's drug-related events counted under each endpoint
-        (``ENDPOINTS`` order; treatment-related is the reference, fixed at 1).
-    endpoint_background : fraction of background (drug-independent) events counted under each
-        endpoint (all-cause counts them all).
-    term_fraction : fraction of an organ's events reported under each specific term (``TERMS``).
-    concentration : beta-binomial concentration φ (between-trial heterogeneity; larger = less).
+    endpoint_drug : array [endpoint], fraction 0-1
+        Fraction of the model's drug-related events counted under each endpoint, in the order
+        ``("treatment_related", "immune_related", "immune_mediated", "select", "all_cause")``;
+        treatment-related is the reference, fixed at 1.
+    endpoint_background : array [endpoint], fraction 0-1
+        Fraction of background (drug-independent) events counted under each endpoint
+        (all-cause counts them all).
+    term_fraction : array [term], fraction 0-1
+        Fraction of an organ's events reported under each specific term, in the order
+        ``("rash", "pruritus", "diarrhea", "colitis", "hepatitis", "pneumonitis",
+        "hypothyroidism", "hyperthyroidism", "hypophysitis")``.
+    concentration : scalar, 1
+        Beta-binomial concentration φ (between-trial heterogeneity; larger = less).
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> obs = pdm.ObservationParams(concentration=20.0)
+    >>> obs.endpoint_drug.shape, obs.term_fraction.shape, float(obs.concentration)
+    ((5,), (9,), 20.0)
     """
 
     endpoint_drug: jnp.ndarray = eqx.field(converter=jnp.asarray,
@@ -52,7 +66,22 @@ class ObservationParams(eqx.Module):
 
 
 class Params(eqx.Module):
-    """Everything the log-density depends on: the irAE model and the observation model."""
+    """Everything the log-density depends on: the irAE model and the observation model.
+
+    Attributes
+    ----------
+    model : IraeModel
+        irAE model parameters (default: prior means).
+    obs : ObservationParams
+        Observation-model parameters (default: prior medians).
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> params = pdm.Params()
+    >>> float(params.model.k_e), float(params.obs.concentration)
+    (0.05, 50.0)
+    """
 
     # factories, not instances: defaults are built at call time, after any float64 switch
     model: IraeModel = eqx.field(default_factory=IraeModel)
@@ -63,8 +92,25 @@ class Params(eqx.Module):
 class Prior:
     """Prior of one (vector of) parameter(s) on the natural scale.
 
-    ``dist``: ``lognormal`` (``median``, ``sd`` of log), ``logitnormal`` (``median``, ``sd`` of
-    logit), ``normal`` (mean ``median``, ``sd``). ``median`` may be a vector.
+    Attributes
+    ----------
+    dist : {"lognormal", "logitnormal", "normal"}
+        Distribution; it sets the unconstrained transform (``log``, ``logit``, ``identity``).
+    median : float or tuple of float
+        Median on the natural scale, in the parameter's unit (the mean for ``normal``); may be
+        a vector.
+    sd : float
+        Standard deviation of the log (``lognormal``), of the logit (``logitnormal``) or of the
+        value itself (``normal``); > 0.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> prior = pdm.Prior("lognormal", median=0.05, sd=0.5)
+    >>> prior.transform
+    'log'
+    >>> round(float(prior.location()), 4)  # log(0.05)
+    -2.9957
     """
 
     dist: str
@@ -111,8 +157,27 @@ def _inverse(transform: str, u):
 
 @dataclass(frozen=True)
 class FittedParameter:
-    """One fitted field: ``group`` is ``"model"`` or ``"obs"``, ``index`` selects elements
-    (``None`` = the whole field), ``prior`` on the natural scale."""
+    """One fitted (element of a) field of :class:`Params`, with its prior.
+
+    Attributes
+    ----------
+    group : {"model", "obs"}
+        :class:`IraeModel` (``"model"``) or :class:`ObservationParams` (``"obs"``).
+    field : str
+        Field name, e.g. ``"susceptibility"``.
+    prior : Prior
+        Prior on the natural scale (its unit is the field's).
+    index : tuple of int or None
+        Element of the field that is fitted; ``None`` = the whole (scalar) field.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> entry = pdm.FittedParameter("model", "susceptibility",
+    ...                             pdm.Prior("lognormal", 0.022, 1.0), index=(1,))
+    >>> entry.name
+    'susceptibility[1]'
+    """
 
     group: str
     field: str
@@ -177,7 +242,32 @@ def _default_entries() -> tuple[FittedParameter, ...]:
 
 
 class FitSpec(eqx.Module):
-    """Which parameters are fitted, their priors, and the unconstrained vector layout."""
+    """Which parameters are fitted, their priors, and the unconstrained vector layout.
+
+    The one place where natural-scale :class:`Params` map to and from the unconstrained
+    vector ``u`` that optimisers and samplers see (``log`` for positive values, ``logit``
+    for fractions).
+
+    Attributes
+    ----------
+    entries : tuple of FittedParameter
+        The fitted parameters, in the order of ``u`` (static).
+    base : Params
+        Values of everything not fitted (and the starting point).
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> spec = pdm.FitSpec.default(fixed=("agent_effect",))
+    >>> spec.names[:3]
+    ('a_ctla4', 'g_pd1', 'rho_pdl1')
+    >>> u = spec.prior_location()  # unconstrained vector at every prior's centre
+    >>> u.shape == (spec.size,)
+    True
+    >>> params = spec.to_params(u)  # natural-scale Params (differentiable)
+    >>> float(params.model.a_ctla4)
+    3.0
+    """
 
     entries: tuple[FittedParameter, ...] = eqx.field(static=True)
     base: Params

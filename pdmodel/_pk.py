@@ -42,6 +42,15 @@ class TwoCompartmentPK(eqx.Module):
     tv_hill : sigmoidicity of the time effect.
     vmax : maximal target-mediated elimination rate, mg/day (0 = none).
     km : concentration at half ``vmax``, mg/L.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> pk = pdm.pk_model("nivolumab").individual(weight_kg=80.0)
+    >>> isinstance(pk, pdm.TwoCompartmentPK)
+    True
+    >>> bool(pk.clearance(365.0) < pk.clearance(0.0))  # nivolumab clearance falls over time
+    True
     """
 
     cl: Scalar

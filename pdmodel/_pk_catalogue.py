@@ -55,6 +55,16 @@ class PKModelSpec:
     eta_targets : for each random effect, the parameters it acts on (``"TV:add"`` etc.).
     omega : covariance matrix of the random effects (log scale, or additive for ``TV:add``).
     rows : the CSV rows, for provenance.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> spec = pdm.pk_model("durvalumab")
+    >>> spec.model, spec.wt_ref, spec.n_eta > 0
+    ('baverel2018', 69.0, True)
+    >>> pk = spec.individual(weight_kg=70.0)  # typical 70-kg patient: TwoCompartmentPK
+    >>> bool(pk.cl > 0)
+    True
     """
 
     agent: str
@@ -180,7 +190,20 @@ def _spec_from_rows(agent: str, model: str, rows: list[dict[str, str]]) -> PKMod
 
 
 def available_models() -> dict[str, tuple[str, ...]]:
-    """Model ids available for each agent, default first."""
+    """Model ids of the published PK models available for each agent, default first.
+
+    Returns
+    -------
+    dict of str to tuple of str
+        Keyed by agent name; the first id is :data:`pdmodel.DEFAULT_MODELS`'s.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> models = pdm.available_models()
+    >>> models["nivolumab"][0] == pdm.DEFAULT_MODELS["nivolumab"]
+    True
+    """
     out: dict[str, list[str]] = {a: [DEFAULT_MODELS[a]] for a in AGENTS}
     for r in _rows():
         if r["model"] not in out[r["agent"]]:
@@ -192,10 +215,32 @@ def available_models() -> dict[str, tuple[str, ...]]:
 def pk_model(agent: str, model: str | None = None) -> PKModelSpec:
     """The published PK model ``model`` of ``agent`` (default: :data:`DEFAULT_MODELS`).
 
+    Parameters
+    ----------
+    agent : str
+        Agent INN or brand name.
+    model : str, optional
+        Model id (see :func:`available_models`); ``None`` for the default model.
+
+    Returns
+    -------
+    PKModelSpec
+        Typical values (L, L/day, day, mg/day, mg/L), covariate effects, random-effect
+        covariance and the source of every value.
+
     Raises
     ------
     KeyError
         Unknown agent, or a model id not available for it (the message lists the choices).
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> spec = pdm.pk_model("Opdivo")
+    >>> spec.agent, spec.model
+    ('nivolumab', 'bajaj2017')
+    >>> spec.typical["CL"]  # L/day
+    0.2256
     """
     name = get_agent(agent).name
     model = DEFAULT_MODELS[name] if model is None else model

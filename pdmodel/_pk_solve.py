@@ -33,6 +33,15 @@ class InfusionTable(eqx.Module):
     duration : infusion durations, days (> 0).
     dose_mg : fixed part of each dose, mg.
     dose_mg_per_kg : body-weight part of each dose, mg/kg.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp
+    >>> import pdmodel as pdm
+    >>> table = pdm.InfusionTable(start=jnp.array([0.0, 21.0]), duration=jnp.array([1 / 16] * 2),
+    ...                          dose_mg=jnp.zeros(2), dose_mg_per_kg=jnp.array([3.0, 3.0]))
+    >>> table.amounts(80.0).tolist(), float(table.first_dose())
+    ([240.0, 240.0], 0.0)
     """
 
     start: Float[Array, "*batch n"]
@@ -88,7 +97,25 @@ def concentrations_analytic(
 
 
 class SolverOptions(eqx.Module):
-    """Tolerances and step budget of the adaptive ODE solve (amounts in mg)."""
+    """Tolerances and step budget of the adaptive PK ODE solve (``method="ode"``).
+
+    Attributes
+    ----------
+    rtol : float
+        Relative tolerance of the adaptive step-size controller.
+    atol : float
+        Absolute tolerance, mg (the state is drug amounts).
+    max_steps : int
+        Most solver steps before the solve is reported as failed.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> ds = pdm.simulate_pk("ipilimumab 3 mg/kg q3w x4", days=42, weight_kg=80,
+    ...                      options=pdm.SolverOptions(rtol=1e-6, atol=1e-8))
+    >>> ds.attrs["method"]
+    'ode'
+    """
 
     rtol: float = eqx.field(static=True, default=1e-8)
     atol: float = eqx.field(static=True, default=1e-10)

@@ -33,6 +33,16 @@ class Population(eqx.Module):
     z_pd : standard normals for g_pd1, a_ctla4, shared susceptibility ``[patient, 3]``.
     z_organ : standard normals for organ susceptibility ``[patient, organ]``.
     z_threshold : standard normals for each patient's grade thresholds ``[patient, organ]``.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import pdmodel as pdm
+    >>> pop = pdm.Population.sample(jax.random.key(0), 4, preexisting_ad=0.5, max_agents=2)
+    >>> pop.size, pop.z_pk.shape
+    (4, (4, 2, 6))
+    >>> pdm.Population.typical(2, weight_kg=70.0).weight_kg.tolist()  # kg
+    [70.0, 70.0]
     """
 
     weight_kg: Float[Array, " patient"]

@@ -53,7 +53,23 @@ UNITS = ("mg", "mg/kg")
 
 
 class RegimenError(ValueError):
-    """Invalid regimen.  ``field`` names the offending attribute, when there is one."""
+    """Invalid regimen (a ``ValueError``); base class of the regimen errors below.
+
+    Attributes
+    ----------
+    field : str or None
+        The offending attribute (``"agent"``, ``"amount"``, ``"weight_kg"``, ...), when there
+        is one.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> try:
+    ...     pdm.Regimen.parse("nivolumab 240 mg q2w, then ipilimumab 3 mg/kg q3w x4")
+    ... except pdm.RegimenError as err:
+    ...     print(err.field)
+    phases
+    """
 
     def __init__(self, message: str, field: str | None = None):
         super().__init__(message)
@@ -61,19 +77,60 @@ class RegimenError(ValueError):
 
 
 class RegimenSyntaxError(RegimenError):
-    """Regimen text that does not follow the grammar."""
+    """Regimen text that does not follow the grammar; the message quotes the token.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> try:
+    ...     pdm.Regimen.parse("nivolumab 240 mg q2w x")
+    ... except pdm.RegimenSyntaxError as err:
+    ...     print(str(err).split(";")[0])
+    malformed dose count 'x' in item 1 of phase 1 ('nivolumab 240 mg q2w x')
+    """
 
 
 class UnknownAgentError(RegimenError):
-    """Agent name that is not a known checkpoint inhibitor."""
+    """Agent name that is not a known checkpoint inhibitor; the message lists the known ones.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> try:
+    ...     pdm.Regimen.parse("aspirin 100 mg q1d")
+    ... except pdm.UnknownAgentError as err:
+    ...     print(err.field)
+    agent
+    """
 
 
 class MissingWeightError(RegimenError):
-    """A mg/kg dose needs a body weight, and none was given."""
+    """A mg/kg dose needs a body weight, and none was given.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> reg = pdm.Regimen.parse("nivolumab 3 mg/kg q2w")
+    >>> try:
+    ...     reg.infusions(days=28)
+    ... except pdm.MissingWeightError as err:
+    ...     print(err)
+    weight_kg is required: 'nivolumab 3 mg/kg q2w' doses nivolumab in mg/kg
+    """
 
 
 class InvalidDoseError(RegimenError):
-    """Dose, unit, schedule, infusion time, day or body weight out of range."""
+    """Dose, unit, schedule, infusion time, day or body weight out of range.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> try:
+    ...     pdm.Regimen.parse("nivolumab -3 mg q2w")
+    ... except pdm.InvalidDoseError as err:
+    ...     print(err.field)
+    amount
+    """
 
 
 def _fmt(x: float) -> str:
@@ -122,6 +179,12 @@ class Schedule:
         Time between consecutive doses, days; ``None`` only for a single dose.
     n_doses : int or None
         Number of doses; ``None`` means until treatment stops.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> str(pdm.Schedule(interval_days=21.0, n_doses=4))
+    'q3w x4'
     """
 
     interval_days: float | None
@@ -168,6 +231,13 @@ class AgentDose:
         the label's) means the label default.
     start_day : float
         First dose, days after the start of the phase (>= 0).
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> dose = pdm.AgentDose("Yervoy", 3, "mg/kg", pdm.Schedule(21.0, 4))
+    >>> str(dose), dose.infusion_minutes
+    ('ipilimumab 3 mg/kg q3w x4', 90.0)
     """
 
     agent: str
@@ -223,6 +293,15 @@ class Phase:
     ----------
     doses : tuple of AgentDose
         At least one; any iterable is stored as a tuple.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> q3w_x4 = pdm.Schedule(21.0, 4)
+    >>> phase = pdm.Phase((pdm.AgentDose("nivolumab", 1, "mg/kg", q3w_x4),
+    ...                    pdm.AgentDose("ipilimumab", 3, "mg/kg", q3w_x4)))
+    >>> phase.duration_days  # days until the next phase starts
+    84.0
     """
 
     doses: tuple[AgentDose, ...]
@@ -262,10 +341,31 @@ class Phase:
 
 
 class Infusion(NamedTuple):
-    """One infusion: ``agent`` (INN), ``start`` (day), ``duration`` (days), ``amount`` (mg).
+    """One infusion of one agent, as returned by :meth:`Regimen.infusions`.
 
-    ``dose`` and ``unit`` keep the prescribed dose (``unit`` is ``"mg"`` or ``"mg/kg"``), so
-    callers can keep body weight symbolic.
+    Attributes
+    ----------
+    agent : str
+        INN.
+    start : float
+        Start, days from the first dose of the regimen.
+    duration : float
+        Infusion duration, days.
+    amount : float
+        Dose given, mg (mg/kg doses resolved with the body weight).
+    dose : float
+        The prescribed dose, in ``unit``.
+    unit : str
+        ``"mg"`` or ``"mg/kg"`` (so callers can keep body weight symbolic).
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> inf = pdm.Regimen.parse("ipilimumab 3 mg/kg q3w x4").infusions(days=30, weight_kg=80)
+    >>> [(i.start, i.amount) for i in inf]
+    [(0.0, 240.0), (21.0, 240.0)]
+    >>> inf[0].duration * 24 * 60  # minutes
+    90.0
     """
 
     agent: str
@@ -287,6 +387,18 @@ class Regimen:
         one dose with an interval (which fixes when the next phase starts).
     stop_day : float or None
         Treatment discontinuation, day (>= 0): no infusion starts at or after it.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> reg = pdm.Regimen.parse(
+    ...     "nivolumab 1 mg/kg + ipilimumab 3 mg/kg q3w x4, then nivolumab 480 mg q4w")
+    >>> str(reg)
+    'nivolumab 1 mg/kg q3w x4 + ipilimumab 3 mg/kg q3w x4, then nivolumab 480 mg q4w'
+    >>> reg.agents, reg.phase_starts
+    (('nivolumab', 'ipilimumab'), (0.0, 84.0))
+    >>> pdm.Regimen.parse(str(reg)) == reg
+    True
     """
 
     phases: tuple[Phase, ...]

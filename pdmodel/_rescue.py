@@ -50,6 +50,15 @@ class ManagementPolicy(eqx.Module):
         episode has resolved and the steroid taper is complete (label/SITC practice).
     discontinue_grade : permanently stop the checkpoint inhibitors once any organ reaches this
         grade (3 = grade >= 3, as labels advise for most irAEs; 0 = never).
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> policy = pdm.ManagementPolicy(delay_days=3.0, steroid_dose=0.5)
+    >>> float(policy.steroid(10.0, start=5.0, taper_from=20.0))  # mg/kg/day on day 10
+    0.5
+    >>> pdm.ManagementPolicy.none().enabled
+    False
     """
 
     enabled: bool = eqx.field(static=True, default=True)

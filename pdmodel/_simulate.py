@@ -37,7 +37,44 @@ REFINE = 2
 
 
 class IraeProblem(eqx.Module):
-    """A regimen prepared for simulation over ``days`` with ``steps_per_day`` PD steps a day."""
+    """A regimen prepared for simulation over ``days`` with ``steps_per_day`` PD steps a day.
+
+    Holds what does not depend on the fitted parameters; build it once with :meth:`build` and
+    pass it to :func:`incidence_array` under ``jax.jit``/``jax.grad``.
+
+    Attributes
+    ----------
+    specs : tuple of PKModelSpec
+        Published PK model of each agent.
+    agents : tuple of str
+        Agents of the regimen, in order of first appearance.
+    days : int
+        Simulated days from the first dose.
+    steps_per_day : int
+        PD steps a day of the fixed-grid solver.
+    grid : DosingGrid
+        Step edges (days) and infusion rates on them.
+    ec50 : array [agent]
+        Serum EC50 of each agent, mg/L.
+    targets : array [agent, target]
+        One-hot map from agents to :data:`TARGETS`.
+    target_index, agent_index : array [agent]
+        Index of each agent's target in :data:`TARGETS` and of the agent in :data:`AGENTS`.
+    chol : tuple of arrays
+        Cholesky factors of the published random-effect covariances, one per agent.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import pdmodel as pdm
+    >>> problem = pdm.IraeProblem.build("nivolumab 240 mg q2w", days=28)
+    >>> problem.agents, problem.days
+    (('nivolumab',), 28)
+    >>> pop = pdm.Population.sample(jax.random.key(0), 4, max_agents=1)
+    >>> inc = pdm.incidence_array(pdm.IraeModel(), problem, pop, pdm.ManagementPolicy.none())
+    >>> inc.shape  # [day, organ choice (any + 6 organs), grade]
+    (28, 7, 3)
+    """
 
     specs: tuple[PKModelSpec, ...] = eqx.field(static=True)
     agents: tuple[str, ...] = eqx.field(static=True)
@@ -168,12 +205,46 @@ def incidence_array(
     background: bool = True,
     at_days: tuple[int, ...] | None = None,
 ) -> jnp.ndarray:
-    """Population cumulative incidence ``[day, organ_choice, grade]``.
+    """Population cumulative incidence ``[day, organ_choice, grade]``: the jittable core.
 
-    Days 1..``problem.days``, or only ``at_days`` (whole days, static) — much cheaper when a
-    likelihood needs a few horizons. ``organ_choice`` is ``("any",) + ORGANS``; "any" combines
-    organs per patient. Differentiable in ``model``; deterministic given ``pop`` (common
-    random numbers).
+    Differentiable in ``model``; deterministic given ``pop`` (common random numbers), so it
+    can sit inside a loss under ``jax.jit``/``jax.grad`` (use ``eqx.filter_jit``).
+
+    Parameters
+    ----------
+    model : IraeModel
+        Parameters (natural scale).
+    problem : IraeProblem
+        The prepared regimen (:meth:`IraeProblem.build`).
+    pop : Population
+        Virtual patients (PK random-effect slots for every agent of the regimen).
+    policy : ManagementPolicy
+        Immunosuppressant management (``ManagementPolicy.none()`` for the natural course).
+    background : bool
+        Include drug-independent background events.
+    at_days : tuple of int, optional
+        Only these days (whole days, 1..``problem.days``; static) — much cheaper when a
+        likelihood needs a few horizons. ``None``: days 1..``problem.days``.
+
+    Returns
+    -------
+    jax.Array [day, organ_choice, grade]
+        Fraction of patients (0-1) with an event by each day; ``organ_choice`` is
+        ``("any",) + ORGANS`` ("any" combines organs per patient), grades :data:`GRADES`.
+
+    Examples
+    --------
+    >>> import equinox as eqx
+    >>> import jax
+    >>> import pdmodel as pdm
+    >>> problem = pdm.IraeProblem.build("nivolumab 240 mg q2w", days=28)
+    >>> pop = pdm.Population.sample(jax.random.key(0), 4, max_agents=1)
+    >>> policy = pdm.ManagementPolicy.none()
+    >>> def any_grade(model):  # a scalar of the model: jax.grad/eqx.filter_grad it to fit
+    ...     return pdm.incidence_array(model, problem, pop, policy, at_days=(14, 28))[:, 0, 0]
+    >>> inc = eqx.filter_jit(any_grade)(pdm.IraeModel())
+    >>> inc.shape, bool(inc[1] >= inc[0])
+    ((2,), True)
     """
     daily, _ = problem.run(model, pop, policy)
     m = daily.max_injury
@@ -240,6 +311,9 @@ def simulate(
 ) -> xr.Dataset:
     """Per-patient trajectories of the full model.
 
+    Concentrations, immune state, organ injury, immunosuppressant exposure, grade onsets and
+    resolution of every virtual patient, day by day.
+
     Parameters
     ----------
     model : IraeModel parameters.
@@ -261,6 +335,18 @@ def simulate(
         ``[patient, day]``, ``onset[patient, organ, grade]`` (day of the patient's first
         crossing of each grade, NaN if none), ``resolution[patient, organ]`` (day injury fell
         back below grade 1 after a grade >= 2 onset), ``steroid_start[patient]``.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import pdmodel as pdm
+    >>> pop = pdm.Population.sample(jax.random.key(0), 4, max_agents=1)
+    >>> ds = pdm.simulate(pdm.IraeModel(), "nivolumab 240 mg q2w", pop, days=28,
+    ...                   policy=pdm.ManagementPolicy(delay_days=2.0))
+    >>> dict(ds.sizes)
+    {'patient': 4, 'day': 28, 'agent': 1, 'organ': 6, 'grade': 3}
+    >>> ds.concentration.attrs["units"]
+    'ug/mL'
     """
     problem, policy = _resolve(regimen, population, days, steps_per_day, refine, models, policy)
     daily, events = eqx.filter_jit(IraeProblem.run)(problem, model, population, policy)
@@ -314,17 +400,34 @@ def incidence(
 
     Parameters
     ----------
+    model : IraeModel parameters.
+    regimen : Regimen or its text.
+    population : virtual patients (:class:`Population`).
+    days : simulated days from the first dose.
     organ : ``"any"`` (any organ, combined per patient) or one of ``ORGANS``, or a list.
     grade : ``"any"`` (grade >= 1), ``"2+"`` or ``"3+"``, or a list.
     policy : management policy (``None``: natural course, no rescue).
     background : include drug-independent background events (placebo-arm rates).
-    Other parameters as in :func:`simulate`.
+    steps_per_day, refine : fixed-grid resolution, as in :func:`simulate`.
+    models : PK model id per agent (defaults: ``pdmodel.DEFAULT_MODELS``).
 
     Returns
     -------
     xarray.DataArray
         Fraction of patients (0-1) with the event by each day; dims ``day`` (1..days), plus
         ``organ``/``grade`` when lists were given.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import pdmodel as pdm
+    >>> pop = pdm.Population.sample(jax.random.key(0), 4, max_agents=1)
+    >>> inc = pdm.incidence(pdm.IraeModel(), "nivolumab 240 mg q2w", pop, days=28,
+    ...                     organ=["any", "gi"], grade="2+")
+    >>> inc.dims, inc.sizes["day"]
+    (('day', 'organ'), 28)
+    >>> bool((inc.diff("day") >= 0).all())  # cumulative
+    True
     """
     organs = [organ] if isinstance(organ, str) else list(organ)
     grades = [grade] if isinstance(grade, str) else list(grade)
@@ -350,6 +453,11 @@ def incidence(
 def resolution_summary(trajectories: xr.Dataset) -> xr.Dataset:
     """Resolution of grade >= 2 events, per organ, from :func:`simulate` output.
 
+    Parameters
+    ----------
+    trajectories : xarray.Dataset
+        Output of :func:`simulate` (``onset``, ``resolution``, days).
+
     Returns
     -------
     xarray.Dataset
@@ -357,6 +465,19 @@ def resolution_summary(trajectories: xr.Dataset) -> xr.Dataset:
         end of the simulation), ``median_days_to_resolution`` (Kaplan-Meier median from the
         grade-2 onset, unresolved patients censored at the last day; NaN if not reached), by
         ``organ``.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import pdmodel as pdm
+    >>> pop = pdm.Population.sample(jax.random.key(0), 4, max_agents=1)
+    >>> ds = pdm.simulate(pdm.IraeModel(), "nivolumab 240 mg q2w", pop, days=28,
+    ...                   policy=pdm.ManagementPolicy())
+    >>> summary = pdm.resolution_summary(ds)
+    >>> list(summary.data_vars)
+    ['patients_with_event', 'resolved', 'median_days_to_resolution']
+    >>> summary.sizes["organ"]
+    6
     """
     horizon = float(trajectories.day.values[-1])
     onset = trajectories.onset.sel(grade="2+").values  # [patient, organ]

@@ -133,7 +133,8 @@ def simulate_pk(
 
     Examples
     --------
-    >>> ds = simulate_pk("nivolumab 240 mg q2w", days=56)
+    >>> import pdmodel as pdm
+    >>> ds = pdm.simulate_pk("nivolumab 240 mg q2w", days=56)
     >>> float(ds.occupancy.sel(target="PD-1", day=56)) > 0.9
     True
     """
