@@ -131,21 +131,49 @@ class Population(eqx.Module):
             z_organ=jnp.zeros((n, len(ORGANS))), z_threshold=jnp.zeros((n, len(ORGANS))),
         )
 
-    def shard(self, devices=None) -> Population:
+    def take(self, index) -> Population:
+        """The patients at ``index`` (a slice, or integer indices) as a new population."""
+        return jax.tree.map(lambda x: x[index], self)
+
+    def pad_to(self, size: int) -> Population:
+        """The population grown to ``size`` patients by repeating the last one.
+
+        Padding patients are copies, so averages over a padded population must leave them out
+        (``weights`` of :func:`pdmodel.incidence_array`); :func:`pdmodel.incidence` and
+        :func:`pdmodel.simulate` do this themselves when given ``devices``.
+        """
+        if not (isinstance(size, int | np.integer) and size >= self.size):
+            raise ValueError(f"pad_to: size must be an integer >= {self.size} (the current "
+                             f"size), got {size!r}")
+        extra = int(size) - self.size
+        if extra == 0:
+            return self
+        return jax.tree.map(
+            lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)]), self)
+
+    def shard(self, devices=None, *, pad: bool = False) -> Population:
         """Split the patients across ``devices`` (default: all of ``jax.devices()``).
 
-        Computations on the sharded population run on every device in parallel (several
-        GPUs, or CPU cores exposed as devices with
-        ``XLA_FLAGS=--xla_force_host_platform_device_count=N``). The population size must be a
-        multiple of the number of devices.
+        Every array is laid out with a :class:`jax.sharding.NamedSharding` over a one-axis
+        :class:`~jax.sharding.Mesh` named ``"patient"``, so jitted computations on the sharded
+        population (``incidence_array``, ``IraeProblem.run``, a likelihood) run on every device
+        in parallel with no change to the code: several GPUs, or CPU cores exposed as devices
+        with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``. The population size must
+        be a multiple of the number of devices, unless ``pad=True``: then the last patient is
+        repeated up to the next multiple (see :meth:`pad_to`; leave the copies out of
+        averages, or use ``incidence(..., devices=...)``/``simulate(..., devices=...)``,
+        which pad, shard and unpad by themselves).
         """
-        from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
         devices = list(jax.devices() if devices is None else devices)
-        if self.size % len(devices):
-            raise ValueError(f"cannot split {self.size} patients evenly across {len(devices)} "
-                             "devices; use a multiple of the device count")
-        sharding = NamedSharding(Mesh(np.array(devices), ("patient",)), PartitionSpec("patient"))
+        if not devices:
+            raise ValueError("shard: no devices given")
+        n_dev = len(devices)
+        if pad:
+            return self.pad_to(-(-self.size // n_dev) * n_dev).shard(devices)
+        if self.size % n_dev:
+            raise ValueError(f"cannot split {self.size} patients evenly across {n_dev} "
+                             "devices; use a multiple of the device count, or shard(pad=True)")
+        sharding = patient_sharding(devices)
         return jax.tree.map(lambda x: jax.device_put(x, sharding), self)
 
     def replace(self, **changes) -> Population:
@@ -156,6 +184,15 @@ class Population(eqx.Module):
             value = jnp.broadcast_to(jnp.asarray(value, dtype=current.dtype), current.shape)
             out = eqx.tree_at(lambda p, name=name: getattr(p, name), out, value)
         return out
+
+
+def patient_sharding(devices=None):
+    """``NamedSharding`` splitting a leading ``patient`` axis across ``devices`` (default: all
+    of ``jax.devices()``); other axes are replicated."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    devices = list(jax.devices() if devices is None else devices)
+    return NamedSharding(Mesh(np.array(devices), ("patient",)), PartitionSpec("patient"))
 
 
 def _check(ok: bool, name: str, value, expected: str) -> None:

@@ -7,7 +7,7 @@ Cholesky factors of the published Omegas); :func:`incidence_array` is the differ
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import equinox as eqx
 import jax
@@ -24,7 +24,7 @@ from ._irae_solve import Daily, Events, PatientInputs, log_thresholds, simulate_
 from ._occupancy import potencies, target_matrix
 from ._pk import TwoCompartmentPK
 from ._pk_catalogue import PKModelSpec
-from ._population import MAX_PK_ETA, Population
+from ._population import MAX_PK_ETA, Population, patient_sharding
 from ._regimen import Regimen
 from ._rescue import ManagementPolicy, check_policy_values
 from ._simulate_pk import individual_parameters, model_specs
@@ -204,6 +204,8 @@ def incidence_array(
     *,
     background: bool = True,
     at_days: tuple[int, ...] | None = None,
+    batch_size: int | None = None,
+    weights: jnp.ndarray | None = None,
 ) -> jnp.ndarray:
     """Population cumulative incidence ``[day, organ_choice, grade]``: the jittable core.
 
@@ -225,6 +227,17 @@ def incidence_array(
     at_days : tuple of int, optional
         Only these days (whole days, 1..``problem.days``; static) — much cheaper when a
         likelihood needs a few horizons. ``None``: days 1..``problem.days``.
+    batch_size : int, optional
+        Simulate at most this many patients at a time (a ``lax.scan`` over chunks that sums
+        the incidence of each chunk; static). Bounds the working memory of the simulation to
+        one chunk — the population itself stays in memory; for populations larger than that,
+        see :func:`incidence_streaming`. Same result as unchunked to rounding (~1e-16).
+    weights : array [patient], optional
+        Weights of the patients in the population average (default: all equal), e.g. 0 for
+        the padding copies of ``Population.shard(pad=True)``.
+
+    A population sharded across devices (:meth:`Population.shard`) is simulated on all of
+    them in parallel; the result is the same as on one device to rounding.
 
     Returns
     -------
@@ -246,25 +259,187 @@ def incidence_array(
     >>> inc.shape, bool(inc[1] >= inc[0])
     ((2,), True)
     """
+    idx = _day_index(problem, at_days)
+    if batch_size is not None and not (isinstance(batch_size, int | np.integer)
+                                       and batch_size >= 1):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    n = pop.size
+    if batch_size is None or batch_size >= n:
+        daily, _ = problem.run(model, pop, policy)
+        m = daily.max_injury
+        days = jnp.arange(1, problem.days + 1, dtype=m.dtype)
+        if idx is not None:
+            m, days = m[:, idx], days[idx]
+        return incidence_from_max(model, m, pop, policy, background=background, days=days,
+                                  weights=weights)
+    # chunked: patient b * n_chunks + c goes to chunk c (a population split evenly across
+    # devices stays split within every chunk); padding copies get weight 0
+    batch = int(batch_size)
+    n_chunks = -(-n // batch)
+    size = n_chunks * batch
+    dtype = jnp.result_type(float)
+    w = jnp.ones(n, dtype) if weights is None else jnp.asarray(weights, dtype)
+    w = jnp.concatenate([w, jnp.zeros(size - n, dtype)])
+
+    def split(x):
+        return jnp.swapaxes(x.reshape((batch, n_chunks) + x.shape[1:]), 0, 1)
+
+    chunks = jax.tree.map(split, (pop.pad_to(size), w))
+
+    def body(acc, chunk):
+        return acc + _weighted_sum(model, problem, *chunk, policy, background, idx), None
+
+    n_days = problem.days if idx is None else len(idx)
+    acc0 = jnp.zeros((n_days, len(ORGAN_CHOICES), len(GRADES)), dtype)
+    total, _ = jax.lax.scan(body, acc0, chunks)
+    return total / jnp.sum(w)
+
+
+def _day_index(problem: IraeProblem, at_days) -> np.ndarray | None:
+    """0-based indices of ``at_days`` (validated), or ``None`` for every day."""
+    if at_days is None:
+        return None
+    idx = np.asarray(at_days, dtype=int) - 1
+    if idx.ndim != 1 or np.any(idx < 0) or np.any(idx >= problem.days):
+        raise ValueError(f"at_days must lie in 1..{problem.days}, got {at_days!r}")
+    return idx
+
+
+def _weighted_sum(model, problem, pop, weights, policy, background, idx):
+    """``Σ_i w_i · incidence_i`` over the patients of ``pop`` ``[day, organ_choice, grade]``."""
     daily, _ = problem.run(model, pop, policy)
     m = daily.max_injury
     days = jnp.arange(1, problem.days + 1, dtype=m.dtype)
-    if at_days is not None:
-        idx = np.asarray(at_days, dtype=int) - 1
-        if np.any(idx < 0) or np.any(idx >= problem.days):
-            raise ValueError(f"at_days must lie in 1..{problem.days}, got {at_days!r}")
+    if idx is not None:
         m, days = m[:, idx], days[idx]
-    return incidence_from_max(model, m, pop, policy, background=background, days=days)
+    per = per_patient_incidence(model, m, pop, policy, background=background, days=days)
+    return jnp.tensordot(weights.astype(per.dtype), per, axes=1)
+
+
+@eqx.filter_jit
+def _chunk_sum(model, problem, pop, weights, policy, background, at_days):
+    return _weighted_sum(model, problem, pop, weights, policy, background,
+                         _day_index(problem, at_days))
+
+
+def incidence_streaming(
+    model: IraeModel,
+    problem: IraeProblem,
+    population: Population | Callable[[int], Population],
+    policy: ManagementPolicy | None = None,
+    *,
+    batch_size: int = 8192,
+    n: int | None = None,
+    devices: Sequence | None = None,
+    background: bool = True,
+    at_days: tuple[int, ...] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Population incidence ``[day, organ_choice, grade]`` in bounded memory, chunk by chunk.
+
+    Patients are simulated ``batch_size`` at a time by one compiled function (every chunk has
+    the same shape; the last is padded with weight-0 copies) and only the running sum of the
+    per-patient incidence curves is kept, so memory does not grow with the population: a
+    million patients × 1 year fits in a few hundred MB. Not differentiable (the chunks are a
+    Python loop); for gradients use :func:`incidence_array` (``batch_size=...``).
+
+    Parameters
+    ----------
+    model, problem : as in :func:`incidence_array`.
+    population : a :class:`Population` (sliced into chunks), or a function ``chunk(k)``
+        returning the ``k``-th chunk of ``batch_size`` patients (``k = 0, 1, ...``; e.g.
+        ``lambda k: Population.sample(jax.random.fold_in(key, k), batch_size)``) for
+        populations that are never held in memory at once; then ``n`` is required.
+    policy : immunosuppressant management (``None``: natural course).
+    batch_size : patients per chunk (rounded up to a multiple of the device count).
+    n : total number of patients (only with a chunk function; the last chunk's surplus
+        patients are left out).
+    devices : split every chunk across these devices (``jax.sharding``, axis ``"patient"``);
+        ``None``: JAX's default placement.
+    background, at_days : as in :func:`incidence_array`.
+    progress : called as ``progress(patients_done, n)`` after each chunk.
+
+    Returns
+    -------
+    numpy.ndarray [day, organ_choice, grade]
+        Fraction of patients with an event by each day, float64 (the chunk sums are
+        accumulated in float64 on the host).
+    """
+    policy = ManagementPolicy.none() if policy is None else policy
+    at_days = None if at_days is None else tuple(int(d) for d in at_days)
+    _day_index(problem, at_days)
+    if not (isinstance(batch_size, int | np.integer) and batch_size >= 1):
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    devices = None if devices is None else list(devices)
+    n_dev = 1 if devices is None else len(devices)
+    batch = -(-int(batch_size) // n_dev) * n_dev
+    if isinstance(population, Population):
+        if n is not None and n != population.size:
+            raise ValueError(f"n={n} but the population has {population.size} patients")
+        n = population.size
+
+        def chunk(k):
+            return population.take(slice(k * batch, min((k + 1) * batch, n)))
+    elif callable(population):
+        if not (isinstance(n, int | np.integer) and n >= 1):
+            raise ValueError("n (the number of patients) is required with a chunk function")
+        chunk = population
+    else:
+        raise TypeError("population must be a Population or a function of the chunk index, "
+                        f"got {type(population).__name__}")
+    n = int(n)
+    n_chunks = -(-n // batch)
+    dtype = jnp.result_type(float)
+    sharding = None if devices is None else patient_sharding(devices)
+    total = None
+    pending = None  # (device result, patients) of the chunk before: convert while this runs
+    for k in range(n_chunks):
+        size = min(batch, n - k * batch)
+        pop = chunk(k)
+        if pop.size < size:
+            raise ValueError(f"chunk {k} has {pop.size} patients, expected {size}")
+        pop = pop.take(slice(0, size)).pad_to(batch)
+        w = (jnp.arange(batch) < size).astype(dtype)
+        if sharding is not None:
+            pop, w = jax.device_put((pop, w), sharding)
+        out = _chunk_sum(model, problem, pop, w, policy, background, at_days)
+        if pending is not None:
+            total = _accumulate(total, pending, progress, n)
+        pending = (out, k * batch + size)
+    total = _accumulate(total, pending, progress, n)
+    return total / n
+
+
+def _accumulate(total, pending, progress, n):
+    out, done = pending
+    s = np.asarray(out, dtype=np.float64)
+    if progress is not None:
+        progress(done, n)
+    return s if total is None else total + s
 
 
 def incidence_from_max(model, max_injury, pop, policy, *, background=True, days=None,
-                       drug_weight=1.0, background_weight=1.0):
+                       drug_weight=1.0, background_weight=1.0, weights=None):
     """Incidence ``[day, organ_choice, grade]`` from running maxima ``[patient, day, organ]``.
 
     ``days`` (days since the first dose, for the background hazard) defaults to 1, 2, ...
     ``drug_weight``/``background_weight``: fractions of drug-related and background events a
     reporting definition counts (κ_e, β_e of docs/model.md §5.2; 1 and 1 = all events).
+    ``weights`` [patient]: weights of the population average (default: all equal).
     """
+    per = per_patient_incidence(model, max_injury, pop, policy, background=background,
+                                days=days, drug_weight=drug_weight,
+                                background_weight=background_weight)
+    if weights is None:
+        return jnp.mean(per, axis=0)
+    weights = jnp.asarray(weights, per.dtype)
+    return jnp.tensordot(weights, per, axes=1) / jnp.sum(weights)
+
+
+def per_patient_incidence(model, max_injury, pop, policy, *, background=True, days=None,
+                          drug_weight=1.0, background_weight=1.0):
+    """Each patient's probability of an event by each day ``[patient, day, organ_choice,
+    grade]`` (arguments as in :func:`incidence_from_max`)."""
     if policy.enabled:
         # patient's own thresholds were used for triggering: condition on them
         x = jnp.log(jnp.maximum(max_injury, 1e-12))[..., None] - log_thresholds(model)
@@ -279,8 +454,10 @@ def incidence_from_max(model, max_injury, pop, policy, *, background=True, days=
         p_bg = -jnp.expm1(-model.background[None, None] * days[None, :, None, None])
         p = 1.0 - (1.0 - p) * (1.0 - background_weight * p_bg)
     p_any = 1.0 - jnp.prod(1.0 - p, axis=2, keepdims=True)
-    per_patient = jnp.concatenate([p_any, p], axis=2)
-    return jnp.mean(per_patient, axis=0)
+    return jnp.concatenate([p_any, p], axis=2)
+
+
+_incidence_jit = eqx.filter_jit(incidence_array)
 
 
 def _resolve(regimen, pop, days, steps_per_day, refine, models, policy):
@@ -308,6 +485,7 @@ def simulate(
     steps_per_day: int = STEPS_PER_DAY,
     refine: int = REFINE,
     models: Mapping[str, str] | None = None,
+    devices: Sequence | None = None,
 ) -> xr.Dataset:
     """Per-patient trajectories of the full model.
 
@@ -325,6 +503,10 @@ def simulate(
         refinement levels inside each infusion (defaults 2 and 2: incidence within ~1e-3 of
         the adaptive reference; raise both for tighter accuracy).
     models : PK model id per agent (defaults: ``pdmodel.DEFAULT_MODELS``).
+    devices : split the patients across these devices (e.g. ``jax.devices()``), padding the
+        population to a multiple of their number; the output has the original patients only.
+        ``None``: as the population is placed (a :meth:`Population.shard`-ed population runs
+        on its devices).
 
     Returns
     -------
@@ -349,7 +531,10 @@ def simulate(
     'ug/mL'
     """
     problem, policy = _resolve(regimen, population, days, steps_per_day, refine, models, policy)
-    daily, events = eqx.filter_jit(IraeProblem.run)(problem, model, population, policy)
+    n = population.size
+    pop = population if devices is None else population.shard(list(devices), pad=True)
+    daily, events = eqx.filter_jit(IraeProblem.run)(problem, model, pop, policy)
+    daily, events = jax.tree.map(lambda x: np.asarray(x)[:n], (daily, events))
     dayc = np.arange(1, problem.days + 1, dtype=float)
 
     def nan_inf(x):
@@ -395,6 +580,8 @@ def incidence(
     steps_per_day: int = STEPS_PER_DAY,
     refine: int = REFINE,
     models: Mapping[str, str] | None = None,
+    batch_size: int | None = None,
+    devices: Sequence | None = None,
 ) -> xr.DataArray:
     """Cumulative incidence of irAEs by day, as a trial would count patients with the event.
 
@@ -410,6 +597,12 @@ def incidence(
     background : include drug-independent background events (placebo-arm rates).
     steps_per_day, refine : fixed-grid resolution, as in :func:`simulate`.
     models : PK model id per agent (defaults: ``pdmodel.DEFAULT_MODELS``).
+    batch_size : simulate at most this many patients at a time and keep only running sums
+        (:func:`incidence_streaming`): memory stays bounded however large the population.
+    devices : split the patients across these devices (e.g. ``jax.devices()``), padding to a
+        multiple of their number (padding copies are left out of the average). ``None``: as
+        the population is placed (a :meth:`Population.shard`-ed population runs on its
+        devices).
 
     Returns
     -------
@@ -433,8 +626,19 @@ def incidence(
     grades = [grade] if isinstance(grade, str) else list(grade)
     check_choices(organs, grades)
     problem, policy = _resolve(regimen, population, days, steps_per_day, refine, models, policy)
-    fn = eqx.filter_jit(incidence_array)
-    arr = np.asarray(fn(model, problem, population, policy, background=background))
+    if batch_size is not None:
+        arr = incidence_streaming(model, problem, population, policy, batch_size=batch_size,
+                                  devices=devices, background=background)
+    elif devices is not None:
+        devices = list(devices)
+        pop = population.shard(devices, pad=True)
+        w = jax.device_put((jnp.arange(pop.size) < population.size).astype(jnp.result_type(float)),
+                           patient_sharding(devices))
+        arr = np.asarray(_incidence_jit(model, problem, pop, policy, background=background,
+                                        weights=w))
+    else:
+        arr = np.asarray(_incidence_jit(model, problem, population, policy,
+                                        background=background))
     io = [ORGAN_CHOICES.index(o) for o in organs]
     ig = [GRADES.index(g) for g in grades]
     da = xr.DataArray(
