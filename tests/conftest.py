@@ -4,6 +4,8 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# the CLI commands run in-process here: keep them off the user's persistent JAX cache
+os.environ.setdefault("PDMODEL_NO_CACHE", "1")
 
 import jax  # noqa: E402
 
