@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# GPU check of pdmodel (about 2-4 minutes on one H100):
+#   1. device info (JAX version, backend, devices, memory);
+#   2. float64 agreement of a small population's incidence on the GPU with the same computation
+#      on the CPU (both in this run, the CPU via jax.devices("cpu")); fails above 1e-9;
+#   3. wall time of 1,000,000 virtual patient-years streamed through the GPU
+#      (pdmodel._simulate.incidence_streaming, chunks of 65,536 patients made on the device);
+#   4. a short NUTS run's ESS/s: `python -m pdmodel.fit_nuts_check` if that module exists,
+#      else "NUTS check: skipped".
+#
+# Usage (from anywhere; runs in the repository root):
+#   bash benchmarks/gpu_check.sh                 # on a machine with an NVIDIA GPU
+#   bash benchmarks/gpu_check.sh --cpu           # same steps on the CPU, small sizes
+#   bash benchmarks/gpu_check.sh --wheels DIR    # first install pdmodel and jax[cuda12]
+#                                                # offline from the wheels in DIR
+# Python: $PYTHON if set, else .venv/bin/python if present, else python3.
+#
+# Installing without internet on the GPU machine: on a connected machine with the same Python
+# version and platform (linux x86_64), collect every wheel once
+#   python -m pip download -d wheels -e '.[test]' 'jax[cuda12]'      # (from the repo root)
+# carry `wheels/` along with the repository, then on the GPU machine
+#   python3 -m venv .venv && bash benchmarks/gpu_check.sh --wheels wheels
+# which runs `pip install --no-index --find-links wheels -e '.[test]' 'jax[cuda12]'` and the
+# check. jax[cuda12] brings the CUDA runtime as pip wheels (nvidia-*); only the NVIDIA driver
+# must be installed on the machine.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+mode=gpu
+wheels=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --cpu) mode=cpu ;;
+    --wheels) wheels="${2:?--wheels needs a folder}"; shift ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    *) echo "error: unknown option $1 (use --cpu, --wheels DIR)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+if [ -n "${PYTHON:-}" ]; then
+  PY="$PYTHON"
+elif [ -x .venv/bin/python ]; then
+  PY=.venv/bin/python
+else
+  PY=python3
+fi
+
+if [ -n "$wheels" ]; then
+  echo "== installing pdmodel and jax[cuda12] from $wheels (offline)"
+  "$PY" -m pip install --quiet --no-index --find-links "$wheels" -e '.[test]' 'jax[cuda12]'
+fi
+
+# the check sets float64 itself; no persistent cache, so compile times are real
+export PDMODEL_NO_CACHE=1
+if [ "$mode" = cpu ]; then
+  export JAX_PLATFORMS=cpu
+  args=(--cpu)
+  nuts_timeout=300
+else
+  unset JAX_PLATFORMS  # the GPU and the CPU backends are both needed (agreement check)
+  args=()
+  nuts_timeout=120
+fi
+
+start=$SECONDS
+echo "pdmodel GPU check ($mode mode), $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(uname -srm)"
+if command -v nvidia-smi >/dev/null 2>&1 && [ "$mode" = gpu ]; then
+  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+fi
+
+status=0
+"$PY" -m benchmarks.gpu_check "${args[@]}" || status=$?
+
+echo
+echo "== NUTS"
+if "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('pdmodel.fit_nuts_check') is None)" 2>/dev/null; then
+  # the module prints its own ESS/s line; --cpu is passed through in CPU mode
+  if ! timeout "$nuts_timeout" "$PY" -m pdmodel.fit_nuts_check "${args[@]}"; then
+    echo "NUTS check: FAILED or timed out after ${nuts_timeout} s"
+    status=1
+  else
+    echo "NUTS check: done"
+  fi
+else
+  echo "NUTS check: skipped (pdmodel.fit_nuts_check not present)"
+fi
+
+echo
+echo "gpu_check finished in $((SECONDS - start)) s, exit status $status"
+exit "$status"

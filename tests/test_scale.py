@@ -1,0 +1,241 @@
+"""Scale: one code path for CPU and GPU, sharding, bounded-memory simulation, no recompiles,
+the persistent compilation cache of the CLI, the GPU fit config and the GPU check script."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import tomllib
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import numpy as np
+import pytest
+
+import pdmodel as pdm
+from pdmodel._simulate import IraeProblem, incidence_array, incidence_streaming
+
+ROOT = Path(__file__).resolve().parents[1]
+REGIMEN = "nivolumab 240 mg q2w"
+DAYS = 21
+COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+_incidence = eqx.filter_jit(incidence_array)
+
+
+def _setup(n=8, seed=0):
+    problem = IraeProblem.build(REGIMEN, days=DAYS)
+    pop = pdm.Population.sample(jax.random.key(seed), n, max_agents=1, preexisting_ad=0.3)
+    return pdm.IraeModel(), problem, pop, pdm.ManagementPolicy.none()
+
+
+class CompileCounter:
+    """Counts XLA compilations while active (a ``jax.monitoring`` listener)."""
+
+    def __enter__(self):
+        self.count = 0
+        jax.monitoring.register_event_duration_secs_listener(self._listen)
+        return self
+
+    def _listen(self, event, duration, **kwargs):
+        if event == COMPILE_EVENT:
+            self.count += 1
+
+    def __exit__(self, *exc):
+        jax.monitoring.unregister_event_duration_listener(self._listen)
+
+
+def test_default_and_explicit_cpu_placement_agree():
+    """float64 incidence is the same with JAX's default placement and on
+    ``jax.devices("cpu")[0]``: pdmodel makes no platform assumption. Here (tests run on CPU)
+    both are the CPU; ``benchmarks/gpu_check.sh`` is the GPU counterpart (default = GPU)."""
+    model, problem, pop, policy = _setup()
+    default = _incidence(model, problem, pop, policy)
+    cpu = jax.devices("cpu")[0]
+
+    def put(tree):
+        return jax.tree.map(lambda x: jax.device_put(x, cpu) if isinstance(x, jax.Array) else x,
+                            tree)
+
+    with jax.default_device(cpu):
+        on_cpu = _incidence(put(model), put(problem), put(pop), policy)
+    assert default.dtype == np.float64 and on_cpu.dtype == np.float64
+    assert on_cpu.devices() == {cpu}
+    np.testing.assert_allclose(np.asarray(default), np.asarray(on_cpu), rtol=0, atol=1e-12)
+
+
+def test_chunked_equals_unchunked():
+    model, problem, pop, policy = _setup()
+    full = np.asarray(_incidence(model, problem, pop, policy))
+    chunked = np.asarray(_incidence(model, problem, pop, policy, batch_size=3))  # padded
+    np.testing.assert_allclose(chunked, full, rtol=0, atol=1e-12)
+    streamed = incidence_streaming(model, problem, pop, policy, batch_size=3)
+    np.testing.assert_allclose(streamed, full, rtol=0, atol=1e-12)
+    # a population that is never held whole: chunks made on demand
+    seen = []
+    made = incidence_streaming(model, problem, lambda k: pop.take(slice(3 * k, 3 * k + 3)),
+                               policy, batch_size=3, n=pop.size,
+                               progress=lambda done, n: seen.append(done))
+    np.testing.assert_allclose(made, full, rtol=0, atol=1e-12)
+    assert seen == [3, 6, 8]
+    # weights: padding copies with weight 0 leave the average unchanged
+    padded = pop.pad_to(11)
+    w = (np.arange(11) < 8).astype(float)
+    np.testing.assert_allclose(_incidence(model, problem, padded, policy, weights=w), full,
+                               rtol=0, atol=1e-12)
+
+
+def test_streaming_validates():
+    model, problem, pop, policy = _setup()
+    with pytest.raises(ValueError, match="batch_size"):
+        incidence_streaming(model, problem, pop, policy, batch_size=0)
+    with pytest.raises(ValueError, match="n \\(the number of patients\\)"):
+        incidence_streaming(model, problem, lambda k: pop, policy, batch_size=4)
+    with pytest.raises(ValueError, match="pad_to"):
+        pop.pad_to(3)
+    with pytest.raises(ValueError, match="shard\\(pad=True\\)"):
+        pop.take(slice(0, 3)).shard([jax.devices()[0]] * 2)
+
+
+def test_second_call_does_not_recompile():
+    """Same shapes, other parameter values, a freshly built problem: no new compilation."""
+    model, problem, pop, policy = _setup()
+    _incidence(model, problem, pop, policy).block_until_ready()
+    other = eqx.tree_at(lambda m: m.g_pd1, model, model.g_pd1 * 1.5)
+    pop2 = pdm.Population.sample(jax.random.key(1), 8, max_agents=1)
+    with CompileCounter() as c:
+        _incidence(other, IraeProblem.build(REGIMEN, days=DAYS), pop2, policy).block_until_ready()
+    assert c.count == 0
+    pdm.incidence(model, REGIMEN, pop, days=DAYS, grade="3+")
+    with CompileCounter() as c:
+        pdm.incidence(other, REGIMEN, pop2, days=DAYS, grade="3+")
+    assert c.count == 0
+
+
+@pytest.mark.slow
+def test_log_density_gradient_does_not_recompile():
+    """``jit(value_and_grad(log_density))`` compiles once for all parameter vectors of a shape
+    (slow: that one compilation takes ~25 s on a 2-core CPU)."""
+    from pdmodel._likelihood import build_design, log_density
+    from pdmodel._params import FitSpec
+
+    design = build_design(patients=8, days=28)
+    spec = FitSpec.default()
+    vg = jax.jit(jax.value_and_grad(log_density), static_argnums=1)
+    u0 = spec.prior_location()
+    jax.block_until_ready(vg(u0, spec, design))
+    with CompileCounter() as c:
+        v, g = vg(u0 + 0.01, spec, design)
+        jax.block_until_ready(g)
+    assert c.count == 0 and np.isfinite(float(v)) and np.all(np.isfinite(g))
+
+
+SHARD_SCRIPT = textwrap.dedent("""
+    import json
+    import jax
+    jax.config.update("jax_enable_x64", True)
+    import numpy as np
+    import pdmodel as pdm
+    from pdmodel._simulate import IraeProblem, _incidence_jit, incidence_streaming
+
+    reg = "nivolumab 240 mg q2w"
+    devices = jax.devices()
+    model, policy = pdm.IraeModel(), pdm.ManagementPolicy.none()
+    problem = IraeProblem.build(reg, days=21)
+    pop = pdm.Population.sample(jax.random.key(0), 10, max_agents=1, preexisting_ad=0.3)
+    f = _incidence_jit
+    out = {"devices": len(devices)}
+    eight = pop.take(slice(0, 8))
+    sharded = eight.shard()
+    out["spread"] = len(sharded.z_pk.sharding.device_set)
+    a, b = f(model, problem, eight, policy), f(model, problem, sharded, policy)
+    out["incidence_array"] = float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
+    # 10 patients on 4 devices: padded to 12, result unpadded
+    kw = dict(days=21, organ=["any", "gi"], grade=["any", "3+"])
+    c = pdm.incidence(model, reg, pop, **kw)
+    d = pdm.incidence(model, reg, pop, devices=devices, **kw)
+    out["incidence_padded"] = float(np.max(np.abs(c.values - d.values)))
+    s = incidence_streaming(model, problem, pop, policy, batch_size=6, devices=devices)
+    ref = f(model, problem, pop, policy, background=True)  # as pdm.incidence: no new compile
+    out["streaming"] = float(np.max(np.abs(s - np.asarray(ref))))
+    rescue = pdm.ManagementPolicy(delay_days=2.0)
+    t0 = pdm.simulate(model, reg, pop, days=21, policy=rescue)
+    t1 = pdm.simulate(model, reg, pop, days=21, policy=rescue, devices=devices)
+    out["simulate_size"] = t1.sizes["patient"]
+    out["simulate"] = float(np.nanmax(np.abs(t1.max_injury.values - t0.max_injury.values)))
+    out["onset_same"] = bool(np.array_equal(t0.onset.values, t1.onset.values, equal_nan=True))
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def test_sharded_population_matches_unsharded():
+    """4 CPU devices in a subprocess (this process has one): sharded, padded-and-sharded and
+    streamed-sharded incidence and trajectories agree with one device to 1e-12 (float64)."""
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               JAX_PLATFORMS="cpu")
+    proc = subprocess.run([sys.executable, "-c", SHARD_SCRIPT], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    out = json.loads(line.removeprefix("RESULT "))
+    assert out["devices"] == 4 and out["spread"] == 4
+    for key in ("incidence_array", "incidence_padded", "streaming", "simulate"):
+        assert out[key] <= 1e-12, (key, out)
+    assert out["simulate_size"] == 10 and out["onset_same"]
+
+
+def test_cli_compilation_cache_switch(tmp_path):
+    """The CLI turns on JAX's persistent compilation cache ($PDMODEL_CACHE_DIR), and
+    $PDMODEL_NO_CACHE=1 turns it off (checked in subprocesses: the switch is global)."""
+    code = ("import jax; from pdmodel.cli import enable_compilation_cache as e; p = e(); "
+            "print('RESULT', p, jax.config.jax_compilation_cache_dir, "
+            "jax.config.jax_persistent_cache_min_compile_time_secs)")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PDMODEL_NO_CACHE", "JAX_COMPILATION_CACHE_DIR")}
+    cache = tmp_path / "cache"
+    on = subprocess.run([sys.executable, "-c", code], env=env | {"PDMODEL_CACHE_DIR": str(cache)},
+                        capture_output=True, text=True, timeout=120)
+    assert on.returncode == 0, on.stderr[-2000:]
+    assert on.stdout.split("RESULT ")[-1].split() == [str(cache), str(cache), "1.0"]
+    assert cache.is_dir()
+    off = subprocess.run([sys.executable, "-c", code],
+                         env=env | {"PDMODEL_CACHE_DIR": str(cache), "PDMODEL_NO_CACHE": "1"},
+                         capture_output=True, text=True, timeout=120)
+    assert off.returncode == 0, off.stderr[-2000:]
+    assert off.stdout.split("RESULT ")[-1].split()[:2] == ["None", "None"]
+
+
+def _keys(table, prefix=""):
+    out = set()
+    for k, v in table.items():
+        if isinstance(v, dict) and k not in ("pk_models", "priors"):
+            out |= _keys(v, f"{prefix}{k}.")
+        else:
+            out.add(prefix + k)
+    return out
+
+
+def test_gpu_config_loads():
+    from pdmodel._config import load_config
+
+    cfg = load_config(ROOT / "fits" / "gpu.toml")
+    assert cfg.model.patients >= 256 and cfg.nuts.chains >= 8
+    assert (cfg.model.steps_per_day, cfg.model.refine) == (2, 2)
+    gpu = tomllib.loads((ROOT / "fits" / "gpu.toml").read_text())
+    default = tomllib.loads((ROOT / "fits" / "default.toml").read_text())
+    assert _keys(gpu) == _keys(default)
+
+
+@pytest.mark.slow
+def test_gpu_check_script_cpu_mode():
+    """``bash benchmarks/gpu_check.sh --cpu`` (small sizes) runs end to end."""
+    env = dict(os.environ, PYTHON=sys.executable)
+    env.pop("XLA_FLAGS", None)
+    proc = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--cpu"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = proc.stdout
+    assert "float64 agreement with CPU: PASS" in out
+    assert "virtual patient-years" in out
+    assert "NUTS check:" in out
