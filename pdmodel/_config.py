@@ -60,8 +60,9 @@ PRIOR_DISTS: dict[str, tuple[str, ...]] = {
 DATA_USE: tuple[str, ...] = ("fit_default", "all")
 """Row filters of ``data.use``: rows flagged ``fit_default`` or all usable rows."""
 
-NUTS_METHODS: tuple[str, ...] = ("emulator", "exact")
-"""``nuts.method``: sample on an emulator of the likelihood, or on the exact ODE likelihood."""
+NUTS_METHODS: tuple[str, ...] = ("emulator", "exact", "laplace")
+"""``nuts.method``: NUTS on an emulator of the likelihood, NUTS on the exact ODE likelihood,
+or the Laplace approximation only (no NUTS)."""
 
 BUNDLED = "bundled"
 NONE = "none"

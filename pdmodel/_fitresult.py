@@ -9,6 +9,7 @@ predictive, so between-trial heterogeneity and binomial noise are included).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from ._irae_model import GRADES
 from ._likelihood import predictive_proportions, reported_incidence
 from ._params import ENDPOINTS, FitSpec
 from ._population import Population
+from ._posterior import unconstrained_draws
 from ._regimen import Regimen
 from ._simulate import ORGAN_CHOICES, IraeProblem, check_choices
 
@@ -85,6 +87,29 @@ class Fit:
     spec: FitSpec
     draws: np.ndarray  # [draw, parameter]
     method: str
+
+    def datatree(self) -> xr.DataTree:
+        """The fit's arviz ``DataTree``, loaded in memory.
+
+        Returns
+        -------
+        xarray.DataTree
+            Groups ``posterior`` (natural scale, one variable per fitted field),
+            ``log_likelihood`` and ``posterior_predictive`` (``y`` by training ``row``, exact
+            model), ``observed_data``, ``constant_data`` (arm sizes ``n``) and, for NUTS,
+            ``sample_stats``; ready for ``arviz.summary``, ``arviz.loo``,
+            ``arviz.plot_ppc_dist``.
+
+        Examples
+        --------
+        >>> import pathlib
+        >>> import pdmodel as pdm
+        >>> fit = pdm.load_fit(pathlib.Path(pdm.__file__).parents[1] / "fits" / "reference")
+        >>> sorted(fit.datatree().children)[:3]
+        ['constant_data', 'log_likelihood', 'observed_data']
+        """
+        with xr.open_datatree(self.path / "results" / "posterior.nc", engine="h5netcdf") as t:
+            return t.load()
 
     def incidence(
         self,
@@ -170,7 +195,7 @@ def load_fit(path: str | Path) -> Fit:
     >>> reference = pathlib.Path(pdm.__file__).parents[1] / "fits" / "reference"
     >>> fit = pdm.load_fit(reference)
     >>> fit.method, fit.draws.shape[1] == fit.spec.size
-    ('laplace', True)
+    ('nuts', True)
     """
     from ._fit import fit_spec
 
@@ -182,17 +207,24 @@ def load_fit(path: str | Path) -> Fit:
                                "'pdmodel fit' or use fits/reference")
     config = load_config(cfg_path)
     try:
-        post = xr.load_dataset(post_path, engine="h5netcdf")
-        u = post["u"].values
-        names = [str(x) for x in post["parameter"].values]
+        tree = xr.open_datatree(post_path, engine="h5netcdf")
+        posterior = tree["posterior"].to_dataset().load()
+        names = json.loads(tree.attrs.get("pdmodel_parameters", "null"))
+        tree.close()
     except Exception as err:  # noqa: BLE001 - any read failure is a corrupt file
-        raise FitLoadError(f"cannot read {post_path}: {err}") from err
+        raise FitLoadError(f"cannot read {post_path} as a pdmodel posterior (arviz DataTree "
+                           f"with a posterior group): {err}") from err
     spec = fit_spec(config)
     if names != list(spec.names):
         raise FitLoadError(f"{post_path} was written for other parameters than this pdmodel "
-                           f"fits ({len(names)} vs {spec.size}); refit with 'pdmodel fit'")
+                           f"fits ({len(names or [])} vs {spec.size}); refit with "
+                           "'pdmodel fit'")
+    try:
+        u = unconstrained_draws(spec, posterior)
+    except KeyError as err:
+        raise FitLoadError(f"{post_path}: {err.args[0]}; refit with 'pdmodel fit'") from err
     draws = u.reshape(-1, u.shape[-1])
     if not np.all(np.isfinite(draws)):
         raise FitLoadError(f"{post_path} holds non-finite draws")
-    return Fit(path=path, config=config, spec=spec, draws=draws,
-               method=str(post.attrs.get("method", "unknown")))
+    method = config.nuts.method if config.nuts.method == "laplace" else "nuts"
+    return Fit(path=path, config=config, spec=spec, draws=draws, method=method)

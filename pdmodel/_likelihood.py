@@ -281,8 +281,9 @@ def build_design(
                   horizon=days)
 
 
-def drug_probabilities(params: Params, design: Design) -> jnp.ndarray:
-    """Per-patient drug-related probabilities at the horizon ``[regimen, patient, organ, g]``."""
+def max_injuries(params: Params, design: Design) -> jnp.ndarray:
+    """Running maximum of organ injury at the horizon, natural course
+    ``[regimen, patient, organ]`` (the ODE part of the likelihood)."""
     model = params.model
     st = design.stacked
     pop = design.population
@@ -305,9 +306,37 @@ def drug_probabilities(params: Params, design: Design) -> jnp.ndarray:
 
     # lax.map (a loop over regimens) rather than vmap: the grid stays unbatched inside, so the
     # solver's branches on it remain real branches, and the body is compiled once
-    m = jax.lax.map(regimen, (st.grid, st.pk, st.ec50, st.targets, st.target_index,
-                              st.agent_index))  # [regimen, patient, organ]
-    return drug_probability(model, m)
+    return jax.lax.map(regimen, (st.grid, st.pk, st.ec50, st.targets, st.target_index,
+                                 st.agent_index))  # [regimen, patient, organ]
+
+
+ODE_FREE_FIELDS = ("log_gap2", "log_gap3", "background")
+"""IraeModel fields that act after the ODE (thresholds, background): ``max_injuries`` does
+not depend on them (nor on the observation parameters)."""
+
+
+def ode_parameter_index(spec: FitSpec) -> tuple[int, ...]:
+    """Positions in the unconstrained vector of the parameters ``max_injuries`` depends on."""
+    return tuple(k for k, e in enumerate(spec.entries)
+                 if e.group == "model" and e.field not in ODE_FREE_FIELDS)
+
+
+def log_max_injury(params: Params, design: Design) -> jnp.ndarray:
+    """``log max_injuries`` flattened ``[regimen·patient·organ]`` (floored at 1e-12, as the
+    grade model does) — the features the NUTS emulator learns."""
+    return jnp.log(jnp.maximum(max_injuries(params, design), 1e-12)).reshape(-1)
+
+
+def drug_probabilities(params: Params, design: Design,
+                       log_max: jnp.ndarray | None = None) -> jnp.ndarray:
+    """Per-patient drug-related probabilities at the horizon ``[regimen, patient, organ, g]``
+    (from ``log_max`` = :func:`log_max_injury` when given, else by solving the ODEs)."""
+    st = design.stacked
+    if log_max is None:
+        m = max_injuries(params, design)
+    else:
+        m = jnp.exp(log_max).reshape(st.ec50.shape[0], design.population.size, len(ORGANS))
+    return drug_probability(params.model, m)
 
 
 def predicted_probability(params: Params, design: Design, p_drug=None) -> jnp.ndarray:
@@ -350,19 +379,27 @@ def predicted_probability(params: Params, design: Design, p_drug=None) -> jnp.nd
     kappa = obsp.endpoint_drug[o.endpoint]  # [row]
     beta = obsp.endpoint_background[o.endpoint]
     lam = jnp.where(o.term >= 0, obsp.term_fraction[np.maximum(o.term, 0)], 1.0)
-    # control arms: no drug
-    n_patients = design.population.size
-    p_rows = jnp.where((o.regimen >= 0)[:, None, None, None],
-                       p_drug[np.maximum(o.regimen, 0)],
-                       jnp.zeros((1, n_patients, len(ORGANS), 3)))  # [row, patient, organ, g]
-    k = (kappa * lam)[:, None, None, None]
-    b = (beta * lam)[:, None, None, None]
-    per = 1.0 - (1.0 - k * p_rows) * (1.0 - b * q[None, None])  # [row, patient, organ, g]
-    anyo = 1.0 - jnp.prod(1.0 - per, axis=2)  # [row, patient, g]
-    organ_idx = np.maximum(o.organ - 1, 0)
+    # control arms (regimen -1) have no drug: their drug probability is multiplied by 0
+    drug = jnp.asarray(o.regimen >= 0, p_drug.dtype)
+    reg = np.maximum(o.regimen, 0)
+    k = (kappa * lam * drug)[:, None, None]  # [row, 1, 1]
+    b = (beta * lam)[:, None, None]
     rows = np.arange(len(o.n))
-    chosen = jnp.where((o.organ == 0)[:, None, None], anyo,
-                       per[rows, :, organ_idx])  # [row, patient, g]
+    chosen = jnp.zeros((len(o.n), p_drug.shape[1], 3), p_drug.dtype)  # [row, patient, g]
+    # one organ: gather only that organ's probabilities
+    single = np.flatnonzero(o.organ > 0)
+    if single.size:
+        oi = o.organ[single] - 1
+        p = p_drug[reg[single], :, oi]  # [row, patient, g]
+        per = 1.0 - (1.0 - k[single] * p) * (1.0 - b[single] * q[oi][:, None])
+        chosen = chosen.at[single].set(per)
+    # any organ: combine organs within each patient, 1 − Π(1 − P_o)
+    anyrows = np.flatnonzero(o.organ == 0)
+    if anyrows.size:
+        p = p_drug[reg[anyrows]]  # [row, patient, organ, g]
+        kk, bb = k[anyrows][..., None], b[anyrows][..., None]
+        none = (1.0 - kk * p) * (1.0 - bb * q[None, None])
+        chosen = chosen.at[anyrows].set(1.0 - jnp.prod(none, axis=2))
     mean = jnp.mean(chosen, axis=1)  # [row, g]
     p_lo = mean[rows, o.lo - 1]
     p_up = jnp.where(o.upper > 0, mean[rows, np.maximum(o.upper, 1) - 1], 0.0)

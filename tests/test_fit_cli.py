@@ -11,7 +11,8 @@ from pdmodel.cli import app
 
 TINY = [
     "--set", "map.starts=1", "--set", "map.adam_steps=2", "--set", "map.lbfgs_steps=1",
-    "--set", "model.patients=4", "--set", "output.weeks=2", "--set", "nuts.draws=3",
+    "--set", "model.patients=4", "--set", "output.weeks=2", "--set", "nuts.draws=6",
+    "--set", "nuts.warmup=6", "--set", "nuts.chains=2", "--set", "nuts.design_points=8",
     "--set", 'output.curves_regimens=["nivolumab 240 mg q2w"]',
     "--set", 'model.fixed=["susceptibility", "k_rep", "log_gap2", "log_gap3", "background", '
              '"agent_effect", "w_ab", "w_pd", "w_ctla4"]',
@@ -25,11 +26,23 @@ def test_fit_smoke_run_writes_results_and_resumes(tmp_path):
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     results = out / "results"
-    for name in ("parameters.csv", "curves.csv", "ppc.csv", "diagnostics.json", "posterior.nc",
-                 "plots/curves.png", "plots/ppc.png"):
+    for name in ("parameters.csv", "curves.csv", "ppc.csv", "diagnostics.json",
+                 "diagnostics.csv", "posterior.nc", "plots/curves.png", "plots/ppc.png"):
         assert (results / name).is_file(), name
     diag = json.loads((results / "diagnostics.json").read_text())
     assert diag["rows"] > 100 and 0 <= diag["ppc_coverage_90"] <= 1
+    assert diag["chains"] == 2 and diag["draws_per_chain"] == 6 and diag["divergences"] >= 0
+    assert 0 <= diag["psis_khat"] or diag["psis_khat"] != diag["psis_khat"]  # number (or nan)
+    # the posterior is an arviz DataTree with the groups arviz needs
+    import arviz_stats as azs
+    import xarray as xr
+
+    tree = xr.open_datatree(results / "posterior.nc", engine="h5netcdf")
+    for group in ("posterior", "log_likelihood", "posterior_predictive", "observed_data",
+                  "sample_stats"):
+        assert group in tree.children, group
+    assert tree["log_likelihood"]["y"].shape == (2, 6, diag["rows"])
+    assert "g_pd1" in azs.summary(tree).index
     curves = pd.read_csv(results / "curves.csv")
     assert set(curves.grade) == {"any", "2+", "3+"} and curves["upper"].max() <= 1
     assert (out / "config.toml").is_file() and (out / "versions.json").is_file()

@@ -1,0 +1,232 @@
+"""A cheap, differentiable emulator of the ODE part of the likelihood, for NUTS on CPU.
+
+One exact log-density evaluation solves 8 regimens × the virtual population for a year
+(~0.05 s, gradient ~0.3 s on 2 CPU cores); NUTS needs ~10⁵ gradients. The emulator replaces
+only the ODE solves: the features ``f(u)`` (log running-maximum injury of every virtual
+patient × organ × regimen at the horizon) as a function of the parameters the ODE depends on,
+
+    f(u) ≈ a + J x + MLP(x),   x = (u[ode] − û[ode]) / sd[ode]
+
+with ``a`` and ``J`` the exact value and central-difference Jacobian at the MAP ``û`` (``sd``
+from the Laplace approximation) and a small MLP (equinox, trained with optax) that learns the
+curvature from exact solves at design points drawn from the Laplace approximation (radius
+0.6–1.4 of the typical one). Everything downstream — grade thresholds, background, endpoint
+mapping, the population mean, the beta-binomial and the priors — stays exact. The training
+loss weights each feature by its Gauss–Newton (Fisher) weight in the likelihood, so errors are
+small where they move the likelihood.
+
+The emulator's error is *checked, not assumed*: posterior draws are re-weighted by the exact
+likelihood (Pareto-smoothed importance sampling; ``psis_check``) and the Pareto k̂ reported;
+k̂ < 0.7 means the emulated posterior is a reliable proposal for the exact one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import NamedTuple
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+
+class Whitening(NamedTuple):
+    """Affine map ``u = mean + root @ z`` from whitened ``z`` to the unconstrained vector."""
+
+    mean: jnp.ndarray  # [parameter]
+    root: jnp.ndarray  # [parameter, parameter], root @ root.T = Laplace covariance
+
+    @classmethod
+    def from_laplace(cls, mean, cov) -> Whitening:
+        """Whitening by the Laplace approximation ``N(mean, cov)`` (symmetric square root,
+        negative eigenvalues clipped)."""
+        cov = np.asarray(cov)
+        w, v = np.linalg.eigh(0.5 * (cov + cov.T))
+        return cls(jnp.asarray(mean), jnp.asarray(v * np.sqrt(np.clip(w, 1e-12, None))))
+
+    def to_u(self, z: jnp.ndarray) -> jnp.ndarray:
+        """Unconstrained vector(s) of whitened ``z`` (``[..., parameter]``)."""
+        return self.mean + z @ self.root.T
+
+    def to_z(self, u: jnp.ndarray) -> jnp.ndarray:
+        """Whitened coordinates of unconstrained ``u``."""
+        return jnp.linalg.solve(self.root, (u - self.mean).T).T
+
+
+class Emulator(eqx.Module):
+    """``f(u) = centre + jac @ x + mlp(x)``, ``x = (u[index] − mean) / scale``."""
+
+    index: tuple[int, ...] = eqx.field(static=True)
+    mean: jnp.ndarray  # [input]
+    scale: jnp.ndarray  # [input]
+    centre: jnp.ndarray  # [feature]
+    jac: jnp.ndarray  # [feature, input]
+    mlp: eqx.nn.MLP
+
+    def inputs(self, u: jnp.ndarray) -> jnp.ndarray:
+        """Standardised emulator inputs of the unconstrained vector ``u``."""
+        return (u[np.asarray(self.index)] - self.mean) / self.scale
+
+    def linear(self, u: jnp.ndarray) -> jnp.ndarray:
+        """The linear part alone (Taylor expansion at the mode)."""
+        return self.centre + self.jac @ self.inputs(u)
+
+    def __call__(self, u: jnp.ndarray) -> jnp.ndarray:
+        """Emulated features ``[feature]`` at unconstrained ``u``."""
+        x = self.inputs(u)
+        return self.centre + self.jac @ x + self.mlp(x)
+
+
+class EmulatorReport(NamedTuple):
+    """How well the emulator reproduces the exact model on held-out design points."""
+
+    design_points: int
+    validation_points: int
+    inputs: int
+    features: int
+    loglik_rmse: float  # RMS error of the total log-likelihood (nats), held-out points
+    loglik_rmse_linear: float  # the same for the linear part alone
+    loglik_sd: float  # SD of the exact log-likelihood over the held-out points (scale)
+    seconds: float
+
+
+def evaluate(fn: Callable[[jnp.ndarray], jnp.ndarray], points: jnp.ndarray,
+             batch_size: int = 16, progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """``fn`` at every point, ``batch_size`` at a time through one compiled batched call
+    (``progress(n_done)`` after each batch). The last batch is padded, so nothing recompiles.
+    """
+    batched = jax.jit(lambda x: jax.lax.map(fn, x))
+    n = points.shape[0]
+    out = []
+    for start in range(0, n, batch_size):
+        chunk = points[start:start + batch_size]
+        pad = batch_size - chunk.shape[0]
+        if pad:
+            chunk = jnp.concatenate([chunk, jnp.repeat(chunk[-1:], pad, axis=0)])
+        out.append(np.asarray(batched(chunk))[: batch_size - pad])
+        if progress is not None:
+            progress(min(start + batch_size, n))
+    return np.concatenate(out)
+
+
+def design(key, whitening: Whitening, n_points: int) -> jnp.ndarray:
+    """Design points ``[point, parameter]`` (unconstrained): Laplace draws whose radius is
+    rescaled to 0.6–1.4 of the typical one (explicit key)."""
+    k1, k2 = jax.random.split(key)
+    eps = jax.random.normal(k1, (n_points, whitening.mean.shape[0]))
+    r = jax.random.uniform(k2, (n_points, 1), minval=0.6, maxval=1.4)
+    return whitening.to_u(r * eps)
+
+
+def fit_emulator(
+    features: Callable[[jnp.ndarray], jnp.ndarray],
+    loglik: Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray],
+    whitening: Whitening,
+    index: tuple[int, ...],
+    key,
+    *,
+    design_points: int = 512,
+    width: int = 128,
+    steps: int = 3000,
+    learning_rate: float = 2e-3,
+    jac_step: float = 0.05,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Emulator, EmulatorReport, dict]:
+    """Train an :class:`Emulator` of ``features(u)`` (exact; depends on ``u[index]`` only).
+
+    ``loglik(u, f) -> total log-likelihood`` given features ``f`` scores held-out errors in
+    nats and gives the features' loss weights (Gauss–Newton diagonal at the mode). Returns the
+    emulator, an :class:`EmulatorReport` and the design (``u``, exact features) so callers can
+    checkpoint it. ``progress(done, total)`` counts exact solves.
+    """
+    t0 = time.perf_counter()
+    k_design, k_init = jax.random.split(key)
+    idx = np.asarray(index)
+    mode = whitening.mean
+    scale = jnp.sqrt(jnp.sum(whitening.root[idx] ** 2, axis=1))  # Laplace marginal SD
+    n_in = len(idx)
+    u_design = design(k_design, whitening, design_points)
+    steps_u = jac_step * jnp.eye(whitening.mean.shape[0])[idx] * scale[:, None]
+    u_jac = jnp.concatenate([mode[None], mode + steps_u, mode - steps_u])
+    points = jnp.concatenate([u_jac, u_design])
+    y = evaluate(features, points, progress=None if progress is None else
+                 (lambda done: progress(done, points.shape[0])))
+    centre = y[0]
+    jac = ((y[1:n_in + 1] - y[n_in + 1:2 * n_in + 1]) / (2 * jac_step)).T
+    emu, report = train_emulator(
+        index, mode, scale, centre, jac, u_design, y[2 * n_in + 1:], loglik, k_init,
+        width=width, steps=steps, learning_rate=learning_rate)
+    report = report._replace(seconds=time.perf_counter() - t0)
+    return emu, report, {"u": np.asarray(points), "features": y}
+
+
+def feature_weights(loglik, mode_u, centre) -> jnp.ndarray:
+    """Gauss–Newton weight of each feature: squared sensitivity of the log-likelihood, with a
+    floor so no feature is ignored."""
+    f0 = jnp.asarray(centre)
+    g = jax.grad(lambda f: loglik(mode_u, f))(f0)
+    h = jnp.diag(jax.hessian(lambda f: loglik(mode_u, f))(f0))
+    w = jnp.abs(h) + g**2
+    return w + 1e-3 * jnp.mean(w)
+
+
+def train_emulator(index, mode_u, scale, centre, jac, u, y, loglik, key, *, width=128,
+                   steps=3000, learning_rate=2e-3) -> tuple[Emulator, EmulatorReport]:
+    """Fit the MLP residual to exact features ``y`` ``[point, feature]`` at ``u``; 1/8 of
+    the points are held out for the report."""
+    u, y = jnp.asarray(u), jnp.asarray(y)
+    n_points = u.shape[0]
+    n_val = max(1, n_points // 8)
+    centre, jac = jnp.asarray(centre), jnp.asarray(jac)
+    mode_u = jnp.asarray(mode_u)
+    lin_emu = Emulator(tuple(int(i) for i in index), mode_u[np.asarray(index)],
+                       jnp.asarray(scale),
+                       centre, jac, eqx.nn.MLP(len(index), y.shape[1], width, 2,
+                                               activation=jax.nn.gelu, key=key))
+    mlp = lin_emu.mlp
+    # start at the linear emulator: last layer zero
+    mlp = eqx.tree_at(lambda m: (m.layers[-1].weight, m.layers[-1].bias), mlp,
+                      (jnp.zeros_like(mlp.layers[-1].weight),
+                       jnp.zeros_like(mlp.layers[-1].bias)))
+    x = jax.vmap(lin_emu.inputs)(u)
+    resid = y - (centre + x @ jac.T)
+    x_tr, r_tr = x[n_val:], resid[n_val:]
+    w = feature_weights(loglik, mode_u, centre)
+    w = w / jnp.mean(w)
+    schedule = optax.cosine_decay_schedule(learning_rate, steps)
+    opt = optax.adamw(schedule, weight_decay=1e-4)
+    params, static = eqx.partition(mlp, eqx.is_inexact_array)
+
+    def loss(p):
+        m = eqx.combine(p, static)
+        err = jax.vmap(m)(x_tr) - r_tr
+        return jnp.mean(jnp.sum(w * err**2, axis=1))
+
+    @jax.jit
+    def train(params):
+        state = opt.init(params)
+
+        def step(carry, _):
+            p, s = carry
+            v, g = jax.value_and_grad(loss)(p)
+            upd, s = opt.update(g, s, p)
+            return (optax.apply_updates(p, upd), s), v
+
+        (params, _), _ = jax.lax.scan(step, (params, state), None, length=steps)
+        return params
+
+    emu = eqx.tree_at(lambda e: e.mlp, lin_emu, eqx.combine(train(params), static))
+    u_va, y_va = u[:n_val], y[:n_val]
+    exact = jax.vmap(loglik)(u_va, y_va)
+    emulated = jax.vmap(lambda uu: loglik(uu, emu(uu)))(u_va)
+    lin = jax.vmap(lambda uu: loglik(uu, emu.linear(uu)))(u_va)
+    report = EmulatorReport(
+        design_points=int(n_points), validation_points=int(n_val), inputs=len(index),
+        features=int(y.shape[1]),
+        loglik_rmse=float(jnp.sqrt(jnp.mean((emulated - exact) ** 2))),
+        loglik_rmse_linear=float(jnp.sqrt(jnp.mean((lin - exact) ** 2))),
+        loglik_sd=float(jnp.std(exact)), seconds=0.0)
+    return emu, report
