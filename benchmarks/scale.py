@@ -35,7 +35,7 @@ os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={os.
 
 import jax  # noqa: E402
 
-from benchmarks.common import write_result  # noqa: E402
+from benchmarks.common import RESULTS, write_result  # noqa: E402
 
 REGIMEN = "nivolumab 1 mg/kg + ipilimumab 3 mg/kg q3w x4, then nivolumab 3 mg/kg q2w"
 DAYS = 365
@@ -202,27 +202,53 @@ def stream_worker(n: int, batch: int, out: str) -> None:
                               devices=_devices())
     wall = time.perf_counter() - t
     Path(out).write_text(json.dumps({"n": n, "batch": batch, "wall_s": wall,
+                                     "peak_rss_mb": _peak_rss_mb(),
                                      "compile_and_first_chunk_s": first,
                                      "ms_per_patient": 1e3 * wall / n,
                                      "any_grade_at_day_365": float(inc[-1, 0, 0])}))
 
 
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process, MB: ``VmHWM`` of ``/proc/self/status`` (Linux).
+
+    Not ``ru_maxrss``: on Linux a child's ``ru_maxrss`` starts from its parent's high-water
+    mark (carried across fork and exec), which would report the benchmark's own size.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def stream_run(n: int, batch: int = CHUNK) -> dict:
-    """Run :func:`stream_worker` in a subprocess; add its peak RSS (``wait4``)."""
+    """Run :func:`stream_worker` in a subprocess (its peak RSS comes from the worker)."""
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "out.json"
         cmd = [sys.executable, "-m", "benchmarks.scale", "--stream-worker", str(n), str(batch),
                str(out)]
         t = time.perf_counter()
-        proc = subprocess.Popen(cmd, cwd=ROOT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
+        proc = subprocess.run(cmd, cwd=ROOT)
         total = time.perf_counter() - t
         if proc.returncode:
             return {"n": n, "failed": proc.returncode}
         res = json.loads(out.read_text())
-    # ru_maxrss is in KiB on Linux
-    return res | {"process_wall_s": total, "peak_rss_mb": usage.ru_maxrss / 1024}
+    return res | {"process_wall_s": total}
+
+
+def _print_streaming(runs) -> None:
+    for m in runs:
+        if "failed" in m:
+            print(f"streaming {m['n']:,}: FAILED (exit {m['failed']})")
+        else:
+            print(f"streaming {m['n']:>9,} patients x 365 days: {m['wall_s']:.1f} s "
+                  f"({m['ms_per_patient']:.4f} ms/patient; compile + first chunk "
+                  f"{m['compile_and_first_chunk_s']:.1f} s before), whole process peak RSS "
+                  f"{m['peak_rss_mb']:.0f} MB")
 
 
 # ------------------------------------------------------------------------------------ main
@@ -234,6 +260,8 @@ def main(argv=None) -> None:
     parser.add_argument("--n-scipy", type=int, default=5, help="patients in the scipy loop")
     parser.add_argument("--n-rr", type=int, default=50, help="patients in the RoadRunner loop")
     parser.add_argument("--stream-worker", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--streaming-only", action="store_true",
+                        help="only the two streaming runs; update them in the results file")
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)
     if args.stream_worker:
@@ -243,6 +271,15 @@ def main(argv=None) -> None:
     sizes = (100, 1_000) if args.quick else (100, 1_000, 10_000, 100_000)
     big, small = (20_000, 5_000) if args.quick else (1_000_000, 10_000)
     n_scipy, n_rr = (2, 10) if args.quick else (args.n_scipy, args.n_rr)
+    name = "scale_quick" if args.quick else "scale"
+    if args.streaming_only:
+        runs = [stream_run(small), stream_run(big)]
+        _print_streaming(runs)
+        path = RESULTS / f"{name}.json"
+        payload = json.loads(path.read_text()) if path.exists() else {}
+        payload.pop("machine", None)
+        print(f"written {write_result(name, payload | {'streaming': runs})}")
+        return
 
     print("compile times and gradient cost ...", flush=True)
     comp = compile_times()
@@ -274,15 +311,8 @@ def main(argv=None) -> None:
     if cache:
         print(f"fresh-process first call of incidence_array (256 patients): cold cache "
               f"{cache['cold_first_call_s']:.1f} s, warm cache {cache['warm_first_call_s']:.1f} s")
-    for m in (mem_small, mem_big):
-        if "failed" in m:
-            print(f"streaming {m['n']:,}: FAILED (exit {m['failed']})")
-        else:
-            print(f"streaming {m['n']:>9,} patients x 365 days: {m['wall_s']:.1f} s "
-                  f"({m['ms_per_patient']:.4f} ms/patient; compile + first chunk "
-                  f"{m['compile_and_first_chunk_s']:.1f} s before), whole process peak RSS "
-                  f"{m['peak_rss_mb']:.0f} MB")
-    path = write_result("scale_quick" if args.quick else "scale", {
+    _print_streaming([mem_small, mem_big])
+    path = write_result(name, {
         "regimen": REGIMEN, "days": DAYS, "dtype": "float64", "chunk": CHUNK,
         "note": "scipy and RoadRunner loops timed on a subset of patients (n) and reported per "
                 "patient; pdmodel times include the population incidence curves",
