@@ -50,6 +50,7 @@ from ._likelihood import (
 )
 from ._map import laplace_scale, map_fit
 from ._nuts import NutsResult, psis_check, run_nuts
+from ._onset import onset_check
 from ._params import FitSpec, Prior
 from ._population import Population
 from ._posterior import dim_name, element_label, posterior_variables
@@ -79,6 +80,9 @@ NUTS rerun, at most this many times."""
 
 JAC_STEP = 0.05
 """Central-difference step of the emulator's Jacobian, in posterior SDs."""
+
+ONSET_DRAWS = 40
+"""Posterior draws simulated for the onset-timing check (pdmodel._onset)."""
 
 EMULATOR_WIDTH = 128
 EMULATOR_STEPS = 2000
@@ -399,6 +403,13 @@ def _results(config, spec, design, u_map, sd, draws, stored, step, feats, nuts, 
     curve_draws = flat[np.linspace(0, len(flat) - 1, min(MAX_DRAWS, len(flat))).astype(int)]
     curves = _curves(config, spec, curve_draws, progress)
     files["curves.csv"] = curves.to_csv(index=False)
+    m = config.model
+    onset = onset_check(spec, curve_draws[:: max(1, len(curve_draws) // ONSET_DRAWS)],
+                        days=m.days, patients=max(m.patients, 64), seed=config.seed,
+                        steps_per_day=m.steps_per_day, refine=m.refine, tumour=m.tumour)
+    files["onset.csv"] = onset.to_csv(index=False)
+    info["onset_within_range"] = (f"{int(onset.within.sum())}/{len(onset)}" if len(onset)
+                                  else None)
     timings = info.pop("timings")
     timings["results_s"] = time.perf_counter() - t0
     diagnostics = {
