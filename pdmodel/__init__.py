@@ -54,6 +54,7 @@ from ._rescue import ManagementPolicy as ManagementPolicy
 from ._simulate import IraeProblem as IraeProblem
 from ._simulate import incidence as incidence
 from ._simulate import incidence_array as incidence_array
+from ._simulate import incidence_streaming as incidence_streaming
 from ._simulate import resolution_summary as resolution_summary
 from ._simulate import simulate as simulate
 from ._simulate_pk import simulate_pk as simulate_pk
@@ -72,7 +73,8 @@ __all__ = [
     "TwoCompartmentPK", "InfusionTable", "SolverOptions", "occupancy", "potencies", "Potency",
     # irAE model
     "IraeModel", "PARAMETER_INFO", "ORGANS", "GRADES", "TUMOURS", "Population",
-    "ManagementPolicy", "simulate", "incidence", "incidence_array", "IraeProblem",
+    "ManagementPolicy", "simulate", "incidence", "incidence_array", "incidence_streaming",
+    "IraeProblem",
     "resolution_summary",
     # fitting: parameters, priors, likelihood
     "Params", "ObservationParams", "FitSpec", "FittedParameter", "Prior", "build_design",

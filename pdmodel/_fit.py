@@ -375,7 +375,7 @@ def _results(config, spec, design, u_map, sd, draws, stored, step, feats, nuts, 
     rng = np.random.default_rng(config.seed)
     p_arm = rng.beta(np.clip(mus * phi[:, None], 1e-9, None),
                      np.clip((1 - mus) * phi[:, None], 1e-9, None))
-    y_rep = rng.binomial(n.astype(int)[None], p_arm)  # [draw, row]
+    y_rep = rng.binomial(n.astype(int)[None], p_arm).astype(np.int32)  # [draw, row]
     # parameters on the natural scale
     nat = np.asarray(jax.vmap(spec.natural_values)(jnp.asarray(flat)))
     mode = np.asarray(spec.natural_values(u_map))

@@ -364,6 +364,18 @@ def incidence_streaming(
     numpy.ndarray [day, organ_choice, grade]
         Fraction of patients with an event by each day, float64 (the chunk sums are
         accumulated in float64 on the host).
+
+    Examples
+    --------
+    >>> import jax
+    >>> import numpy as np
+    >>> import pdmodel as pdm
+    >>> problem = pdm.IraeProblem.build("nivolumab 240 mg q2w", days=28)
+    >>> pop = pdm.Population.sample(jax.random.key(0), 4, max_agents=1)
+    >>> chunked = pdm.incidence_streaming(pdm.IraeModel(), problem, pop, batch_size=2)
+    >>> whole = pdm.incidence_array(pdm.IraeModel(), problem, pop, pdm.ManagementPolicy.none())
+    >>> chunked.shape, bool(np.allclose(chunked, whole))
+    ((28, 7, 3), True)
     """
     policy = ManagementPolicy.none() if policy is None else policy
     at_days = None if at_days is None else tuple(int(d) for d in at_days)

@@ -86,10 +86,24 @@ def test_fit_rejects_a_broken_config_naming_the_key(tmp_path):
 
 def test_committed_reference_fit_loads_and_is_calibrated():
     fit = pdm.load_fit("fits/reference")
-    assert fit.draws.shape[1] == fit.spec.size and fit.method == "laplace"
+    assert fit.draws.shape[1] == fit.spec.size and fit.method == "nuts"
     diag = json.loads(open("fits/reference/results/diagnostics.json").read())
+    # NUTS: converged and mixed, few divergences, emulator checked against the exact model
+    assert diag["chains"] >= 4 and diag["draws_per_chain"] >= 1000
+    assert diag["max_r_hat"] < 1.01 and diag["min_ess_bulk"] > 400
+    assert diag["divergences"] <= 5
+    assert diag["psis_khat"] < 0.7
+    table = pd.read_csv("fits/reference/results/diagnostics.csv")
+    assert len(table) == fit.spec.size and (table.r_hat < 1.01).all()
     assert diag["ppc_coverage_90"] >= 0.9  # training arms inside their 90% predictive intervals
     ppc = pd.read_csv("fits/reference/results/ppc.csv")
     assert len(ppc) == diag["rows"] and ppc.covered.mean() == diag["ppc_coverage_90"]
+    # published onset medians lie within the ranges their sources print (label pools)
+    onset = pd.read_csv("fits/reference/results/onset.csv")
+    printed = onset[onset.range_source == "reported min-max"]
+    assert len(printed) >= 8 and printed.within.all(), printed
+    tree = fit.datatree()
+    assert tree["posterior"].sizes["chain"] == diag["chains"]
+    assert tree["log_likelihood"]["y"].sizes["row"] == diag["rows"]
     ds = fit.incidence("ipilimumab 3 mg/kg q3w x4", days=7, grade="3+", patients=4)
     assert ds.attrs["fit"] == "fits/reference" and 0 <= float(ds["mean"][-1]) < 1
