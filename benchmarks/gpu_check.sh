@@ -5,8 +5,8 @@
 #      on the CPU (both in this run, the CPU via jax.devices("cpu")); fails above 1e-9;
 #   3. wall time of 1,000,000 virtual patient-years streamed through the GPU
 #      (pdmodel._simulate.incidence_streaming, chunks of 65,536 patients made on the device);
-#   4. a short NUTS run's ESS/s: `python -m pdmodel.fit_nuts_check` if that module exists,
-#      else "NUTS check: skipped".
+#   4. a short NUTS run's ESS/s (`python -m benchmarks.nuts_check`: emulator + 4 chains near the
+#      reference fit, and the exact log-density gradient time).
 #
 # Usage (from anywhere; runs in the repository root):
 #   bash benchmarks/gpu_check.sh                 # on a machine with an NVIDIA GPU
@@ -75,16 +75,12 @@ status=0
 
 echo
 echo "== NUTS"
-if "$PY" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('pdmodel.fit_nuts_check') is None)" 2>/dev/null; then
-  # the module prints its own ESS/s line; --cpu is passed through in CPU mode
-  if ! timeout "$nuts_timeout" "$PY" -m pdmodel.fit_nuts_check "${args[@]}"; then
-    echo "NUTS check: FAILED or timed out after ${nuts_timeout} s"
-    status=1
-  else
-    echo "NUTS check: done"
-  fi
+# prints its own ESS/s line; --cpu is passed through in CPU mode
+if ! timeout "$nuts_timeout" "$PY" -m benchmarks.nuts_check "${args[@]}"; then
+  echo "NUTS check: FAILED or timed out after ${nuts_timeout} s"
+  status=1
 else
-  echo "NUTS check: skipped (pdmodel.fit_nuts_check not present)"
+  echo "NUTS check: done"
 fi
 
 echo
