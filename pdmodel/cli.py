@@ -227,8 +227,10 @@ def fit(
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Calibrate the irAE model to the bundled incidence data (MAP + Laplace approximation)
-    and write a run folder with parameters, incidence curves, predictive checks and plots."""
+    """Calibrate the irAE model to the bundled incidence data (MAP, Laplace approximation,
+    then NUTS on an emulator checked against the exact model; nuts.method selects) and write a
+    run folder: posterior (arviz DataTree), diagnostics (R-hat, ESS, divergences), parameters,
+    incidence curves, predictive and onset checks, plots."""
     _setup_jax()
     from ._config import ConfigError, apply_overrides, load_config
     from ._fit import run_fit
