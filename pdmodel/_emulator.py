@@ -121,6 +121,67 @@ def design(key, whitening: Whitening, n_points: int) -> jnp.ndarray:
     return whitening.to_u(r * eps)
 
 
+JAC_STEP = 0.05
+"""Central-difference step of the emulator's Jacobian, in Laplace marginal SDs."""
+
+
+def solve_design(
+    features: Callable[[jnp.ndarray], jnp.ndarray],
+    whitening: Whitening,
+    index: tuple[int, ...],
+    key,
+    *,
+    design_points: int = 512,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Exact ``features`` at the mode, at ± ``JAC_STEP`` SD along each input (for the
+    Jacobian) and at ``design_points`` design points: ``{"u": [point, parameter],
+    "features": [point, feature]}`` in that order. ``progress(done, total)`` counts solves."""
+    k_design, _ = jax.random.split(key)
+    idx = np.asarray(index)
+    mode = whitening.mean
+    steps_u = JAC_STEP * jnp.eye(mode.shape[0])[idx] * marginal_sd(whitening, index)[:, None]
+    points = jnp.concatenate([mode[None], mode + steps_u, mode - steps_u,
+                              design(k_design, whitening, design_points)])
+    y = evaluate(features, points, progress=None if progress is None else
+                 (lambda done: progress(done, points.shape[0])))
+    return {"u": np.asarray(points), "features": y}
+
+
+def marginal_sd(whitening: Whitening, index: tuple[int, ...]) -> jnp.ndarray:
+    """Laplace marginal SD of the inputs ``u[index]`` (the emulator's input scale)."""
+    return jnp.sqrt(jnp.sum(whitening.root[np.asarray(index)] ** 2, axis=1))
+
+
+def emulator_from_design(
+    des: dict,
+    loglik: Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray],
+    whitening: Whitening,
+    index: tuple[int, ...],
+    key,
+    *,
+    extra: tuple[np.ndarray, np.ndarray] | None = None,
+    width: int = 128,
+    steps: int = 3000,
+    learning_rate: float = 2e-3,
+) -> tuple[Emulator, EmulatorReport]:
+    """Train an :class:`Emulator` on a :func:`solve_design` result, optionally with ``extra =
+    (u, features)`` exact solves added to the training set (e.g. at posterior draws)."""
+    t0 = time.perf_counter()
+    _, k_init = jax.random.split(key)
+    n_in = len(index)
+    u, y = des["u"], des["features"]
+    jac = ((y[1:n_in + 1] - y[n_in + 1:2 * n_in + 1]) / (2 * JAC_STEP)).T
+    train_u, train_y = u[2 * n_in + 1:], y[2 * n_in + 1:]
+    if extra is not None:
+        train_u = np.concatenate([train_u, extra[0]])
+        train_y = np.concatenate([train_y, extra[1]])
+    emu, report = train_emulator(index, whitening.mean, marginal_sd(whitening, index), y[0],
+                                 jac, train_u, train_y, loglik, k_init, width=width,
+                                 steps=steps, learning_rate=learning_rate)
+    return emu, report._replace(seconds=time.perf_counter() - t0)
+
+
 def fit_emulator(
     features: Callable[[jnp.ndarray], jnp.ndarray],
     loglik: Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray],
@@ -132,35 +193,22 @@ def fit_emulator(
     width: int = 128,
     steps: int = 3000,
     learning_rate: float = 2e-3,
-    jac_step: float = 0.05,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[Emulator, EmulatorReport, dict]:
-    """Train an :class:`Emulator` of ``features(u)`` (exact; depends on ``u[index]`` only).
+    """Solve the design and train an :class:`Emulator` of ``features(u)`` (exact; depends on
+    ``u[index]`` only).
 
     ``loglik(u, f) -> total log-likelihood`` given features ``f`` scores held-out errors in
     nats and gives the features' loss weights (Gauss–Newton diagonal at the mode). Returns the
-    emulator, an :class:`EmulatorReport` and the design (``u``, exact features) so callers can
-    checkpoint it. ``progress(done, total)`` counts exact solves.
+    emulator, an :class:`EmulatorReport` (``seconds`` includes the solves) and the design
+    (``u``, exact features) so callers can checkpoint it.
     """
     t0 = time.perf_counter()
-    k_design, k_init = jax.random.split(key)
-    idx = np.asarray(index)
-    mode = whitening.mean
-    scale = jnp.sqrt(jnp.sum(whitening.root[idx] ** 2, axis=1))  # Laplace marginal SD
-    n_in = len(idx)
-    u_design = design(k_design, whitening, design_points)
-    steps_u = jac_step * jnp.eye(whitening.mean.shape[0])[idx] * scale[:, None]
-    u_jac = jnp.concatenate([mode[None], mode + steps_u, mode - steps_u])
-    points = jnp.concatenate([u_jac, u_design])
-    y = evaluate(features, points, progress=None if progress is None else
-                 (lambda done: progress(done, points.shape[0])))
-    centre = y[0]
-    jac = ((y[1:n_in + 1] - y[n_in + 1:2 * n_in + 1]) / (2 * jac_step)).T
-    emu, report = train_emulator(
-        index, mode, scale, centre, jac, u_design, y[2 * n_in + 1:], loglik, k_init,
-        width=width, steps=steps, learning_rate=learning_rate)
-    report = report._replace(seconds=time.perf_counter() - t0)
-    return emu, report, {"u": np.asarray(points), "features": y}
+    des = solve_design(features, whitening, index, key, design_points=design_points,
+                       progress=progress)
+    emu, report = emulator_from_design(des, loglik, whitening, index, key, width=width,
+                                       steps=steps, learning_rate=learning_rate)
+    return emu, report._replace(seconds=time.perf_counter() - t0), des
 
 
 def feature_weights(loglik, mode_u, centre) -> jnp.ndarray:

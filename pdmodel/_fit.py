@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from ._config import FitConfig
 from ._data import load_incidence
-from ._emulator import Whitening, evaluate, fit_emulator, train_emulator
+from ._emulator import Whitening, emulator_from_design, evaluate, solve_design
 from ._irae_model import GRADES
 from ._likelihood import (
     Design,
@@ -77,9 +77,6 @@ PSIS_KHAT_OK = 0.7
 MAX_REFINE_ROUNDS = 1
 """If k̂ is too high, the emulator is retrained with the exact solves at the stored draws and
 NUTS rerun, at most this many times."""
-
-JAC_STEP = 0.05
-"""Central-difference step of the emulator's Jacobian, in posterior SDs."""
 
 ONSET_DRAWS = 40
 """Posterior draws simulated for the onset-timing check (pdmodel._onset)."""
@@ -184,8 +181,8 @@ def run_fit(config: FitConfig, *, resume: bool = False, progress: bool = True,
             suffix = "" if round_ == 0 else f"_refined{round_}"
             if method != "laplace":
                 if round_ > 0:
-                    emulator, report = _emulator_from_design(
-                        des, spec, whitening, loglik, key,
+                    emulator, report = _train(
+                        des, spec, design, whitening, key,
                         extra=(np.concatenate(extra_u), np.concatenate(extra_f)))
                     info["emulator_refined"] = report._asdict()
                     echo(f"emulator refined with {sum(map(len, extra_u))} exact solves at "
@@ -259,47 +256,33 @@ def features_loglik(spec: FitSpec, design: Design):
 def _emulator_stage(run, config, spec, design, whitening, key, progress, echo):
     """Design solves (checkpointed) and emulator training (deterministic, redone on resume)."""
     index = ode_parameter_index(spec)
-    loglik = features_loglik(spec, design)
     saved = run.load_checkpoint("emulator") if run.resume else None
     if saved is None:
+        t0 = time.perf_counter()
         bar = tqdm(total=config.nuts.design_points + 2 * len(index) + 1,
                    desc="emulator design (exact solves)", disable=not progress)
-
-        def features(u):
-            return log_max_injury(spec.to_params(u), design)
-
-        emu, report, des = fit_emulator(
-            features, loglik, whitening, index, jax.random.fold_in(key, 3),
-            design_points=config.nuts.design_points, width=EMULATOR_WIDTH,
-            steps=EMULATOR_STEPS, progress=lambda done, total: bar.update(done - bar.n))
+        des = solve_design(lambda u: log_max_injury(spec.to_params(u), design), whitening,
+                           index, _emulator_key(key), design_points=config.nuts.design_points,
+                           progress=lambda done, total: bar.update(done - bar.n))
         bar.close()
-        run.save_checkpoint("emulator", des, {"seconds": report.seconds})
+        run.save_checkpoint("emulator", des, {"seconds": time.perf_counter() - t0})
     else:
         des = saved[0]
-        emu, report = _emulator_from_design(des, spec, whitening, loglik, key)
+    emu, report = _train(des, spec, design, whitening, key)
     echo(f"emulator: {report.design_points} design points, held-out log-likelihood error "
          f"{report.loglik_rmse:.2f} nats RMS (linear part alone {report.loglik_rmse_linear:.2f};"
          f" spread {report.loglik_sd:.1f})")
     return emu, report, des
 
 
-def _emulator_from_design(des, spec, whitening, loglik, key, extra=None):
-    """Train the emulator on a saved design (``fit_emulator``'s layout: mode, +steps, −steps,
-    design points), optionally with ``extra = (u, features)`` exact solves added."""
-    t0 = time.perf_counter()
-    index = ode_parameter_index(spec)
-    n_in = len(index)
-    u, y = des["u"], des["features"]
-    scale = jnp.sqrt(jnp.sum(whitening.root[np.asarray(index)] ** 2, axis=1))
-    jac = ((y[1:n_in + 1] - y[n_in + 1:2 * n_in + 1]) / (2 * JAC_STEP)).T
-    train_u, train_y = u[2 * n_in + 1:], y[2 * n_in + 1:]
-    if extra is not None:
-        train_u = np.concatenate([train_u, extra[0]])
-        train_y = np.concatenate([train_y, extra[1]])
-    _, k_init = jax.random.split(jax.random.fold_in(key, 3))
-    emu, report = train_emulator(index, whitening.mean, scale, y[0], jac, train_u, train_y,
-                                 loglik, k_init, width=EMULATOR_WIDTH, steps=EMULATOR_STEPS)
-    return emu, report._replace(seconds=time.perf_counter() - t0)
+def _emulator_key(key):
+    return jax.random.fold_in(key, 3)
+
+
+def _train(des, spec, design, whitening, key, extra=None):
+    return emulator_from_design(des, features_loglik(spec, design), whitening,
+                                ode_parameter_index(spec), _emulator_key(key), extra=extra,
+                                width=EMULATOR_WIDTH, steps=EMULATOR_STEPS)
 
 
 def _nuts_stage(run, stage, config, whitening, target, key, progress, echo) -> NutsResult:
