@@ -14,6 +14,7 @@
 #   bash benchmarks/gpu_check.sh --wheels DIR    # first install pdmodel and jax[cuda12]
 #                                                # offline from the wheels in DIR
 # Python: $PYTHON if set, else .venv/bin/python if present, else python3.
+# NUTS_TIMEOUT (s) bounds the NUTS step (default 180 on a GPU, 300 with --cpu).
 #
 # Installing without internet on the GPU machine: on a connected machine with the same Python
 # version and platform (linux x86_64), collect every wheel once
@@ -22,7 +23,11 @@
 #   python3 -m venv .venv && bash benchmarks/gpu_check.sh --wheels wheels
 # which runs `pip install --no-index --find-links wheels -e '.[test]' 'jax[cuda12]'` and the
 # check. jax[cuda12] brings the CUDA runtime as pip wheels (nvidia-*); only the NVIDIA driver
-# must be installed on the machine.
+# must be installed on the machine. On an image that already has JAX with CUDA, diffrax,
+# equinox, optax, numpyro, xarray, pandas and typer (as on the H100 run of 2026-11-27), carry
+# only the pure-Python wheels of arviz, arviz-base, arviz-stats, arviz-plots, xarray-einstats,
+# h5netcdf and tomli-w, `pip install --no-deps --target DIR` them, and run with
+# PYTHONPATH=DIR:$PWD PYTHON=python3.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -33,7 +38,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) mode=cpu ;;
     --wheels) wheels="${2:?--wheels needs a folder}"; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
     *) echo "error: unknown option $1 (use --cpu, --wheels DIR)" >&2; exit 2 ;;
   esac
   shift
@@ -57,11 +62,11 @@ export PDMODEL_NO_CACHE=1
 if [ "$mode" = cpu ]; then
   export JAX_PLATFORMS=cpu
   args=(--cpu)
-  nuts_timeout=300
+  nuts_timeout=${NUTS_TIMEOUT:-300}
 else
   unset JAX_PLATFORMS  # the GPU and the CPU backends are both needed (agreement check)
   args=()
-  nuts_timeout=120
+  nuts_timeout=${NUTS_TIMEOUT:-180}
 fi
 
 start=$SECONDS

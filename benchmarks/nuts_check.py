@@ -44,11 +44,15 @@ def main(argv=None) -> dict:
     t0 = time.perf_counter()
     jax.block_until_ready(grad(whitening.mean + 1e-6))
     grad_s = time.perf_counter() - t0
+    print(f"exact log-density gradient: {grad_s * 1e3:.1f} ms (compile {compile_s:.1f} s), "
+          f"{design.population.size} patients x {len(design.regimens)} regimens", flush=True)
     t0 = time.perf_counter()
     emu, report, _ = fit_emulator(lambda u: log_max_injury(spec.to_params(u), design), loglik,
                                   whitening, ode_parameter_index(spec), jax.random.key(0),
                                   design_points=64 if cpu else 128, steps=500 if cpu else 1000)
     emu_s = time.perf_counter() - t0
+    print(f"emulator: {emu_s:.1f} s ({report.design_points} exact solves + training), held-out "
+          f"log-likelihood error {report.loglik_rmse:.2f} nats", flush=True)
     n = 100 if cpu else 200
 
     def target(u):
@@ -64,10 +68,6 @@ def main(argv=None) -> dict:
            "emulator_loglik_rmse": report.loglik_rmse, "nuts_s": res.seconds,
            "min_ess_bulk": ess, "max_r_hat": rhat, "ess_per_s": ess / res.seconds,
            "divergences": int(res.diverging.sum())}
-    print(f"exact log-density gradient: {grad_s * 1e3:.1f} ms (compile {compile_s:.1f} s), "
-          f"{design.population.size} patients x {len(design.regimens)} regimens")
-    print(f"emulator: {emu_s:.1f} s ({report.design_points} exact solves + training), held-out "
-          f"log-likelihood error {report.loglik_rmse:.2f} nats")
     print(f"NUTS: 4 chains x ({n} warm-up + {n} draws) in {res.seconds:.1f} s (compile "
           f"included), min bulk ESS {ess:.0f}, max R-hat {rhat:.3f}, {out['divergences']} "
           f"divergences -> {out['ess_per_s']:.1f} ESS/s on {out['device']}")

@@ -19,20 +19,18 @@ from jaxtyping import Array, Float
 from ._regimen import Regimen
 
 
-class DosingGrid(eqx.Module):
-    """PD sub-steps and per-cell infusion input of each agent.
+class InfusionCells(eqx.Module):
+    """PK cells (halves of the solver's sub-steps) and each agent's infusion input in them.
 
     Attributes
     ----------
-    edges : PD sub-step boundaries ``[day, sub + 1]``, days (padding repeats the last edge).
-    cell_start, cell_length : PK cells (halves of sub-steps), days ``[cell]``.
+    cell_start, cell_length : PK cells, days ``[cell]``.
     offset_on, offset_off : infused part of the cell as offsets from its start ``[cell, agent]``.
     rate_mg, rate_mg_per_kg : infusion rate while infusing ``[cell, agent]`` (mg/day, mg/kg/day).
     infusion_day : day the infusion started (``inf`` where none) ``[cell, agent]``.
     first_dose : day of each agent's first infusion ``[agent]``.
     """
 
-    edges: Float[Array, "day sub1"]
     cell_start: Float[Array, " cell"]
     cell_length: Float[Array, " cell"]
     offset_on: Float[Array, "cell agent"]
@@ -41,6 +39,15 @@ class DosingGrid(eqx.Module):
     rate_mg_per_kg: Float[Array, "cell agent"]
     infusion_day: Float[Array, "cell agent"]
     first_dose: Float[Array, " agent"]
+
+
+class DosingGrid(InfusionCells):
+    """PD sub-steps day by day, with the :class:`InfusionCells` of their halves.
+
+    ``edges``: PD sub-step boundaries ``[day, sub + 1]``, days (padding repeats the last edge).
+    """
+
+    edges: Float[Array, "day sub1"]
 
     @property
     def n_days(self) -> int:
@@ -51,6 +58,16 @@ class DosingGrid(eqx.Module):
     def substeps(self) -> int:
         """PD sub-steps per day (including padding)."""
         return self.edges.shape[1] - 1
+
+
+class StepGrid(InfusionCells):
+    """The sub-steps of a :class:`DosingGrid` as one flat list (zero-length steps only at the
+    end), for solvers that need no daily output (the likelihood's natural course).
+
+    ``edges``: step boundaries ``[step + 1]``, days.
+    """
+
+    edges: Float[Array, " step1"]
 
 
 def step_edges(regimen: Regimen, days: int, steps_per_day: int, refine: int = 4,
@@ -82,14 +99,24 @@ def step_edges(regimen: Regimen, days: int, steps_per_day: int, refine: int = 4,
     return out
 
 
-def dosing_grid(regimen: Regimen, agents: tuple[str, ...], days: int,
-                steps_per_day: int, refine: int = 4, width: int | None = None) -> DosingGrid:
-    """Resolve ``regimen``'s infusions (starting before ``days``) onto the solver's grid.
+def flat_step_edges(regimen: Regimen, days: int, steps_per_day: int, refine: int = 4,
+                    n_steps: int | None = None) -> np.ndarray:
+    """The same sub-steps as :func:`step_edges`, as one increasing list ``[step + 1]`` (days).
 
-    ``agents`` may list more names than the regimen doses (padding columns get no input).
+    No padding inside days; ``n_steps`` appends zero-length steps at the end (no-ops), so that
+    several regimens share one shape.
     """
-    edges = step_edges(regimen, days, steps_per_day, refine, width)
-    lo, hi = edges[:, :-1].ravel(), edges[:, 1:].ravel()
+    edges = np.unique(step_edges(regimen, days, steps_per_day, refine).ravel())
+    needed = edges.size - 1
+    if n_steps is not None and n_steps < needed:
+        raise ValueError(f"n_steps={n_steps} is smaller than the {needed} steps needed")
+    pad = 0 if n_steps is None else n_steps - needed
+    return np.concatenate([edges, np.full(pad, edges[-1])])
+
+
+def _infusion_cells(regimen: Regimen, agents: tuple[str, ...], days: int,
+                    lo: np.ndarray, hi: np.ndarray) -> dict[str, jnp.ndarray]:
+    """PK cells (halves of the steps ``[lo, hi]``) and each agent's infusion input in them."""
     mid = 0.5 * (lo + hi)
     cell_start = np.stack([lo, mid], axis=1).ravel()
     cell_end = np.stack([mid, hi], axis=1).ravel()
@@ -117,9 +144,28 @@ def dosing_grid(regimen: Regimen, agents: tuple[str, ...], days: int,
     partial = (on > 1e-12) | ((off > 1e-12) & (off < length[:, None] - 1e-12))
     if np.any(partial):
         raise AssertionError("dosing grid cells must not split an infusion (internal error)")
-    return DosingGrid(
-        edges=jnp.asarray(edges), cell_start=jnp.asarray(cell_start),
-        cell_length=jnp.asarray(cell_end - cell_start), offset_on=jnp.asarray(on),
-        offset_off=jnp.asarray(off), rate_mg=jnp.asarray(rate), rate_mg_per_kg=jnp.asarray(rate_kg),
-        infusion_day=jnp.asarray(day), first_dose=jnp.asarray(first),
+    return dict(
+        cell_start=jnp.asarray(cell_start), cell_length=jnp.asarray(length),
+        offset_on=jnp.asarray(on), offset_off=jnp.asarray(off), rate_mg=jnp.asarray(rate),
+        rate_mg_per_kg=jnp.asarray(rate_kg), infusion_day=jnp.asarray(day),
+        first_dose=jnp.asarray(first),
     )
+
+
+def dosing_grid(regimen: Regimen, agents: tuple[str, ...], days: int,
+                steps_per_day: int, refine: int = 4, width: int | None = None) -> DosingGrid:
+    """Resolve ``regimen``'s infusions (starting before ``days``) onto the solver's grid.
+
+    ``agents`` may list more names than the regimen doses (padding columns get no input).
+    """
+    edges = step_edges(regimen, days, steps_per_day, refine, width)
+    cells = _infusion_cells(regimen, agents, days, edges[:, :-1].ravel(), edges[:, 1:].ravel())
+    return DosingGrid(edges=jnp.asarray(edges), **cells)
+
+
+def step_grid(regimen: Regimen, agents: tuple[str, ...], days: int, steps_per_day: int,
+              refine: int = 4, n_steps: int | None = None) -> StepGrid:
+    """Like :func:`dosing_grid`, on the flat step list of :func:`flat_step_edges`."""
+    edges = flat_step_edges(regimen, days, steps_per_day, refine, n_steps)
+    return StepGrid(edges=jnp.asarray(edges),
+                    **_infusion_cells(regimen, agents, days, edges[:-1], edges[1:]))

@@ -43,14 +43,22 @@ def baseline_state(patient: PatientPD) -> jnp.ndarray:
 
 
 def pd_rhs(model: IraeModel, patient: PatientPD, y, f_ctla4, f_pd, i_sys, i_gi):
-    """Time derivative of the PD state (per day).
+    """Time derivative of the PD state ``y`` [9] (per day).
 
     ``f_ctla4``: CTLA-4 occupancy; ``f_pd``: PD-1 occupancy + ``rho_pdl1``·PD-L1 occupancy;
     ``i_sys``: systemic immunosuppression (0-1, corticosteroids); ``i_gi``: extra GI-specific
     suppression (0-1, infliximab).
     """
-    e, p, a = y[0], y[1], y[2]
-    d = y[3:]
+    de, dp, da, dd = pd_rates(model, patient, y[0], y[1], y[2], y[3:], f_ctla4, f_pd, i_sys,
+                              i_gi)
+    return jnp.concatenate([jnp.stack([de, dp, da]), dd])
+
+
+def pd_rates(model: IraeModel, patient: PatientPD, e, p, a, d, f_ctla4, f_pd, i_sys, i_gi):
+    """:func:`pd_rhs` on the state's parts: ``(dE, dP, dA, dD[organ])`` per day.
+
+    Solvers that keep the parts apart (no stacking and slicing in the loop) use this directly.
+    """
     keep = 1.0 - i_sys
     priming = patient.e0 * (1.0 + patient.a_ctla4 * f_ctla4) * keep
     expansion = patient.g_pd1 * f_pd * keep * e * (1.0 - e / model.e_max)
@@ -62,4 +70,4 @@ def pd_rhs(model: IraeModel, patient: PatientPD, y, f_ctla4, f_pd, i_sys, i_gi):
     drive = (organ_keep * (effector + model.w_ab * a + model.w_ctla4 * f_ctla4)
              - (patient.e0 + model.w_ab * patient.a0))
     dd = patient.susceptibility * positive_part(drive) - model.k_rep * d
-    return jnp.concatenate([jnp.stack([de, dp, da]), dd])
+    return de, dp, da, dd

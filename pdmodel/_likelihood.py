@@ -21,6 +21,7 @@ agents (``REPRESENTATIVE_REGIMEN``); control arms need no simulation (background
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
 import equinox as eqx
@@ -31,11 +32,15 @@ import pandas as pd
 from jax.scipy.special import gammaln
 
 from ._data import load_incidence
-from ._dosing_grid import DosingGrid, dosing_grid, step_edges
+from ._dosing_grid import flat_step_edges, step_grid
 from ._irae_model import ORGANS
-from ._irae_solve import PatientInputs, simulate_patient
+from ._natural_course import (
+    RateConstants,
+    max_injury_course,
+    stage_concentrations,
+    stage_effects,
+)
 from ._params import ENDPOINTS, TERMS, FitSpec, Params
-from ._pk import TwoCompartmentPK
 from ._population import Population
 from ._regimen import Regimen
 from ._rescue import ManagementPolicy
@@ -80,20 +85,20 @@ class Observations(NamedTuple):
 
 
 class StackedRegimens(eqx.Module):
-    """Several regimens padded to common shapes (agents, sub-steps) and stacked on a leading
+    """Several regimens padded to common shapes (agents, steps) and stacked on a leading
     ``regimen`` axis, so one ``vmap`` simulates them all and the fit compiles once.
 
-    The PK of every patient is precomputed (it does not depend on fitted parameters).
+    The PK does not depend on fitted parameters, so every patient's concentrations at the
+    solver's stage times are computed here, once (:mod:`pdmodel._natural_course`).
     """
 
-    grid: DosingGrid
-    pk: TwoCompartmentPK  # [regimen, patient, agent]
+    edges: jnp.ndarray  # [regimen, step + 1] flat step boundaries, days
+    concentration: jnp.ndarray  # [regimen, patient, step, 2, agent] mid/end of step, mg/L
     ec50: jnp.ndarray  # [regimen, agent] serum EC50, mg/L
     targets: jnp.ndarray  # [regimen, agent, target]
     target_index: jnp.ndarray  # [regimen, agent]
     agent_index: jnp.ndarray  # [regimen, agent]
     steps_per_day: int = eqx.field(static=True)
-    michaelis_menten: bool = eqx.field(static=True)
 
 
 class Design(eqx.Module):
@@ -139,33 +144,32 @@ class Design(eqx.Module):
 
 def stack_regimens(regimens: tuple[str, ...], pop: Population, *, days: int,
                    steps_per_day: int, refine: int, models=None) -> StackedRegimens:
-    """Prepare ``regimens`` for one batched simulation of ``pop``."""
+    """Prepare ``regimens`` for one batched simulation of ``pop``: flat step grids padded to
+    one length, and every patient's concentrations on them."""
     parsed = [Regimen.parse(t) for t in regimens]
     n_agent = max(len(r.agents) for r in parsed)
-    width = max(step_edges(r, days, steps_per_day, refine).shape[1] for r in parsed)
-    problems = [IraeProblem.build(r, days=days, steps_per_day=steps_per_day, refine=refine,
-                                  models=models) for r in parsed]
-    grids, pks, ec50, targets, tidx, aidx = [], [], [], [], [], []
-    for r, prob in zip(parsed, problems, strict=True):
+    n_steps = max(flat_step_edges(r, days, steps_per_day, refine).size - 1 for r in parsed)
+    edges, conc, ec50, targets, tidx, aidx = [], [], [], [], [], []
+    for r in parsed:
+        prob = IraeProblem.build(r, days=days, steps_per_day=steps_per_day, refine=refine,
+                                 models=models)
         pad = n_agent - len(r.agents)
         agents = r.agents + ("",) * pad
-        grids.append(dosing_grid(r, agents, days, steps_per_day, refine, width))
-        pk = prob.patient_pk(pop)  # [patient, agent]
-        pks.append(jax.tree.map(
-            lambda x, pad=pad: jnp.concatenate([x] + [x[:, :1]] * pad, axis=1), pk))
+        grid = step_grid(r, agents, days, steps_per_day, refine, n_steps)
+        pk = jax.tree.map(lambda x, pad=pad: jnp.concatenate([x] + [x[:, :1]] * pad, axis=1),
+                          prob.patient_pk(pop))  # [patient, agent]
+        solve = jax.jit(jax.vmap(partial(stage_concentrations, grid=grid,
+                                         michaelis_menten=prob.michaelis_menten)))
+        conc.append(solve(pk, weight_kg=pop.weight_kg, stop_day=pop.stop_day))
+        edges.append(grid.edges)
         ec50.append(jnp.concatenate([prob.ec50, jnp.ones(pad)]))
         targets.append(jnp.concatenate([prob.targets, jnp.zeros((pad, 3))]))
         tidx.append(jnp.concatenate([prob.target_index, jnp.zeros(pad, int)]))
         aidx.append(jnp.concatenate([prob.agent_index, jnp.zeros(pad, int)]))
-    mm = any(prob.michaelis_menten for prob in problems)
-
-    def stack(*xs):
-        return jnp.stack(xs)
-
     return StackedRegimens(
-        grid=jax.tree.map(stack, *grids), pk=jax.tree.map(stack, *pks),
-        ec50=jnp.stack(ec50), targets=jnp.stack(targets), target_index=jnp.stack(tidx),
-        agent_index=jnp.stack(aidx), steps_per_day=steps_per_day, michaelis_menten=mm)
+        edges=jnp.stack(edges), concentration=jnp.stack(conc), ec50=jnp.stack(ec50),
+        targets=jnp.stack(targets), target_index=jnp.stack(tidx), agent_index=jnp.stack(aidx),
+        steps_per_day=steps_per_day)
 
 
 def _band(gmin: int, gmax: int) -> tuple[int, int] | None:
@@ -286,28 +290,26 @@ def max_injuries(params: Params, design: Design) -> jnp.ndarray:
     ``[regimen, patient, organ]`` (the ODE part of the likelihood)."""
     model = params.model
     st = design.stacked
-    pop = design.population
-    pd = patient_pd(model, pop)  # the same patients in every regimen
-    policy = ManagementPolicy.none()
+    n_regimen, n_patient = st.concentration.shape[:2]
+    # every constant of the loop given per regimen and patient, so that reverse mode sums
+    # their gradients once after the loop instead of at every step
+    lanes = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_regimen, n_patient) + x.shape[1:]),
+                         patient_pd(model, design.population))
+    rates = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_regimen, n_patient) + x.shape),
+                         RateConstants.of(model))
 
-    def regimen(args):
-        grid, pk, ec50, targets, tidx, aidx = args
+    def regimen(edges, conc, ec50, targets, tidx, aidx, pd, rates):
         ec50 = ec50 * model.ec50_scale[tidx]
         weight = jnp.exp(model.agent_effect[aidx])
-        inputs = PatientInputs(pk, pd, pop.weight_kg, pop.stop_day, pop.z_threshold)
 
-        def patient(p):
-            daily, _ = simulate_patient(model, p, grid, ec50, targets, weight, policy,
-                                        steps_per_day=st.steps_per_day,
-                                        michaelis_menten=st.michaelis_menten)
-            return daily.max_injury[-1]
+        def patient(conc, pd, rates):
+            return max_injury_course(rates, pd, stage_effects(model, conc, ec50, targets, weight),
+                                     edges)
 
-        return jax.vmap(patient)(inputs)
+        return jax.vmap(patient)(conc, pd, rates)
 
-    # lax.map (a loop over regimens) rather than vmap: the grid stays unbatched inside, so the
-    # solver's branches on it remain real branches, and the body is compiled once
-    return jax.lax.map(regimen, (st.grid, st.pk, st.ec50, st.targets, st.target_index,
-                                 st.agent_index))  # [regimen, patient, organ]
+    return jax.vmap(regimen)(st.edges, st.concentration, st.ec50, st.targets, st.target_index,
+                             st.agent_index, lanes, rates)  # [regimen, patient, organ]
 
 
 ODE_FREE_FIELDS = ("log_gap2", "log_gap3", "background")

@@ -18,6 +18,7 @@ from pdmodel._likelihood import (
     build_design,
     log_density,
     log_likelihood,
+    max_injuries,
     predicted_probability,
     select_rows,
 )
@@ -60,6 +61,54 @@ def test_design_uses_only_resolvable_rows_and_probabilities_are_valid():
     assert controls.any()  # placebo/vaccine/chemotherapy rows: background only
     ll = log_likelihood(Params(), d)
     assert np.all(np.isfinite(np.asarray(ll)))
+
+
+def test_likelihood_solver_matches_full_solver():
+    """max_injuries (precomputed PK, flat step list, PD-only RK4) against the full fixed-grid
+    solver (day-by-day grid, PK stepped in the loop, rescue bookkeeping) at a non-default
+    point: a two-agent regimen, target-mediated clearance (durvalumab) and a weekly one."""
+    import pandas as pd
+
+    from pdmodel._rescue import ManagementPolicy
+    from pdmodel._simulate import IraeProblem
+
+    regimens = ["nivolumab 1 mg/kg + ipilimumab 3 mg/kg q3w x4, then nivolumab 3 mg/kg q2w",
+                "durvalumab 1500 mg q4w", "nivolumab 240 mg q2w", "avelumab 10 mg/kg q1w"]
+    rows = pd.DataFrame({
+        "row_id": [f"r{k}" for k in range(4)], "organ": "any", "organ_model": "any",
+        "grade_min": 1, "grade_max": 5, "n": 100, "events_used": 40,
+        "endpoint": "treatment_related", "term_level": "group", "regimen": regimens,
+        "regimen_parsed": 1, "agents_model": ["nivolumab+ipilimumab", "durvalumab", "nivolumab",
+                                              "avelumab"],
+        "arm_class": "anti-PD-1", "fit_default": 1})
+    d = build_design(rows, patients=6, days=120, steps_per_day=2, refine=2)
+    assert len(d.regimens) == 4
+    spec = FitSpec.default()
+    params = spec.to_params(spec.prior_location() + 0.1)
+    ours = np.asarray(max_injuries(params, d))
+    assert ours.shape == (4, 6, 6)
+    for k, text in enumerate(d.regimens):
+        problem = IraeProblem.build(text, days=120, steps_per_day=2, refine=2)
+        daily, _ = problem.run(params.model, d.population, ManagementPolicy.none())
+        ref = np.asarray(daily.max_injury[:, -1])
+        np.testing.assert_allclose(ours[k], ref, rtol=1e-12, err_msg=text)
+        assert np.all(ref > 0)
+
+
+def test_flat_step_edges_are_the_day_grid_without_padding():
+    from pdmodel._dosing_grid import flat_step_edges, step_edges
+    from pdmodel._regimen import Regimen
+
+    r = Regimen.parse("nivolumab 1 mg/kg + ipilimumab 3 mg/kg q3w x4, then nivolumab 240 mg q2w")
+    days = step_edges(r, 60, 2, 2)
+    flat = flat_step_edges(r, 60, 2, 2)
+    assert np.all(np.diff(flat) > 0) and flat[0] == 0.0 and flat[-1] == 60.0
+    steps = {(a, b) for row in days for a, b in zip(row[:-1], row[1:], strict=True) if b > a}
+    assert steps == set(zip(flat[:-1], flat[1:], strict=True))
+    padded = flat_step_edges(r, 60, 2, 2, n_steps=flat.size + 4)
+    assert padded.size == flat.size + 5 and np.all(padded[flat.size:] == 60.0)
+    with pytest.raises(ValueError, match="n_steps"):
+        flat_step_edges(r, 60, 2, 2, n_steps=10)
 
 
 def test_log_density_gradient_matches_finite_differences():
