@@ -93,7 +93,7 @@ class StackedRegimens(eqx.Module):
     """
 
     edges: jnp.ndarray  # [regimen, step + 1] flat step boundaries, days
-    concentration: jnp.ndarray  # [regimen, patient, step, 2, agent] mid/end of step, mg/L
+    concentration: jnp.ndarray  # [regimen, patient, step, 3, agent] start/mid/end, mg/L
     ec50: jnp.ndarray  # [regimen, agent] serum EC50, mg/L
     targets: jnp.ndarray  # [regimen, agent, target]
     target_index: jnp.ndarray  # [regimen, agent]
