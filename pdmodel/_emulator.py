@@ -98,7 +98,7 @@ def evaluate(fn: Callable[[jnp.ndarray], jnp.ndarray], points: jnp.ndarray,
     """``fn`` at every point, ``batch_size`` at a time through one compiled batched call
     (``progress(n_done)`` after each batch). The last batch is padded, so nothing recompiles.
     """
-    batched = jax.jit(lambda x: jax.lax.map(fn, x))
+    batched = eqx.filter_jit(lambda x, f: jax.lax.map(f, x))  # fn an argument, not a constant
     n = points.shape[0]
     out = []
     for start in range(0, n, batch_size):
@@ -106,7 +106,7 @@ def evaluate(fn: Callable[[jnp.ndarray], jnp.ndarray], points: jnp.ndarray,
         pad = batch_size - chunk.shape[0]
         if pad:
             chunk = jnp.concatenate([chunk, jnp.repeat(chunk[-1:], pad, axis=0)])
-        out.append(np.asarray(batched(chunk))[: batch_size - pad])
+        out.append(np.asarray(batched(chunk, fn))[: batch_size - pad])
         if progress is not None:
             progress(min(start + batch_size, n))
     return np.concatenate(out)

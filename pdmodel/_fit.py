@@ -119,6 +119,14 @@ def _training_rows(config: FitConfig) -> pd.DataFrame:
     return df[~df["row_id"].isin(config.data.exclude_rows)]
 
 
+def _log_density_of(spec: FitSpec, design: Design, u: jnp.ndarray) -> jnp.ndarray:
+    return log_density(u, spec, design)
+
+
+def _features_of(spec: FitSpec, design: Design, u: jnp.ndarray) -> jnp.ndarray:
+    return log_max_injury(spec.to_params(u), design)
+
+
 def run_fit(config: FitConfig, *, resume: bool = False, progress: bool = True,
             echo=print) -> Path:
     """Run the fit described by ``config``; returns the results folder."""
@@ -131,8 +139,9 @@ def run_fit(config: FitConfig, *, resume: bool = False, progress: bool = True,
     echo(f"data: {len(design.obs.n)} arm-level rows, {len(design.regimens)} simulated regimens; "
          f"{spec.size} fitted parameters")
 
-    def ld(u):
-        return log_density(u, spec, design)
+    # Partials, not closures: the jitted stages take them as arguments, so the design's arrays
+    # are inputs of the compiled programs rather than constants folded into them
+    ld = jax.tree_util.Partial(_log_density_of, spec, design)
 
     key = jax.random.key(config.seed)
     timings: dict[str, float] = {}
@@ -233,7 +242,7 @@ def _exact_stage(run, stage, spec, design, stored, progress) -> np.ndarray:
     flat = jnp.asarray(stored.reshape(-1, stored.shape[-1]))
     bar = tqdm(total=flat.shape[0], desc="exact model at posterior draws",
                disable=not progress)
-    feats = evaluate(lambda u: log_max_injury(spec.to_params(u), design), flat,
+    feats = evaluate(jax.tree_util.Partial(_features_of, spec, design), flat,
                      progress=lambda done: bar.update(done - bar.n))
     bar.close()
     run.save_checkpoint(stage, {"features": feats})
@@ -261,7 +270,7 @@ def _emulator_stage(run, config, spec, design, whitening, key, progress, echo):
         t0 = time.perf_counter()
         bar = tqdm(total=config.nuts.design_points + 2 * len(index) + 1,
                    desc="emulator design (exact solves)", disable=not progress)
-        des = solve_design(lambda u: log_max_injury(spec.to_params(u), design), whitening,
+        des = solve_design(jax.tree_util.Partial(_features_of, spec, design), whitening,
                            index, _emulator_key(key), design_points=config.nuts.design_points,
                            progress=lambda done, total: bar.update(done - bar.n))
         bar.close()

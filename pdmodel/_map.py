@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import NamedTuple
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
@@ -46,28 +47,31 @@ def map_fit(
     z = jax.random.normal(key, (max(starts - 1, 0), n))
     inits = jnp.concatenate([u0[None], u0[None] + jnp.asarray(scale) * z])
 
-    def loss(u):
-        return -log_density(u)
-
-    value_and_grad = jax.value_and_grad(loss)
     adam = optax.adam(adam_lr)
     lbfgs = optax.lbfgs()
 
-    def adam_step(carry, _):
-        u, state = carry
-        v, g = value_and_grad(u)
-        g = jnp.where(jnp.isfinite(g), g, 0.0)
-        updates, state = adam.update(g, state, u)
-        return (optax.apply_updates(u, updates), state), v
+    @eqx.filter_jit
+    def one(u, log_density):
+        # the log-density is an argument, not a closure: a jax.tree_util.Partial holding the
+        # design passes its arrays as inputs instead of baking them into the program
+        def loss(u):
+            return -log_density(u)
 
-    def lbfgs_step(carry, _):
-        u, state = carry
-        v, g = optax.value_and_grad_from_state(loss)(u, state=state)
-        updates, state = lbfgs.update(g, state, u, value=v, grad=g, value_fn=loss)
-        return (optax.apply_updates(u, updates), state), v
+        value_and_grad = jax.value_and_grad(loss)
 
-    @jax.jit
-    def one(u):
+        def adam_step(carry, _):
+            u, state = carry
+            v, g = value_and_grad(u)
+            g = jnp.where(jnp.isfinite(g), g, 0.0)
+            updates, state = adam.update(g, state, u)
+            return (optax.apply_updates(u, updates), state), v
+
+        def lbfgs_step(carry, _):
+            u, state = carry
+            v, g = optax.value_and_grad_from_state(loss)(u, state=state)
+            updates, state = lbfgs.update(g, state, u, value=v, grad=g, value_fn=loss)
+            return (optax.apply_updates(u, updates), state), v
+
         (u, _), _ = jax.lax.scan(adam_step, (u, adam.init(u)), None, length=adam_steps)
         (u, _), _ = jax.lax.scan(lbfgs_step, (u, lbfgs.init(u)), None, length=lbfgs_steps)
         v, g = value_and_grad(u)
@@ -75,7 +79,7 @@ def map_fit(
 
     results = []
     for k in range(inits.shape[0]):
-        results.append(jax.block_until_ready(one(inits[k])))
+        results.append(jax.block_until_ready(one(inits[k], log_density)))
         if progress is not None:
             progress(k + 1, inits.shape[0])
     us = jnp.stack([r[0] for r in results])
@@ -103,12 +107,12 @@ def laplace_scale(log_density: Callable[[jnp.ndarray], jnp.ndarray], u: jnp.ndar
     negative variance; there the magnitude of the curvature is used (SoftAbs-like, floored at
     1e-6) and they are counted in ``nonconcave`` so reports can flag them.
     """
-    grad = jax.jit(jax.grad(log_density))
+    grad = eqx.filter_jit(lambda u, f: jax.grad(f)(u))
     n = u.shape[0]
     cols = []
     for k in range(n):
         e = jnp.zeros(n).at[k].set(step)
-        cols.append((grad(u + e) - grad(u - e)) / (2 * step))
+        cols.append((grad(u + e, log_density) - grad(u - e, log_density)) / (2 * step))
     h = jnp.stack(cols, axis=1)
     w, v = jnp.linalg.eigh(-0.5 * (h + h.T))
     nonconcave = int(jnp.sum(w <= 0))
