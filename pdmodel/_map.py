@@ -47,39 +47,10 @@ def map_fit(
     z = jax.random.normal(key, (max(starts - 1, 0), n))
     inits = jnp.concatenate([u0[None], u0[None] + jnp.asarray(scale) * z])
 
-    adam = optax.adam(adam_lr)
-    lbfgs = optax.lbfgs()
-
-    @eqx.filter_jit
-    def one(u, log_density):
-        # the log-density is an argument, not a closure: a jax.tree_util.Partial holding the
-        # design passes its arrays as inputs instead of baking them into the program
-        def loss(u):
-            return -log_density(u)
-
-        value_and_grad = jax.value_and_grad(loss)
-
-        def adam_step(carry, _):
-            u, state = carry
-            v, g = value_and_grad(u)
-            g = jnp.where(jnp.isfinite(g), g, 0.0)
-            updates, state = adam.update(g, state, u)
-            return (optax.apply_updates(u, updates), state), v
-
-        def lbfgs_step(carry, _):
-            u, state = carry
-            v, g = optax.value_and_grad_from_state(loss)(u, state=state)
-            updates, state = lbfgs.update(g, state, u, value=v, grad=g, value_fn=loss)
-            return (optax.apply_updates(u, updates), state), v
-
-        (u, _), _ = jax.lax.scan(adam_step, (u, adam.init(u)), None, length=adam_steps)
-        (u, _), _ = jax.lax.scan(lbfgs_step, (u, lbfgs.init(u)), None, length=lbfgs_steps)
-        v, g = value_and_grad(u)
-        return u, -v, jnp.linalg.norm(g)
-
     results = []
     for k in range(inits.shape[0]):
-        results.append(jax.block_until_ready(one(inits[k], log_density)))
+        results.append(jax.block_until_ready(
+            _optimise(inits[k], log_density, adam_lr, adam_steps, lbfgs_steps)))
         if progress is not None:
             progress(k + 1, inits.shape[0])
     us = jnp.stack([r[0] for r in results])
@@ -87,6 +58,41 @@ def map_fit(
     gn = jnp.stack([r[2] for r in results])
     best = jnp.argmax(jnp.where(jnp.isfinite(lds), lds, -jnp.inf))
     return MapResult(us[best], lds[best], us, lds, gn)
+
+
+@eqx.filter_jit
+def _optimise(u, log_density, adam_lr: float, adam_steps: int, lbfgs_steps: int):
+    """One start: Adam, then L-BFGS; returns ``(u, log density, gradient norm)``.
+
+    Module-level and jitted on its arguments (the log-density too: a ``jax.tree_util.Partial``
+    holding the design passes its arrays as inputs, not constants), so another fit of the same
+    shapes and settings in the same process reuses the compiled program.
+    """
+    adam = optax.adam(adam_lr)
+    lbfgs = optax.lbfgs()
+
+    def loss(u):
+        return -log_density(u)
+
+    value_and_grad = jax.value_and_grad(loss)
+
+    def adam_step(carry, _):
+        u, state = carry
+        v, g = value_and_grad(u)
+        g = jnp.where(jnp.isfinite(g), g, 0.0)
+        updates, state = adam.update(g, state, u)
+        return (optax.apply_updates(u, updates), state), v
+
+    def lbfgs_step(carry, _):
+        u, state = carry
+        v, g = optax.value_and_grad_from_state(loss)(u, state=state)
+        updates, state = lbfgs.update(g, state, u, value=v, grad=g, value_fn=loss)
+        return (optax.apply_updates(u, updates), state), v
+
+    (u, _), _ = jax.lax.scan(adam_step, (u, adam.init(u)), None, length=adam_steps)
+    (u, _), _ = jax.lax.scan(lbfgs_step, (u, lbfgs.init(u)), None, length=lbfgs_steps)
+    v, g = value_and_grad(u)
+    return u, -v, jnp.linalg.norm(g)
 
 
 class Laplace(NamedTuple):

@@ -136,6 +136,28 @@ def test_log_density_gradient_does_not_recompile():
     assert float(v) == pytest.approx(float(v_ref), rel=1e-12)
 
 
+def test_second_map_fit_does_not_recompile():
+    """A second MAP fit with the same shapes and settings (another virtual population, other
+    starts) reuses the compiled optimiser."""
+    from pdmodel._fit import _log_density_of
+    from pdmodel._likelihood import build_design
+    from pdmodel._map import map_fit
+    from pdmodel._params import FitSpec
+
+    spec = FitSpec.default()
+    u0 = spec.prior_location()
+    settings = dict(scale=0.1, starts=1, adam_steps=3, lbfgs_steps=2)
+    fits = []
+    for seed in (0, 1):
+        ld = jax.tree_util.Partial(_log_density_of, spec,
+                                   build_design(patients=4, days=28, seed=seed))
+        with CompileCounter() as c:
+            fits.append(map_fit(ld, u0, jax.random.key(seed), **settings))
+    assert c.count == 0  # the second fit
+    assert all(np.isfinite(float(f.log_density)) for f in fits)
+    assert float(fits[0].log_density) != float(fits[1].log_density)
+
+
 SHARD_SCRIPT = textwrap.dedent("""
     import json
     import jax
