@@ -6,7 +6,8 @@ inside the infusion), so that within a step the drug input is either on or off a
 of the PD equations is smooth. Every day
 gets the same number of sub-steps (padding with zero-length steps, which are no-ops), so the
 solver is a fixed-shape ``lax.scan``. Each PD sub-step is halved for the PK ("cells"), giving
-the concentrations at the Runge-Kutta stage times.
+the concentrations at the Runge-Kutta stage times. :class:`StepGrid` holds the same steps as
+one flat list (the likelihood's solver, which needs no daily output).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ only the PD state with RK4 on the flat step list (:func:`max_injury_course`).
 
 These are the same steps and formulas as :func:`pdmodel._irae_solve.simulate_patient` without
 rescue, so the results agree to rounding (tested). Dropping the PK, event bookkeeping and
-per-day output from the differentiated loop is what makes a gradient cost about as much as a
-few evaluations (docs/model.md §5.3).
+per-day output from the differentiated loop makes an evaluation about 8x and a gradient 3-10x
+cheaper than through the full solver (docs/model.md §5.4).
 """
 
 from __future__ import annotations
