@@ -68,8 +68,7 @@ def compile_times() -> dict:
     import equinox as eqx
 
     import pdmodel as pdm
-    from pdmodel._likelihood import build_design, log_density
-    from pdmodel._params import FitSpec
+    from pdmodel._likelihood import build_design
     from pdmodel._simulate import IraeProblem, incidence_array
 
     model, problem, policy = _setup()
@@ -86,18 +85,28 @@ def compile_times() -> dict:
         jax.block_until_ready(fn(*args))
         out[name] = {"first_call_s": first, "steady_s": time.perf_counter() - t,
                      "compile_s": first - (time.perf_counter() - t)}
-    design = build_design(patients=8)
+    return out | likelihood_times(build_design(patients=8))
+
+
+def likelihood_times(design, repeats: int = 5) -> dict:
+    """First-call and steady times (s) of ``jit(log_density)`` and
+    ``jit(value_and_grad(log_density))`` on ``design`` at the prior centre, and their ratio."""
+    from pdmodel._likelihood import log_density
+    from pdmodel._params import FitSpec
+
     spec = FitSpec.default()
     u = spec.prior_location()
+
     def ld(u):
         return log_density(u, spec, design)
 
+    out = {}
     for name, fn in (("log_density", jax.jit(ld)),
                      ("value_and_grad", jax.jit(jax.value_and_grad(ld)))):
         t = time.perf_counter()
         jax.block_until_ready(fn(u))
         first = time.perf_counter() - t
-        steady = min(_time(lambda fn=fn: fn(u + 0.01)) for _ in range(5))
+        steady = min(_time(lambda fn=fn, k=k: fn(u + 0.01 * (k + 1))) for k in range(repeats))
         out[name] = {"first_call_s": first, "steady_s": steady, "compile_s": first - steady}
     out["gradient_over_eval"] = out["value_and_grad"]["steady_s"] / out["log_density"][
         "steady_s"]
