@@ -142,6 +142,14 @@ class Design(eqx.Module):
     horizon: int = eqx.field(static=True)
 
 
+@partial(jax.jit, static_argnames="michaelis_menten")
+def _population_concentrations(pk, grid, weight_kg, stop_day, *, michaelis_menten: bool):
+    """:func:`stage_concentrations` of every patient ``[patient, step, 3, agent]``; the grid is
+    an argument, so regimens padded to one shape share one compiled program."""
+    return jax.vmap(partial(stage_concentrations, michaelis_menten=michaelis_menten),
+                    in_axes=(0, None, 0, 0))(pk, grid, weight_kg, stop_day)
+
+
 def stack_regimens(regimens: tuple[str, ...], pop: Population, *, days: int,
                    steps_per_day: int, refine: int, models=None) -> StackedRegimens:
     """Prepare ``regimens`` for one batched simulation of ``pop``: flat step grids padded to
@@ -158,9 +166,8 @@ def stack_regimens(regimens: tuple[str, ...], pop: Population, *, days: int,
         grid = step_grid(r, agents, days, steps_per_day, refine, n_steps)
         pk = jax.tree.map(lambda x, pad=pad: jnp.concatenate([x] + [x[:, :1]] * pad, axis=1),
                           prob.patient_pk(pop))  # [patient, agent]
-        solve = jax.jit(jax.vmap(partial(stage_concentrations, grid=grid,
-                                         michaelis_menten=prob.michaelis_menten)))
-        conc.append(solve(pk, weight_kg=pop.weight_kg, stop_day=pop.stop_day))
+        conc.append(_population_concentrations(pk, grid, pop.weight_kg, pop.stop_day,
+                                               michaelis_menten=prob.michaelis_menten))
         edges.append(grid.edges)
         ec50.append(jnp.concatenate([prob.ec50, jnp.ones(pad)]))
         targets.append(jnp.concatenate([prob.targets, jnp.zeros((pad, 3))]))
