@@ -98,7 +98,6 @@ class StackedRegimens(eqx.Module):
     targets: jnp.ndarray  # [regimen, agent, target]
     target_index: jnp.ndarray  # [regimen, agent]
     agent_index: jnp.ndarray  # [regimen, agent]
-    steps_per_day: int = eqx.field(static=True)
 
 
 class Design(eqx.Module):
@@ -175,8 +174,7 @@ def stack_regimens(regimens: tuple[str, ...], pop: Population, *, days: int,
         aidx.append(jnp.concatenate([prob.agent_index, jnp.zeros(pad, int)]))
     return StackedRegimens(
         edges=jnp.stack(edges), concentration=jnp.stack(conc), ec50=jnp.stack(ec50),
-        targets=jnp.stack(targets), target_index=jnp.stack(tidx), agent_index=jnp.stack(aidx),
-        steps_per_day=steps_per_day)
+        targets=jnp.stack(targets), target_index=jnp.stack(tidx), agent_index=jnp.stack(aidx))
 
 
 def _band(gmin: int, gmax: int) -> tuple[int, int] | None:

@@ -95,6 +95,12 @@ def _optimise(u, log_density, adam_lr: float, adam_steps: int, lbfgs_steps: int)
     return u, -v, jnp.linalg.norm(g)
 
 
+@eqx.filter_jit
+def _grad(u, log_density):
+    """Gradient of ``log_density`` at ``u``, jitted on both (see :func:`_optimise`)."""
+    return jax.grad(log_density)(u)
+
+
 class Laplace(NamedTuple):
     """Gaussian approximation at the mode (unconstrained scale)."""
 
@@ -113,12 +119,11 @@ def laplace_scale(log_density: Callable[[jnp.ndarray], jnp.ndarray], u: jnp.ndar
     negative variance; there the magnitude of the curvature is used (SoftAbs-like, floored at
     1e-6) and they are counted in ``nonconcave`` so reports can flag them.
     """
-    grad = eqx.filter_jit(lambda u, f: jax.grad(f)(u))
     n = u.shape[0]
     cols = []
     for k in range(n):
         e = jnp.zeros(n).at[k].set(step)
-        cols.append((grad(u + e, log_density) - grad(u - e, log_density)) / (2 * step))
+        cols.append((_grad(u + e, log_density) - _grad(u - e, log_density)) / (2 * step))
     h = jnp.stack(cols, axis=1)
     w, v = jnp.linalg.eigh(-0.5 * (h + h.T))
     nonconcave = int(jnp.sum(w <= 0))

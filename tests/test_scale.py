@@ -138,8 +138,10 @@ def test_log_density_gradient_does_not_recompile():
 
 def test_second_map_fit_does_not_recompile():
     """A second MAP fit with the same shapes and settings (another virtual population, other
-    starts) reuses the compiled optimiser."""
-    from pdmodel._fit import _log_density_of
+    starts) reuses the compiled optimiser; so do batched exact solves (``evaluate``, used for
+    the emulator design and the exact solves at the draws)."""
+    from pdmodel._emulator import evaluate
+    from pdmodel._fit import _features_of, _log_density_of
     from pdmodel._likelihood import build_design
     from pdmodel._map import map_fit
     from pdmodel._params import FitSpec
@@ -147,15 +149,19 @@ def test_second_map_fit_does_not_recompile():
     spec = FitSpec.default()
     u0 = spec.prior_location()
     settings = dict(scale=0.1, starts=1, adam_steps=3, lbfgs_steps=2)
-    fits = []
+    points = u0 + 0.01 * jax.random.normal(jax.random.key(2), (3, u0.shape[0]))
+    fits, feats = [], []
     for seed in (0, 1):
-        ld = jax.tree_util.Partial(_log_density_of, spec,
-                                   build_design(patients=4, days=28, seed=seed))
+        design = build_design(patients=4, days=28, seed=seed)
+        ld = jax.tree_util.Partial(_log_density_of, spec, design)
         with CompileCounter() as c:
             fits.append(map_fit(ld, u0, jax.random.key(seed), **settings))
-    assert c.count == 0  # the second fit
+            feats.append(evaluate(jax.tree_util.Partial(_features_of, spec, design), points,
+                                  batch_size=2))
+    assert c.count == 0  # the second fit and solves
     assert all(np.isfinite(float(f.log_density)) for f in fits)
     assert float(fits[0].log_density) != float(fits[1].log_density)
+    assert feats[0].shape == (3, 6 * 4 * 8) and not np.allclose(feats[0], feats[1])
 
 
 SHARD_SCRIPT = textwrap.dedent("""
