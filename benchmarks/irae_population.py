@@ -15,7 +15,7 @@ ipilimumab 3 mg/kg q3w ×4, then nivolumab 3 mg/kg q2w), no immunosuppressive re
   patient's parameters between runs, on a subset of patients.
 
 Accuracy: max over days 1..365 and the 9 PD states of ``|x - ref| / (|ref| + 1e-2)`` against
-the adaptive diffrax reference (``pdmodel._irae_reference``, rtol 1e-10) for a few patients.
+the adaptive diffrax reference (``pdmodel.irae.solvers._reference``, rtol 1e-10) for a few patients.
 Run from the repository root (the scipy baseline is imported from ``tests``).
 """
 
@@ -76,9 +76,9 @@ def take(pop, idx):
 
 
 def setup(regimen: str, n: int):
-    from pdmodel._irae_model import IraeModel
-    from pdmodel._population import Population
-    from pdmodel._simulate import IraeProblem
+    from pdmodel.irae._parameters import IraeModel
+    from pdmodel.irae._population import Population
+    from pdmodel.irae._simulate import IraeProblem
 
     model = IraeModel()
     problem = IraeProblem.build(regimen, days=DAYS)
@@ -101,8 +101,8 @@ def time_pdmodel(model, problem, pop, chunk: int = CHUNK, repeat: int = 3,
     Every chunk has the same shape (the last is padded with repeated patients, counted in the
     time but not in the patient count), so one compilation serves all.
     """
-    from pdmodel._rescue import ManagementPolicy
-    from pdmodel._simulate import incidence_array
+    from pdmodel.irae._rescue import ManagementPolicy
+    from pdmodel.irae._simulate import incidence_array
 
     n = pop.size
     size = min(chunk, n)
@@ -136,8 +136,8 @@ def time_pdmodel(model, problem, pop, chunk: int = CHUNK, repeat: int = 3,
 
 def fast_states(model, problem, pop) -> np.ndarray:
     """Daily PD state ``[patient, day, 9]`` of the fast solver."""
-    from pdmodel._rescue import ManagementPolicy
-    from pdmodel._simulate import IraeProblem
+    from pdmodel.irae._rescue import ManagementPolicy
+    from pdmodel.irae._simulate import IraeProblem
 
     daily, _ = eqx.filter_jit(IraeProblem.run)(problem, model, pop, ManagementPolicy.none())
     return np.asarray(daily.state)
@@ -145,7 +145,7 @@ def fast_states(model, problem, pop) -> np.ndarray:
 
 def reference(model, problem, pop, k: int) -> np.ndarray:
     """Adaptive-reference daily PD state ``[patient, day, 9]`` of the first ``k`` patients."""
-    from pdmodel._irae_reference import reference_states
+    from pdmodel.irae.solvers._reference import reference_states
 
     inputs = problem.patient_inputs(model, take(pop, slice(0, k)))
     ts = jnp.arange(1.0, DAYS + 1.0)
@@ -156,7 +156,7 @@ def reference(model, problem, pop, k: int) -> np.ndarray:
 
 def worker(args) -> None:
     """Subprocess entry (``--worker``): time pdmodel in this process's dtype, save to npz."""
-    from pdmodel._population import Population
+    from pdmodel.irae._population import Population
 
     model, problem, pop = setup(args.regimen, args.n)
     with np.load(args.worker) as z:  # the parent's population (same patients), cast here
@@ -290,7 +290,7 @@ def antimony_model(problem, model, regimen: str) -> str:
     events do not depend on the patient); clearance ``clt{j}`` as an assignment rule.
     """
     from pdmodel import Regimen, get_agent
-    from pdmodel._agents import TARGETS
+    from pdmodel.vocab import TARGETS
 
     reg = Regimen.parse(regimen)
     agents = problem.agents

@@ -27,10 +27,15 @@ def main(argv=None) -> dict:
     import xarray as xr
 
     from pdmodel import load_fit
-    from pdmodel._emulator import Whitening, fit_emulator
-    from pdmodel._fit import features_loglik
-    from pdmodel._likelihood import build_design, log_density, log_max_injury, ode_parameter_index
-    from pdmodel._nuts import run_nuts
+    from pdmodel.fit._emulator import Whitening, fit_emulator
+    from pdmodel.fit._likelihood import (
+        build_design,
+        log_density,
+        log_max_injury,
+        ode_parameter_index,
+    )
+    from pdmodel.fit._nuts import run_nuts
+    from pdmodel.fit._pipeline import features_loglik
 
     fit = load_fit(ROOT / "fits" / "reference")
     spec = fit.spec

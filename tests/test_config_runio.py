@@ -1,4 +1,4 @@
-"""Fit configuration (pdmodel._config) and run-folder I/O (pdmodel._runio)."""
+"""Fit configuration (pdmodel.fit._config) and run-folder I/O (pdmodel.fit._run_folder)."""
 
 import dataclasses
 import json
@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pdmodel import _runio
-from pdmodel._config import (
+from pdmodel.errors import ConfigError, RunConfigMismatchError, RunLockedError
+from pdmodel.fit import _run_folder as _runio
+from pdmodel.fit._config import (
     DEFAULT_REGIMENS,
-    ConfigError,
     FitConfig,
     PriorSpec,
     apply_overrides,
@@ -25,13 +25,8 @@ from pdmodel._config import (
     dump_config,
     load_config,
 )
-from pdmodel._runio import (
-    RunConfigMismatchError,
-    RunFolder,
-    RunLockedError,
-    atomic_write_bytes,
-    atomic_write_text,
-)
+from pdmodel.fit._run_folder import RunFolder
+from pdmodel.io import VERSION_PACKAGES, atomic_write_bytes, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_TOML = ROOT / "fits" / "default.toml"
@@ -264,7 +259,7 @@ def test_create_writes_config_versions_seed(tmp_path):
     assert (run.path / "seed.txt").read_text().strip() == "11"
     info = json.loads((run.path / "versions.json").read_text())
     assert {"python", "platform", "packages"} <= set(info)
-    assert set(_runio.VERSION_PACKAGES) == set(info["packages"])
+    assert set(VERSION_PACKAGES) == set(info["packages"])
     assert info["packages"]["numpy"] == np.__version__
 
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from pdmodel import _data as D
 from pdmodel.cli import app
+from pdmodel.data import _data as D
 from tests.conftest import SHARED_DATA
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +51,7 @@ def test_bundled_files_load_with_types(inc):
         assert df["citation"].str.strip().ne("").all()
         assert df["url"].str.startswith("http").all()
         assert df["row_id"].is_unique
-    assert set(inc["organ_model"]) <= set(D.MODEL_ORGANS) | {""}
+    assert set(inc["organ_model"]) <= set(D.ORGAN_CHOICES) | {""}
     assert set(inc["arm_class"]) == {"control", "anti-PD-1", "anti-PD-L1", "anti-CTLA-4",
                                      "combination", "pooled"}
     assert ((inc["grade_min"] >= 1) & (inc["grade_min"] <= inc["grade_max"])
@@ -163,7 +163,7 @@ def test_docs_counts_match_the_data(inc):
     text = (ROOT / "docs" / "data.md").read_text()
     fit = inc[inc["fit_default"] == 1]
     grades = ["any", "1-2", "2+", "3+", "3-5", "3-4", "3", "4"]
-    for organ in D.MODEL_ORGANS:
+    for organ in D.ORGAN_CHOICES:
         sub = fit[fit["organ_model"] == organ]
         cells = [int((sub["grade"] == g).sum()) for g in grades] + [len(sub)]
         assert f"| {organ} | " + " | ".join(map(str, cells)) + " |" in text, organ

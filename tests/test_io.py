@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import pdmodel as pdm
-from pdmodel import _io
+import pdmodel.saving as _io
 
 
 def assert_identical(a, b):

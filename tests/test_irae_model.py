@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 import pdmodel as pdm
-from pdmodel._irae_model import ORGANS, IraeModel
-from pdmodel._irae_reference import reference_states
-from pdmodel._population import Population
-from pdmodel._rescue import ManagementPolicy
-from pdmodel._simulate import IraeProblem, incidence, incidence_array, simulate
+from pdmodel.irae._parameters import IraeModel
+from pdmodel.irae._population import Population
+from pdmodel.irae._rescue import ManagementPolicy
+from pdmodel.irae._simulate import IraeProblem, incidence, incidence_array, simulate
+from pdmodel.irae.solvers._reference import reference_states
+from pdmodel.vocab import ORGANS
 from tests.scipy_reference import lsoda_irae
 
 MODEL = IraeModel()

@@ -8,9 +8,8 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from pdmodel._emulator import Whitening, fit_emulator
-from pdmodel._fit import features_loglik
-from pdmodel._likelihood import (
+from pdmodel.fit._emulator import Whitening, fit_emulator
+from pdmodel.fit._likelihood import (
     beta_binomial_logpmf,
     build_design,
     log_density,
@@ -19,10 +18,11 @@ from pdmodel._likelihood import (
     predicted_probability,
     select_rows,
 )
-from pdmodel._map import laplace_scale, map_fit
-from pdmodel._nuts import psis_check, run_nuts
-from pdmodel._params import FitSpec
-from pdmodel._posterior import posterior_variables, unconstrained_draws
+from pdmodel.fit._map import laplace_scale, map_fit
+from pdmodel.fit._nuts import psis_check, run_nuts
+from pdmodel.fit._parameters import FitSpec
+from pdmodel.fit._pipeline import features_loglik
+from pdmodel.fit._posterior import posterior_variables, unconstrained_draws
 
 
 def test_psis_check_separates_good_and_heavy_tailed_weights():

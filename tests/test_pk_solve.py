@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy.linalg import expm
 
-from pdmodel._pk_catalogue import DEFAULT_MODELS, pk_model
-from pdmodel._pk_solve import (
+from pdmodel.pk._catalogue import DEFAULT_MODELS, pk_model
+from pdmodel.pk._solve import (
     PAD_START,
     InfusionTable,
     SolverOptions,

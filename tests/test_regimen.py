@@ -1,4 +1,4 @@
-"""Tests for pdmodel._regimen: objects, text parser/printer, infusion lists, errors."""
+"""Tests for pdmodel.regimen._regimen: objects, text parser/printer, infusion lists, errors."""
 
 import math
 import re
@@ -7,19 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pdmodel._agents import AGENTS, get_agent
-from pdmodel._regimen import (
-    AgentDose,
-    Infusion,
+from pdmodel.errors import (
     InvalidDoseError,
     MissingWeightError,
-    Phase,
-    Regimen,
     RegimenError,
     RegimenSyntaxError,
-    Schedule,
     UnknownAgentError,
 )
+from pdmodel.regimen._regimen import AgentDose, Infusion, Phase, Regimen, Schedule
+from pdmodel.vocab import AGENTS, get_agent
 
 
 def dose(agent, amount, unit, interval=None, n=None, **kw):

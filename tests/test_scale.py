@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import pdmodel as pdm
-from pdmodel._simulate import IraeProblem, incidence_array, incidence_streaming
+from pdmodel.irae._simulate import IraeProblem, incidence_array, incidence_streaming
 
 ROOT = Path(__file__).resolve().parents[1]
 REGIMEN = "nivolumab 240 mg q2w"
@@ -117,9 +117,9 @@ def test_log_density_gradient_does_not_recompile():
     """The fit's gradient compiles once for all parameter vectors *and designs* of a shape: the
     design travels as an argument (a ``jax.tree_util.Partial``, as in ``run_fit``), so another
     virtual population of the same size reuses the program, and the result is the closure's."""
-    from pdmodel._fit import _log_density_of
-    from pdmodel._likelihood import build_design, log_density
-    from pdmodel._params import FitSpec
+    from pdmodel.fit._likelihood import build_design, log_density
+    from pdmodel.fit._parameters import FitSpec
+    from pdmodel.fit._pipeline import _log_density_of
 
     spec = FitSpec.default()
     designs = [build_design(patients=4, days=28, seed=s) for s in (0, 1)]
@@ -140,11 +140,11 @@ def test_second_map_fit_does_not_recompile():
     """A second MAP fit with the same shapes and settings (another virtual population, other
     starts) reuses the compiled optimiser; so do batched exact solves (``evaluate``, used for
     the emulator design and the exact solves at the draws)."""
-    from pdmodel._emulator import evaluate
-    from pdmodel._fit import _features_of, _log_density_of
-    from pdmodel._likelihood import build_design
-    from pdmodel._map import map_fit
-    from pdmodel._params import FitSpec
+    from pdmodel.fit._emulator import evaluate
+    from pdmodel.fit._likelihood import build_design
+    from pdmodel.fit._map import map_fit
+    from pdmodel.fit._parameters import FitSpec
+    from pdmodel.fit._pipeline import _features_of, _log_density_of
 
     spec = FitSpec.default()
     u0 = spec.prior_location()
@@ -170,7 +170,7 @@ SHARD_SCRIPT = textwrap.dedent("""
     jax.config.update("jax_enable_x64", True)
     import numpy as np
     import pdmodel as pdm
-    from pdmodel._simulate import IraeProblem, _incidence_jit, incidence_streaming
+    from pdmodel.irae._simulate import IraeProblem, _incidence_jit, incidence_streaming
 
     reg = "nivolumab 240 mg q2w"
     devices = jax.devices()
@@ -250,7 +250,7 @@ def _keys(table, prefix=""):
 
 
 def test_gpu_config_loads():
-    from pdmodel._config import load_config
+    from pdmodel.fit._config import load_config
 
     cfg = load_config(ROOT / "fits" / "gpu.toml")
     assert cfg.model.patients >= 256 and cfg.nuts.chains >= 8

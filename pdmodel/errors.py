@@ -1,0 +1,241 @@
+"""Every domain error pdmodel raises, under one base class :class:`PdmodelError`.
+
+Each error is also the builtin exception its kind suggests (a bad regimen, config, file or data
+row is a ``ValueError``; a run folder that cannot be used is a ``RuntimeError``), so code that
+catches those keeps working. Messages name what is wrong and where (row, field, token, key).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = [
+    "PdmodelError",
+    "RegimenError", "RegimenSyntaxError", "UnknownAgentError", "MissingWeightError",
+    "InvalidDoseError",
+    "ConfigError", "SaveFormatError", "FitLoadError",
+    "RunFolderError", "RunLockedError", "RunConfigMismatchError",
+    "DataIssue", "DataError", "DataFileError", "format_issues",
+]
+
+
+class PdmodelError(Exception):
+    """Base class of every error pdmodel raises about its input or its files.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> try:
+    ...     pdm.Regimen.parse("aspirin 100 mg q1d")
+    ... except pdm.PdmodelError as err:
+    ...     print(type(err).__name__)
+    UnknownAgentError
+    """
+
+
+class RegimenError(PdmodelError, ValueError):
+    """Invalid regimen (a ``ValueError``); base class of the regimen errors below.
+
+    Attributes
+    ----------
+    field : str or None
+        The offending attribute (``"agent"``, ``"amount"``, ``"weight_kg"``, ...), when there
+        is one.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> try:
+    ...     pdm.Regimen.parse("nivolumab 240 mg q2w, then ipilimumab 3 mg/kg q3w x4")
+    ... except pdm.RegimenError as err:
+    ...     print(err.field)
+    phases
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+class RegimenSyntaxError(RegimenError):
+    """Regimen text that does not follow the grammar; the message quotes the token.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> try:
+    ...     pdm.Regimen.parse("nivolumab 240 mg q2w x")
+    ... except pdm.RegimenSyntaxError as err:
+    ...     print(str(err).split(";")[0])
+    malformed dose count 'x' in item 1 of phase 1 ('nivolumab 240 mg q2w x')
+    """
+
+
+class UnknownAgentError(RegimenError):
+    """Agent name that is not a known checkpoint inhibitor; the message lists the known ones.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> try:
+    ...     pdm.Regimen.parse("aspirin 100 mg q1d")
+    ... except pdm.UnknownAgentError as err:
+    ...     print(err.field)
+    agent
+    """
+
+
+class MissingWeightError(RegimenError):
+    """A mg/kg dose needs a body weight, and none was given.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> reg = pdm.Regimen.parse("nivolumab 3 mg/kg q2w")
+    >>> try:
+    ...     reg.infusions(days=28)
+    ... except pdm.MissingWeightError as err:
+    ...     print(err)
+    weight_kg is required: 'nivolumab 3 mg/kg q2w' doses nivolumab in mg/kg
+    """
+
+
+class InvalidDoseError(RegimenError):
+    """Dose, unit, schedule, infusion time, day or body weight out of range.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> try:
+    ...     pdm.Regimen.parse("nivolumab -3 mg q2w")
+    ... except pdm.InvalidDoseError as err:
+    ...     print(err.field)
+    amount
+    """
+
+
+class ConfigError(PdmodelError, ValueError):
+    """A configuration that cannot be used; the message lists every problem, one a line.
+
+    Attributes
+    ----------
+    source : str
+        The file (or ``"command-line override"``) the problems were found in.
+    problems : list of str
+        One message per problem, each naming the dotted key.
+    """
+
+    def __init__(self, source: str | os.PathLike, problems: Iterable[str]):
+        self.source = str(source)
+        self.problems = list(problems)
+        super().__init__("\n".join(f"{self.source}: {p}" for p in self.problems))
+
+
+class SaveFormatError(PdmodelError, ValueError):
+    """A file that :func:`pdmodel.load` cannot read: not a pdmodel file, another kind, a newer
+    format version, corrupt or truncated, or with missing fields or wrong shapes.
+
+    Attributes
+    ----------
+    path : pathlib.Path
+        The file.
+    problem : str
+        What is wrong with it (the message without the file name).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import pdmodel as pdm
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.json")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write('{"format": "pdmodel", "kind": "IraeModel", "vers')
+    >>> try:
+    ...     pdm.load(path)
+    ... except pdm.SaveFormatError as err:
+    ...     print(err.path.name, "-", err.problem.split(" (")[0])
+    model.json - truncated or corrupt JSON
+    """
+
+    def __init__(self, path: str | os.PathLike, problem: str):
+        self.path = Path(path)
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}")
+
+
+class FitLoadError(PdmodelError, ValueError):
+    """A run folder that cannot be read as a fit (missing, corrupt or from another version).
+
+    A ``ValueError``; the message names the folder or file and what to do.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> import pdmodel as pdm
+    >>> try:
+    ...     pdm.load_fit(tempfile.mkdtemp())
+    ... except pdm.FitLoadError as err:
+    ...     print("config.toml missing" in str(err))
+    True
+    """
+
+
+class RunFolderError(PdmodelError, RuntimeError):
+    """A run folder cannot be used as asked (message says why and what to do)."""
+
+
+class RunLockedError(RunFolderError):
+    """Another live process holds the run folder's lock."""
+
+
+class RunConfigMismatchError(RunFolderError):
+    """The run folder holds results or checkpoints of a different configuration.
+
+    Attributes
+    ----------
+    keys : list of str
+        Dotted config keys that differ.
+    """
+
+    def __init__(self, message: str, keys: list[str]):
+        super().__init__(message)
+        self.keys = keys
+
+
+@dataclass(frozen=True)
+class DataIssue:
+    """One problem in a data table.
+
+    ``row`` is the spreadsheet line (header = line 1, first data row = line 2); 0 for problems
+    of the header itself (e.g. a missing column).
+    """
+
+    row: int
+    row_id: str
+    field: str
+    value: str
+    message: str
+
+    def __str__(self) -> str:
+        where = "line 1 (header)" if self.row == 0 else f"line {self.row} (row_id {self.row_id})"
+        return f"{where}, field '{self.field}': {self.message}"
+
+
+class DataError(PdmodelError, ValueError):
+    """Invalid data; ``issues`` lists every problem found."""
+
+    def __init__(self, message: str, issues: list[DataIssue] | None = None):
+        super().__init__(message)
+        self.issues = list(issues or [])
+
+
+class DataFileError(DataError):
+    """A file that cannot be read as CSV text at all (missing, binary, not CSV)."""
+
+
+def format_issues(issues: list[DataIssue], name: str = "data") -> str:
+    """All issues, one per line, under a one-line heading."""
+    head = f"{name}: {len(issues)} problem{'s' if len(issues) != 1 else ''}"
+    return "\n".join([head, *(str(i) for i in issues)])

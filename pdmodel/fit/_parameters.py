@@ -1,0 +1,321 @@
+"""Fitted parameters: which ones, their priors on the natural scale, and the one place where
+they map to and from the unconstrained vector optimisers and samplers see.
+
+A :class:`FitSpec` lists :class:`FittedParameter` entries — a field of :class:`IraeModel` or of
+:class:`ObservationParams` (the observation model's nuisance parameters), the elements fitted,
+a prior, and the transform (``log`` for positive values, ``logit`` for fractions, ``identity``
+otherwise). Everything not listed stays at its default. Priors are log-normal / logit-normal
+around the documented defaults (docs/model.md §5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.stats import norm
+
+from ..irae._parameters import IraeModel
+from ..vocab import ENDPOINTS, ORGANS, TERMS
+
+
+class ObservationParams(eqx.Module):
+    """Nuisance parameters of the observation model (natural scale; docs/model.md §5).
+
+    Attributes
+    ----------
+    endpoint_drug : array [endpoint], fraction 0-1
+        Fraction of the model's drug-related events counted under each endpoint, in the order
+        ``("treatment_related", "immune_related", "immune_mediated", "select", "all_cause")``;
+        treatment-related is the reference, fixed at 1.
+    endpoint_background : array [endpoint], fraction 0-1
+        Fraction of background (drug-independent) events counted under each endpoint
+        (all-cause counts them all).
+    term_fraction : array [term], fraction 0-1
+        Fraction of an organ's events reported under each specific term, in the order
+        ``("rash", "pruritus", "diarrhea", "colitis", "hepatitis", "pneumonitis",
+        "hypothyroidism", "hyperthyroidism", "hypophysitis")``.
+    concentration : scalar, 1
+        Beta-binomial concentration φ (between-trial heterogeneity; larger = less).
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> obs = pdm.ObservationParams(concentration=20.0)
+    >>> obs.endpoint_drug.shape, obs.term_fraction.shape, float(obs.concentration)
+    ((5,), (9,), 20.0)
+    """
+
+    endpoint_drug: jnp.ndarray = eqx.field(converter=jnp.asarray,
+                                           default=(1.0, 0.8, 0.6, 0.8, 1.0))
+    endpoint_background: jnp.ndarray = eqx.field(converter=jnp.asarray,
+                                                 default=(0.3, 0.1, 0.05, 0.2, 1.0))
+    term_fraction: jnp.ndarray = eqx.field(
+        converter=jnp.asarray, default=(0.6, 0.5, 0.9, 0.35, 0.8, 0.95, 0.8, 0.4, 0.95))
+    concentration: jnp.ndarray = eqx.field(converter=jnp.asarray, default=50.0)
+
+
+class Params(eqx.Module):
+    """Everything the log-density depends on: the irAE model and the observation model.
+
+    Attributes
+    ----------
+    model : IraeModel
+        irAE model parameters (default: prior means).
+    obs : ObservationParams
+        Observation-model parameters (default: prior medians).
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> params = pdm.Params()
+    >>> float(params.model.k_e), float(params.obs.concentration)
+    (0.05, 50.0)
+    """
+
+    # factories, not instances: defaults are built at call time, after any float64 switch
+    model: IraeModel = eqx.field(default_factory=IraeModel)
+    obs: ObservationParams = eqx.field(default_factory=ObservationParams)
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Prior of one (vector of) parameter(s) on the natural scale.
+
+    Attributes
+    ----------
+    dist : {"lognormal", "logitnormal", "normal"}
+        Distribution; it sets the unconstrained transform (``log``, ``logit``, ``identity``).
+    median : float or tuple of float
+        Median on the natural scale, in the parameter's unit (the mean for ``normal``); may be
+        a vector.
+    sd : float
+        Standard deviation of the log (``lognormal``), of the logit (``logitnormal``) or of the
+        value itself (``normal``); > 0.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> prior = pdm.Prior("lognormal", median=0.05, sd=0.5)
+    >>> prior.transform
+    'log'
+    >>> round(float(prior.location()), 4)  # log(0.05)
+    -2.9957
+    """
+
+    dist: str
+    median: tuple[float, ...] | float
+    sd: float
+
+    def __post_init__(self):
+        if self.dist not in ("lognormal", "logitnormal", "normal"):
+            raise ValueError(f"unknown prior distribution {self.dist!r}; expected lognormal, "
+                             "logitnormal or normal")
+        if not self.sd > 0:
+            raise ValueError(f"prior sd must be > 0, got {self.sd!r}")
+
+    @property
+    def transform(self) -> str:
+        """Unconstrained transform matching the support."""
+        return {"lognormal": "log", "logitnormal": "logit", "normal": "identity"}[self.dist]
+
+    def location(self) -> jnp.ndarray:
+        """Prior centre on the unconstrained scale."""
+        return _forward(self.transform, jnp.asarray(self.median, dtype=float))
+
+    def log_density(self, u: jnp.ndarray) -> jnp.ndarray:
+        """Log prior density at unconstrained ``u``, including the change-of-variables term,
+        so it is the density of ``u`` itself (what samplers need)."""
+        return jnp.sum(norm.logpdf(u, self.location(), self.sd))
+
+
+def _forward(transform: str, x):
+    if transform == "log":
+        return jnp.log(x)
+    if transform == "logit":
+        return jnp.log(x) - jnp.log1p(-x)
+    return x
+
+
+def _inverse(transform: str, u):
+    if transform == "log":
+        return jnp.exp(u)
+    if transform == "logit":
+        return jax.nn.sigmoid(u)
+    return u
+
+
+@dataclass(frozen=True)
+class FittedParameter:
+    """One fitted (element of a) field of :class:`Params`, with its prior.
+
+    Attributes
+    ----------
+    group : {"model", "obs"}
+        :class:`IraeModel` (``"model"``) or :class:`ObservationParams` (``"obs"``).
+    field : str
+        Field name, e.g. ``"susceptibility"``.
+    prior : Prior
+        Prior on the natural scale (its unit is the field's).
+    index : tuple of int or None
+        Element of the field that is fitted; ``None`` = the whole (scalar) field.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> entry = pdm.FittedParameter("model", "susceptibility",
+    ...                             pdm.Prior("lognormal", 0.022, 1.0), index=(1,))
+    >>> entry.name
+    'susceptibility[1]'
+    """
+
+    group: str
+    field: str
+    prior: Prior
+    index: tuple[int, ...] | None = None
+
+    @property
+    def name(self) -> str:
+        """``field`` or ``field[i]`` label for reports."""
+        if self.index is None:
+            return self.field
+        return f"{self.field}[{','.join(map(str, self.index))}]"
+
+
+def _idx(*i):
+    return tuple(i)
+
+
+def _default_entries() -> tuple[FittedParameter, ...]:
+    m = IraeModel()
+    o = ObservationParams()
+    wide, mid, narrow = 1.0, 0.7, 0.5
+
+    def organwise(field, sd):
+        values = np.asarray(getattr(m, field))
+        return [FittedParameter("model", field, Prior("lognormal", float(values[j]), sd), _idx(j))
+                for j in range(len(ORGANS)) if values[j] > 0]
+
+    entries = [
+        FittedParameter("model", "a_ctla4", Prior("lognormal", float(m.a_ctla4), mid)),
+        FittedParameter("model", "g_pd1", Prior("lognormal", float(m.g_pd1), mid)),
+        FittedParameter("model", "rho_pdl1", Prior("logitnormal", float(m.rho_pdl1), wide)),
+        FittedParameter("model", "k_e", Prior("lognormal", float(m.k_e), narrow)),
+        *organwise("susceptibility", wide),
+        *organwise("k_rep", narrow),
+        *organwise("log_gap2", narrow),
+        *organwise("log_gap3", narrow),
+        *organwise("w_ab", mid),
+        *organwise("w_pd", mid),
+        *organwise("w_ctla4", mid),
+    ]
+    bg = np.asarray(m.background)
+    entries += [FittedParameter("model", "background", Prior("lognormal", float(bg[j, g]), wide),
+                                _idx(j, g)) for j in range(len(ORGANS)) for g in range(3)]
+    entries += [FittedParameter("model", "agent_effect", Prior("normal", 0.0, 0.3), _idx(i))
+                for i in range(8)]
+    for e, name in enumerate(ENDPOINTS):
+        if name not in ("treatment_related", "all_cause"):
+            entries.append(FittedParameter(
+                "obs", "endpoint_drug", Prior("logitnormal", float(o.endpoint_drug[e]), wide),
+                _idx(e)))
+        if name != "all_cause":
+            entries.append(FittedParameter(
+                "obs", "endpoint_background",
+                Prior("logitnormal", float(o.endpoint_background[e]), wide), _idx(e)))
+    entries += [FittedParameter("obs", "term_fraction",
+                                Prior("logitnormal", float(o.term_fraction[t]), wide), _idx(t))
+                for t in range(len(TERMS))]
+    entries.append(FittedParameter("obs", "concentration",
+                                   Prior("lognormal", float(o.concentration), wide)))
+    return tuple(entries)
+
+
+class FitSpec(eqx.Module):
+    """Which parameters are fitted, their priors, and the unconstrained vector layout.
+
+    The one place where natural-scale :class:`Params` map to and from the unconstrained
+    vector ``u`` that optimisers and samplers see (``log`` for positive values, ``logit``
+    for fractions).
+
+    Attributes
+    ----------
+    entries : tuple of FittedParameter
+        The fitted parameters, in the order of ``u`` (static).
+    base : Params
+        Values of everything not fitted (and the starting point).
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> spec = pdm.FitSpec.default(fixed=("agent_effect",))
+    >>> spec.names[:3]
+    ('a_ctla4', 'g_pd1', 'rho_pdl1')
+    >>> u = spec.prior_location()  # unconstrained vector at every prior's centre
+    >>> u.shape == (spec.size,)
+    True
+    >>> params = spec.to_params(u)  # natural-scale Params (differentiable)
+    >>> float(params.model.a_ctla4)
+    3.0
+    """
+
+    entries: tuple[FittedParameter, ...] = eqx.field(static=True)
+    base: Params
+
+    @classmethod
+    def default(cls, base: Params | None = None, *, fixed: tuple[str, ...] = ()) -> FitSpec:
+        """The documented default fit; fields named in ``fixed`` are held at ``base``."""
+        entries = tuple(e for e in _default_entries() if e.field not in fixed)
+        return cls(entries=entries, base=Params() if base is None else base)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Label of each entry of the unconstrained vector."""
+        return tuple(e.name for e in self.entries)
+
+    @property
+    def size(self) -> int:
+        """Length of the unconstrained vector."""
+        return len(self.entries)
+
+    def to_params(self, u: jnp.ndarray) -> Params:
+        """Unconstrained vector → natural-scale :class:`Params` (differentiable)."""
+        p = self.base
+        for k, e in enumerate(self.entries):
+            value = _inverse(e.prior.transform, u[k])
+
+            def where(t, e=e):
+                return getattr(getattr(t, e.group), e.field)
+
+            leaf = where(p)
+            new = value if e.index is None else leaf.at[e.index].set(value)
+            p = eqx.tree_at(where, p, jnp.asarray(new, dtype=leaf.dtype))
+        return p
+
+    def to_unconstrained(self, p: Params) -> jnp.ndarray:
+        """Natural-scale :class:`Params` → unconstrained vector."""
+        out = []
+        for e in self.entries:
+            leaf = getattr(getattr(p, e.group), e.field)
+            x = leaf if e.index is None else leaf[e.index]
+            out.append(_forward(e.prior.transform, x))
+        return jnp.stack(out)
+
+    def natural_values(self, u: jnp.ndarray) -> jnp.ndarray:
+        """Natural-scale value of each entry (same order as :attr:`names`)."""
+        return jnp.stack([_inverse(e.prior.transform, u[k]) for k, e in enumerate(self.entries)])
+
+    def prior_location(self) -> jnp.ndarray:
+        """Unconstrained vector at every prior's centre."""
+        return jnp.stack([e.prior.location() for e in self.entries])
+
+    def prior_scale(self) -> jnp.ndarray:
+        """Prior SD of each unconstrained entry."""
+        return jnp.array([e.prior.sd for e in self.entries])
+
+    def log_prior(self, u: jnp.ndarray) -> jnp.ndarray:
+        """Log prior density of the unconstrained vector."""
+        return jnp.sum(norm.logpdf(u, self.prior_location(), self.prior_scale()))

@@ -1,0 +1,200 @@
+"""Virtual populations: covariates, random effects and common random numbers.
+
+Everything random is drawn once, from an explicit key, as standard-normal or uniform numbers;
+the model's parameters only *transform* them. A population average is therefore a
+deterministic, differentiable function of the parameters (common random numbers).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from ..vocab import ORGANS, TUMOURS
+
+MAX_PK_ETA = 6
+"""Random-effect slots per agent (the largest published Omega has 4)."""
+
+
+class Population(eqx.Module):
+    """Virtual patients (leading axis ``patient``).
+
+    Attributes
+    ----------
+    weight_kg : body weight, kg.
+    preexisting_ad : 1.0 with pre-existing autoimmune disease, else 0.0.
+    a0 : baseline autoantibody titre, fold of normal (1 = negative).
+    tumour : index into :data:`~pdmodel.irae._parameters.TUMOURS`.
+    stop_day : day treatment stops (progression, toxicity; ``inf`` = never).
+    z_pk : standard normals for PK random effects ``[patient, agent slot, MAX_PK_ETA]``.
+    z_pd : standard normals for g_pd1, a_ctla4, shared susceptibility ``[patient, 3]``.
+    z_organ : standard normals for organ susceptibility ``[patient, organ]``.
+    z_threshold : standard normals for each patient's grade thresholds ``[patient, organ]``.
+
+    Examples
+    --------
+    >>> import jax
+    >>> import pdmodel as pdm
+    >>> pop = pdm.Population.sample(jax.random.key(0), 4, preexisting_ad=0.5, max_agents=2)
+    >>> pop.size, pop.z_pk.shape
+    (4, (4, 2, 6))
+    >>> pdm.Population.typical(2, weight_kg=70.0).weight_kg.tolist()  # kg
+    [70.0, 70.0]
+    """
+
+    weight_kg: Float[Array, " patient"]
+    preexisting_ad: Float[Array, " patient"]
+    a0: Float[Array, " patient"]
+    tumour: Int[Array, " patient"]
+    stop_day: Float[Array, " patient"]
+    z_pk: Float[Array, "patient slot eta"]
+    z_pd: Float[Array, "patient 3"]
+    z_organ: Float[Array, "patient organ"]
+    z_threshold: Float[Array, "patient organ"]
+
+    @property
+    def size(self) -> int:
+        """Number of patients."""
+        return self.weight_kg.shape[0]
+
+    @classmethod
+    def sample(
+        cls,
+        key,
+        n: int,
+        *,
+        weight_kg: float = 80.0,
+        weight_cv: float = 0.2,
+        preexisting_ad: float = 0.0,
+        a0: float = 1.0,
+        a0_positive_fraction: float = 0.0,
+        a0_positive: float = 5.0,
+        tumour: str = "melanoma",
+        median_duration_days: float | None = None,
+        max_agents: int = 2,
+    ) -> Population:
+        """Draw ``n`` virtual patients from ``key`` (a ``jax.random`` key; required).
+
+        Parameters
+        ----------
+        weight_kg, weight_cv : median body weight (kg) and its log-normal CV.
+        preexisting_ad : fraction of patients with pre-existing autoimmune disease.
+        a0 : baseline autoantibody titre (fold) of antibody-negative patients.
+        a0_positive_fraction, a0_positive : fraction with a raised titre, and that titre.
+        tumour : tumour type of every patient (one of ``TUMOURS``).
+        median_duration_days : median treatment duration; stop days are exponential with
+            this median (``None``: treatment until the end of the simulation).
+        max_agents : agent slots for PK random effects (agents in the largest regimen).
+        """
+        _check(n >= 1 and int(n) == n, "n", n, "a positive integer")
+        _check(0 <= preexisting_ad <= 1, "preexisting_ad", preexisting_ad, "a fraction 0-1")
+        _check(0 <= a0_positive_fraction <= 1, "a0_positive_fraction", a0_positive_fraction,
+               "a fraction 0-1")
+        _check(weight_kg > 0 and weight_cv >= 0, "weight_kg/weight_cv", (weight_kg, weight_cv),
+               "positive median and non-negative CV")
+        _check(a0 > 0 and a0_positive > 0, "a0/a0_positive", (a0, a0_positive), "positive")
+        _check(tumour in TUMOURS, "tumour", tumour, f"one of {TUMOURS}")
+        if median_duration_days is not None:
+            _check(median_duration_days > 0, "median_duration_days", median_duration_days,
+                   "positive (days)")
+        n = int(n)
+        keys = jax.random.split(key, 8)
+        u_ad = jax.random.uniform(keys[1], (n,))
+        u_ab = jax.random.uniform(keys[2], (n,))
+        if median_duration_days is None:
+            stop = jnp.full((n,), jnp.inf)
+        else:
+            u = jax.random.uniform(keys[3], (n,))
+            stop = -median_duration_days / np.log(2.0) * jnp.log1p(-u)
+        return cls(
+            weight_kg=weight_kg * jnp.exp(weight_cv * jax.random.normal(keys[0], (n,))),
+            preexisting_ad=(u_ad < preexisting_ad).astype(float),
+            a0=jnp.where(u_ab < a0_positive_fraction, a0_positive, a0) * jnp.ones(n),
+            tumour=jnp.full((n,), TUMOURS.index(tumour), dtype=int),
+            stop_day=stop,
+            z_pk=jax.random.normal(keys[4], (n, max_agents, MAX_PK_ETA)),
+            z_pd=jax.random.normal(keys[5], (n, 3)),
+            z_organ=jax.random.normal(keys[6], (n, len(ORGANS))),
+            z_threshold=jax.random.normal(keys[7], (n, len(ORGANS))),
+        )
+
+    @classmethod
+    def typical(cls, n: int = 1, *, weight_kg: float = 80.0, max_agents: int = 2) -> Population:
+        """``n`` identical typical patients: all random effects zero, thresholds at the median."""
+        return cls(
+            weight_kg=jnp.full((n,), float(weight_kg)), preexisting_ad=jnp.zeros(n),
+            a0=jnp.ones(n), tumour=jnp.zeros(n, dtype=int), stop_day=jnp.full((n,), jnp.inf),
+            z_pk=jnp.zeros((n, max_agents, MAX_PK_ETA)), z_pd=jnp.zeros((n, 3)),
+            z_organ=jnp.zeros((n, len(ORGANS))), z_threshold=jnp.zeros((n, len(ORGANS))),
+        )
+
+    def take(self, index) -> Population:
+        """The patients at ``index`` (a slice, or integer indices) as a new population."""
+        return jax.tree.map(lambda x: x[index], self)
+
+    def pad_to(self, size: int) -> Population:
+        """The population grown to ``size`` patients by repeating the last one.
+
+        Padding patients are copies, so averages over a padded population must leave them out
+        (``weights`` of :func:`pdmodel.incidence_array`); :func:`pdmodel.incidence` and
+        :func:`pdmodel.simulate` do this themselves when given ``devices``.
+        """
+        if not (isinstance(size, int | np.integer) and size >= self.size):
+            raise ValueError(f"pad_to: size must be an integer >= {self.size} (the current "
+                             f"size), got {size!r}")
+        extra = int(size) - self.size
+        if extra == 0:
+            return self
+        return jax.tree.map(
+            lambda x: jnp.concatenate([x, jnp.repeat(x[-1:], extra, axis=0)]), self)
+
+    def shard(self, devices=None, *, pad: bool = False) -> Population:
+        """Split the patients across ``devices`` (default: all of ``jax.devices()``).
+
+        Every array is laid out with a :class:`jax.sharding.NamedSharding` over a one-axis
+        :class:`~jax.sharding.Mesh` named ``"patient"``, so jitted computations on the sharded
+        population (``incidence_array``, ``IraeProblem.run``, a likelihood) run on every device
+        in parallel with no change to the code: several GPUs, or CPU cores exposed as devices
+        with ``XLA_FLAGS=--xla_force_host_platform_device_count=N``. The population size must
+        be a multiple of the number of devices, unless ``pad=True``: then the last patient is
+        repeated up to the next multiple (see :meth:`pad_to`; leave the copies out of
+        averages, or use ``incidence(..., devices=...)``/``simulate(..., devices=...)``,
+        which pad, shard and unpad by themselves).
+        """
+        devices = list(jax.devices() if devices is None else devices)
+        if not devices:
+            raise ValueError("shard: no devices given")
+        n_dev = len(devices)
+        if pad:
+            return self.pad_to(-(-self.size // n_dev) * n_dev).shard(devices)
+        if self.size % n_dev:
+            raise ValueError(f"cannot split {self.size} patients evenly across {n_dev} "
+                             "devices; use a multiple of the device count, or shard(pad=True)")
+        sharding = patient_sharding(devices)
+        return jax.tree.map(lambda x: jax.device_put(x, sharding), self)
+
+    def replace(self, **changes) -> Population:
+        """A copy with some fields replaced (arrays broadcast to the population size)."""
+        out = self
+        for name, value in changes.items():
+            current = getattr(self, name)
+            value = jnp.broadcast_to(jnp.asarray(value, dtype=current.dtype), current.shape)
+            out = eqx.tree_at(lambda p, name=name: getattr(p, name), out, value)
+        return out
+
+
+def patient_sharding(devices=None):
+    """``NamedSharding`` splitting a leading ``patient`` axis across ``devices`` (default: all
+    of ``jax.devices()``); other axes are replicated."""
+    from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+    devices = list(jax.devices() if devices is None else devices)
+    return NamedSharding(Mesh(np.array(devices), ("patient",)), PartitionSpec("patient"))
+
+
+def _check(ok: bool, name: str, value, expected: str) -> None:
+    if not ok:
+        raise ValueError(f"Population.sample: {name} must be {expected}, got {value!r}")

@@ -1,0 +1,77 @@
+"""Adaptive reference solver of the full model (one patient), for accuracy checks.
+
+The same equations as the fast solver, solved as one ODE system (PK of every agent + PD) with
+diffrax ``Tsit5`` and a PID controller that steps exactly to every infusion start/stop and to
+the corners of a prescheduled steroid course. No state-triggered rescue (use the fast solver
+for policies); a course can be given by its start day.
+"""
+
+from __future__ import annotations
+
+import diffrax
+import jax
+import jax.numpy as jnp
+
+from ...pk._solve import SolverOptions
+from .._equations import baseline_state, pd_rhs
+from .._parameters import IraeModel
+from .._rescue import ManagementPolicy
+from .._simulate import IraeProblem
+from ._full import PatientInputs, drug_effects
+
+
+def reference_states(
+    model: IraeModel,
+    problem: IraeProblem,
+    patient: PatientInputs,
+    ts,
+    *,
+    steroid_start=jnp.inf,
+    policy: ManagementPolicy = ManagementPolicy(),
+    options: SolverOptions = SolverOptions(rtol=1e-10, atol=1e-12),
+):
+    """PK amounts ``[t, agent, 2]`` and PD state ``[t, 9]`` at ``ts`` (days) for one patient.
+
+    ``patient`` is one element of ``problem.patient_inputs(model, population)``; the steroid
+    course of ``policy`` starts at ``steroid_start`` (``inf``: none) and tapers after
+    ``policy.full_dose_days``.
+    """
+    pk = patient.pk
+    grid = problem.grid
+    cell_on = grid.cell_start[:, None] + grid.offset_on
+    cell_off = grid.cell_start[:, None] + grid.offset_off
+    rate = grid.rate_mg + grid.rate_mg_per_kg * patient.weight_kg
+    rate = jnp.where(grid.infusion_day < patient.stop_day, rate, 0.0)
+    ec50, agent_weight = problem.potency(model)
+    n_agent = len(problem.agents)
+    taper_from = steroid_start + policy.full_dose_days
+    corners = steroid_start + jnp.array([0.0, policy.full_dose_days,
+                                         policy.full_dose_days + policy.taper_days])
+    jump_ts = jnp.sort(jnp.concatenate([cell_on.ravel(), cell_off.ravel(), corners]))
+
+    def field(t, y, args):
+        x = y[: 2 * n_agent].reshape(n_agent, 2)
+        pd = y[2 * n_agent:]
+        infusing = (t >= cell_on) & (t < cell_off)
+        r = jnp.sum(jnp.where(infusing, rate, 0.0), axis=0)
+        conc = x[:, 0] / pk.vc
+        cl = jax.vmap(lambda p, tt: p.clearance(tt))(pk, t - grid.first_dose)
+        elim = cl * conc + pk.vmax * jnp.maximum(conc, 0.0) / (pk.km + jnp.maximum(conc, 0.0))
+        dist = pk.q * (conc - x[:, 1] / pk.vp)
+        dx = jnp.stack([r - elim - dist, dist], axis=-1)
+        f_c, f_p = drug_effects(model, conc, ec50, problem.targets, agent_weight)
+        dose = policy.steroid(t, steroid_start, taper_from)
+        i_sys = model.steroid_imax * dose / (dose + model.steroid_ed50)
+        dpd = pd_rhs(model, patient.pd, pd, f_c, f_p, i_sys, 0.0)
+        return jnp.concatenate([dx.ravel(), dpd])
+
+    y0 = jnp.concatenate([jnp.zeros(2 * n_agent), baseline_state(patient.pd)])
+    controller = diffrax.ClipStepSizeController(
+        diffrax.PIDController(rtol=options.rtol, atol=options.atol), jump_ts=jump_ts)
+    sol = diffrax.diffeqsolve(
+        diffrax.ODETerm(field), diffrax.Tsit5(), t0=0.0, t1=ts[-1], dt0=None, y0=y0,
+        saveat=diffrax.SaveAt(ts=ts), stepsize_controller=controller,
+        max_steps=options.max_steps,
+    )
+    ys = sol.ys
+    return ys[:, : 2 * n_agent].reshape(len(ts), n_agent, 2), ys[:, 2 * n_agent:]
