@@ -37,10 +37,14 @@ def main(argv=None) -> dict:
     jax.config.update("jax_enable_x64", True)
     import equinox as eqx
 
-    from pdmodel.fit._emulator import Emulator
-    from pdmodel.fit._likelihood import build_design, log_density, ode_parameter_index
-    from pdmodel.fit._parameters import FitSpec
-    from pdmodel.fit._pipeline import features_loglik
+    from pdmodel.fit import (
+        Emulator,
+        FitSpec,
+        build_design,
+        features_loglik,
+        log_density,
+        ode_parameter_index,
+    )
 
     design = build_design(patients=32)
     spec = FitSpec.default()

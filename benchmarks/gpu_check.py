@@ -45,7 +45,7 @@ def agreement(n: int, days: int) -> float:
     import numpy as np
 
     import pdmodel as pdm
-    from pdmodel.irae._simulate import IraeProblem, incidence_array
+    from pdmodel.irae import IraeProblem, incidence_array
 
     problem = IraeProblem.build(REGIMEN, days=days)
     pop = pdm.Population.sample(jax.random.key(0), n, max_agents=2, preexisting_ad=0.2)
@@ -72,7 +72,7 @@ def streaming(n: int, batch: int, days: int, budget_s: float) -> dict:
     import jax
 
     import pdmodel as pdm
-    from pdmodel.irae._simulate import IraeProblem, incidence_streaming
+    from pdmodel.irae import IraeProblem, incidence_streaming
 
     problem = IraeProblem.build(REGIMEN, days=days)
     model, policy = pdm.IraeModel(), pdm.ManagementPolicy.none()

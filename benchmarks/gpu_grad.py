@@ -17,7 +17,7 @@ import jax
 def main() -> None:
     jax.config.update("jax_enable_x64", True)
     from benchmarks.scale import compile_times, likelihood_times
-    from pdmodel.fit._likelihood import build_design
+    from pdmodel.fit import build_design
 
     print(json.dumps(compile_times(), indent=1), flush=True)
     t = time.perf_counter()

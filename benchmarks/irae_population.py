@@ -76,9 +76,7 @@ def take(pop, idx):
 
 
 def setup(regimen: str, n: int):
-    from pdmodel.irae._parameters import IraeModel
-    from pdmodel.irae._population import Population
-    from pdmodel.irae._simulate import IraeProblem
+    from pdmodel.irae import IraeModel, IraeProblem, Population
 
     model = IraeModel()
     problem = IraeProblem.build(regimen, days=DAYS)
@@ -101,8 +99,7 @@ def time_pdmodel(model, problem, pop, chunk: int = CHUNK, repeat: int = 3,
     Every chunk has the same shape (the last is padded with repeated patients, counted in the
     time but not in the patient count), so one compilation serves all.
     """
-    from pdmodel.irae._rescue import ManagementPolicy
-    from pdmodel.irae._simulate import incidence_array
+    from pdmodel.irae import ManagementPolicy, incidence_array
 
     n = pop.size
     size = min(chunk, n)
@@ -136,8 +133,7 @@ def time_pdmodel(model, problem, pop, chunk: int = CHUNK, repeat: int = 3,
 
 def fast_states(model, problem, pop) -> np.ndarray:
     """Daily PD state ``[patient, day, 9]`` of the fast solver."""
-    from pdmodel.irae._rescue import ManagementPolicy
-    from pdmodel.irae._simulate import IraeProblem
+    from pdmodel.irae import IraeProblem, ManagementPolicy
 
     daily, _ = eqx.filter_jit(IraeProblem.run)(problem, model, pop, ManagementPolicy.none())
     return np.asarray(daily.state)
@@ -145,18 +141,17 @@ def fast_states(model, problem, pop) -> np.ndarray:
 
 def reference(model, problem, pop, k: int) -> np.ndarray:
     """Adaptive-reference daily PD state ``[patient, day, 9]`` of the first ``k`` patients."""
-    from pdmodel.irae.solvers._reference import reference_states
 
     inputs = problem.patient_inputs(model, take(pop, slice(0, k)))
     ts = jnp.arange(1.0, DAYS + 1.0)
     return np.stack(
-        [np.asarray(reference_states(model, problem, take(inputs, i), ts)[1]) for i in range(k)]
+        [np.asarray(problem.reference(model, take(inputs, i), ts)[1]) for i in range(k)]
     )
 
 
 def worker(args) -> None:
     """Subprocess entry (``--worker``): time pdmodel in this process's dtype, save to npz."""
-    from pdmodel.irae._population import Population
+    from pdmodel.irae import Population
 
     model, problem, pop = setup(args.regimen, args.n)
     with np.load(args.worker) as z:  # the parent's population (same patients), cast here

@@ -27,15 +27,16 @@ def main(argv=None) -> dict:
     import xarray as xr
 
     from pdmodel import load_fit
-    from pdmodel.fit._emulator import Whitening, fit_emulator
-    from pdmodel.fit._likelihood import (
+    from pdmodel.fit import (
+        Whitening,
         build_design,
+        features_loglik,
+        fit_emulator,
         log_density,
         log_max_injury,
         ode_parameter_index,
+        run_nuts,
     )
-    from pdmodel.fit._nuts import run_nuts
-    from pdmodel.fit._pipeline import features_loglik
 
     fit = load_fit(ROOT / "fits" / "reference")
     spec = fit.spec

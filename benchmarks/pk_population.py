@@ -22,8 +22,14 @@ from benchmarks.common import timed, write_result
 
 def population(regimen_text: str, n: int, key, rtol: float, atol: float):
     from pdmodel import Regimen, SolverOptions
-    from pdmodel.pk._occupancy import potencies, target_matrix
-    from pdmodel.pk._simulate import individual_parameters, infusion_table, model_specs, pk_arrays
+    from pdmodel.pk import (
+        individual_parameters,
+        infusion_table,
+        model_specs,
+        pk_arrays,
+        potencies,
+        target_matrix,
+    )
 
     reg = Regimen.parse(regimen_text)
     specs = model_specs(reg)

@@ -45,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _setup():
     import pdmodel as pdm
-    from pdmodel.irae._simulate import IraeProblem
+    from pdmodel.irae import IraeProblem
 
     return pdm.IraeModel(), IraeProblem.build(REGIMEN, days=DAYS), pdm.ManagementPolicy.none()
 
@@ -68,8 +68,8 @@ def compile_times() -> dict:
     import equinox as eqx
 
     import pdmodel as pdm
-    from pdmodel.fit._likelihood import build_design
-    from pdmodel.irae._simulate import IraeProblem, incidence_array
+    from pdmodel.fit import build_design
+    from pdmodel.irae import IraeProblem, incidence_array
 
     model, problem, policy = _setup()
     pop = pdm.Population.sample(jax.random.key(0), 2000, max_agents=2)
@@ -91,8 +91,7 @@ def compile_times() -> dict:
 def likelihood_times(design, repeats: int = 5) -> dict:
     """First-call and steady times (s) of ``jit(log_density)`` and
     ``jit(value_and_grad(log_density))`` on ``design`` at the prior centre, and their ratio."""
-    from pdmodel.fit._likelihood import log_density
-    from pdmodel.fit._parameters import FitSpec
+    from pdmodel.fit import FitSpec, log_density
 
     spec = FitSpec.default()
     u = spec.prior_location()
@@ -155,7 +154,7 @@ def persistent_cache() -> dict:
 
 
 def scaling(sizes) -> list[dict]:
-    from pdmodel.irae._simulate import incidence_streaming
+    from pdmodel.irae import incidence_streaming
 
     model, problem, policy = _setup()
     rows = []
@@ -198,7 +197,7 @@ def baselines(n_scipy: int, n_rr: int) -> dict:
 
 def stream_worker(n: int, batch: int, out: str) -> None:
     """Subprocess: stream ``n`` patients, write timings to ``out`` (JSON)."""
-    from pdmodel.irae._simulate import incidence_streaming
+    from pdmodel.irae import incidence_streaming
 
     model, problem, policy = _setup()
     chunk = _sampler(batch)

@@ -31,12 +31,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from .errors import RegimenError, SaveFormatError
-from .fit._parameters import FitSpec, FittedParameter, ObservationParams, Params, Prior
+from .fit import FitSpec, FittedParameter, ObservationParams, Params, Prior
 from .io import atomic_write, atomic_write_text
-from .irae._parameters import IraeModel
-from .irae._population import Population
-from .irae._rescue import ManagementPolicy
-from .regimen._regimen import Regimen
+from .irae import IraeModel, ManagementPolicy, Population
+from .regimen import Regimen
 
 FORMAT = "pdmodel"
 VERSION = 1

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from pdmodel.errors import ConfigError, RunConfigMismatchError, RunLockedError
-from pdmodel.fit import _run_folder as _runio
-from pdmodel.fit._config import (
+from pdmodel.fit import (
     DEFAULT_REGIMENS,
     FitConfig,
     PriorSpec,
+    RunFolder,
     apply_overrides,
     config_diff,
     config_hash,
@@ -25,7 +25,7 @@ from pdmodel.fit._config import (
     dump_config,
     load_config,
 )
-from pdmodel.fit._run_folder import RunFolder
+from pdmodel.fit import _run_folder as _runio
 from pdmodel.io import VERSION_PACKAGES, atomic_write_bytes, atomic_write_text
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,11 +10,15 @@ import numpy as np
 import pytest
 
 import pdmodel as pdm
-from pdmodel.irae._parameters import IraeModel
-from pdmodel.irae._population import Population
-from pdmodel.irae._rescue import ManagementPolicy
-from pdmodel.irae._simulate import IraeProblem, incidence, incidence_array, simulate
-from pdmodel.irae.solvers._reference import reference_states
+from pdmodel.irae import (
+    IraeModel,
+    IraeProblem,
+    ManagementPolicy,
+    Population,
+    incidence,
+    incidence_array,
+    simulate,
+)
 from pdmodel.vocab import ORGANS
 from tests.scipy_reference import lsoda_irae
 
@@ -193,7 +197,7 @@ def test_reference_solution_agrees_with_lsoda(i):
     problem = IraeProblem.build(NIVO_IPI, days=120)
     p = patient_args(problem, MODEL, SMALL, i)
     ts = jnp.array([1.0, 10.0, 21.5, 42.0, 63.0, 90.0, 120.0])
-    _, ref = reference_states(MODEL, problem, p, ts)
+    _, ref = problem.reference(MODEL, p, ts)
     reg = pdm.Regimen.parse(NIVO_IPI)
     w = float(p.weight_kg)
     infusions = [[(x.start, x.duration, x.amount) for x in reg.infusions(days=120, weight_kg=w)
@@ -222,7 +226,7 @@ def test_fast_solver_converges_to_reference():
         daily, _ = problem.run(MODEL, SMALL, ManagementPolicy.none())
         err = 0.0
         for i in range(3):
-            _, ref = reference_states(MODEL, problem, patient_args(problem, MODEL, SMALL, i), ts)
+            _, ref = problem.reference(MODEL, patient_args(problem, MODEL, SMALL, i), ts)
             err = max(err, float(jnp.max(jnp.abs(daily.state[i] - ref) / (jnp.abs(ref) + 1e-2))))
         errors.append(err)
     assert errors[1] < 1e-4 and errors[1] < errors[0] / 10

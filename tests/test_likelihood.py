@@ -11,19 +11,24 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from pdmodel.data._data import load_incidence
-from pdmodel.fit._likelihood import (
+from pdmodel.data import load_incidence
+from pdmodel.fit import (
+    FitSpec,
+    FittedParameter,
+    ObservationParams,
+    Params,
+    Prior,
     beta_binomial_logpmf,
     build_design,
+    laplace_scale,
     log_density,
     log_likelihood,
+    map_fit,
     max_injuries,
     predicted_probability,
     select_rows,
 )
-from pdmodel.fit._map import laplace_scale, map_fit
-from pdmodel.fit._parameters import FitSpec, FittedParameter, ObservationParams, Params, Prior
-from pdmodel.irae._parameters import IraeModel
+from pdmodel.irae import IraeModel
 
 
 def test_beta_binomial_matches_scipy():
@@ -69,8 +74,7 @@ def test_likelihood_solver_matches_full_solver():
     point: a two-agent regimen, target-mediated clearance (durvalumab) and a weekly one."""
     import pandas as pd
 
-    from pdmodel.irae._rescue import ManagementPolicy
-    from pdmodel.irae._simulate import IraeProblem
+    from pdmodel.irae import IraeProblem, ManagementPolicy
 
     regimens = ["nivolumab 1 mg/kg + ipilimumab 3 mg/kg q3w x4, then nivolumab 3 mg/kg q2w",
                 "durvalumab 1500 mg q4w", "nivolumab 240 mg q2w", "avelumab 10 mg/kg q1w"]
@@ -96,8 +100,7 @@ def test_likelihood_solver_matches_full_solver():
 
 
 def test_flat_step_edges_are_the_day_grid_without_padding():
-    from pdmodel.regimen._grid import flat_step_edges, step_edges
-    from pdmodel.regimen._regimen import Regimen
+    from pdmodel.regimen import Regimen, flat_step_edges, step_edges
 
     r = Regimen.parse("nivolumab 1 mg/kg + ipilimumab 3 mg/kg q3w x4, then nivolumab 240 mg q2w")
     days = step_edges(r, 60, 2, 2)

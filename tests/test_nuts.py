@@ -8,21 +8,25 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from pdmodel.fit._emulator import Whitening, fit_emulator
-from pdmodel.fit._likelihood import (
+from pdmodel.fit import (
+    FitSpec,
+    Whitening,
     beta_binomial_logpmf,
     build_design,
+    features_loglik,
+    fit_emulator,
+    laplace_scale,
     log_density,
     log_max_injury,
+    map_fit,
     ode_parameter_index,
+    posterior_variables,
     predicted_probability,
+    psis_check,
+    run_nuts,
     select_rows,
+    unconstrained_draws,
 )
-from pdmodel.fit._map import laplace_scale, map_fit
-from pdmodel.fit._nuts import psis_check, run_nuts
-from pdmodel.fit._parameters import FitSpec
-from pdmodel.fit._pipeline import features_loglik
-from pdmodel.fit._posterior import posterior_variables, unconstrained_draws
 
 
 def test_psis_check_separates_good_and_heavy_tailed_weights():

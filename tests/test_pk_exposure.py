@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import pdmodel as pdm
-from pdmodel.regimen._regimen import Regimen
+from pdmodel.regimen import Regimen
 from tests.conftest import SHARED_DATA
 
 

@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 from scipy.linalg import expm
 
-from pdmodel.pk._catalogue import DEFAULT_MODELS, pk_model
-from pdmodel.pk._solve import (
+from pdmodel.pk import (
+    DEFAULT_MODELS,
     PAD_START,
     InfusionTable,
     SolverOptions,
     amounts_ode,
     concentrations_analytic,
     concentrations_ode,
+    pk_model,
 )
 from tests.scipy_reference import lsoda_concentrations
 

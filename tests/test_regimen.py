@@ -14,7 +14,7 @@ from pdmodel.errors import (
     RegimenSyntaxError,
     UnknownAgentError,
 )
-from pdmodel.regimen._regimen import AgentDose, Infusion, Phase, Regimen, Schedule
+from pdmodel.regimen import AgentDose, Infusion, Phase, Regimen, Schedule
 from pdmodel.vocab import AGENTS, get_agent
 
 

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import pdmodel as pdm
-from pdmodel.irae._simulate import IraeProblem, incidence_array, incidence_streaming
+from pdmodel.irae import IraeProblem, incidence_array, incidence_streaming
 
 ROOT = Path(__file__).resolve().parents[1]
 REGIMEN = "nivolumab 240 mg q2w"
@@ -117,9 +117,7 @@ def test_log_density_gradient_does_not_recompile():
     """The fit's gradient compiles once for all parameter vectors *and designs* of a shape: the
     design travels as an argument (a ``jax.tree_util.Partial``, as in ``run_fit``), so another
     virtual population of the same size reuses the program, and the result is the closure's."""
-    from pdmodel.fit._likelihood import build_design, log_density
-    from pdmodel.fit._parameters import FitSpec
-    from pdmodel.fit._pipeline import _log_density_of
+    from pdmodel.fit import FitSpec, _log_density_of, build_design, log_density
 
     spec = FitSpec.default()
     designs = [build_design(patients=4, days=28, seed=s) for s in (0, 1)]
@@ -140,11 +138,7 @@ def test_second_map_fit_does_not_recompile():
     """A second MAP fit with the same shapes and settings (another virtual population, other
     starts) reuses the compiled optimiser; so do batched exact solves (``evaluate``, used for
     the emulator design and the exact solves at the draws)."""
-    from pdmodel.fit._emulator import evaluate
-    from pdmodel.fit._likelihood import build_design
-    from pdmodel.fit._map import map_fit
-    from pdmodel.fit._parameters import FitSpec
-    from pdmodel.fit._pipeline import _features_of, _log_density_of
+    from pdmodel.fit import FitSpec, _features_of, _log_density_of, build_design, evaluate, map_fit
 
     spec = FitSpec.default()
     u0 = spec.prior_location()
@@ -250,7 +244,7 @@ def _keys(table, prefix=""):
 
 
 def test_gpu_config_loads():
-    from pdmodel.fit._config import load_config
+    from pdmodel.fit import load_config
 
     cfg = load_config(ROOT / "fits" / "gpu.toml")
     assert cfg.model.patients >= 256 and cfg.nuts.chains >= 8

@@ -91,8 +91,7 @@ def _fail(message: str, code: int = 2) -> None:
 @app.command()
 def agents() -> None:
     """List the checkpoint inhibitors: target, class, PK model and its source, potency."""
-    from ..pk._catalogue import pk_model
-    from ..pk._occupancy import potencies
+    from ..pk import pk_model, potencies
     from ..vocab import AGENTS
 
     pot = potencies()
@@ -133,7 +132,7 @@ def simulate(
     irAE incidence curves from the model's default (prior-mean, uncalibrated) parameters."""
     _setup_jax()
     from ..errors import RegimenError
-    from ..pk._simulate import simulate_pk
+    from ..pk import simulate_pk
 
     try:
         ds = simulate_pk(regimen, days=weeks * 7.0, weight_kg=weight, step=step)
@@ -160,9 +159,7 @@ def _incidence_curves(regimen, ds, organs, grades, weight, patients, seed):
     import jax
     import numpy as np
 
-    from ..irae._parameters import IraeModel
-    from ..irae._population import Population
-    from ..irae._simulate import incidence
+    from ..irae import IraeModel, Population, incidence
 
     if patients < 1:
         raise ValueError(f"--patients must be >= 1, got {patients}")
@@ -233,8 +230,7 @@ def fit(
     incidence curves, predictive and onset checks, plots."""
     _setup_jax()
     from ..errors import ConfigError, RunFolderError
-    from ..fit._config import apply_overrides, load_config
-    from ..fit._pipeline import run_fit
+    from ..fit import apply_overrides, load_config, run_fit
 
     try:
         cfg = load_config(config)
@@ -266,7 +262,7 @@ def predict(
     import math
 
     from ..errors import FitLoadError, RegimenError
-    from ..fit._result import load_fit
+    from ..fit import load_fit
 
     try:
         result = load_fit(fit)
@@ -290,7 +286,7 @@ def predict(
         sys.stdout.write("\n".join(lines) + "\n")
 
 
-from ..data._data import data_app  # noqa: E402
+from ..data import data_app  # noqa: E402
 
 app.add_typer(data_app, name="data")
 

@@ -30,7 +30,7 @@ import pandas as pd
 import typer
 
 from ..errors import DataError, DataFileError, DataIssue, RegimenError, format_issues
-from ..regimen._regimen import Regimen
+from ..regimen import Regimen
 from ..vocab import AGENTS, CONTROL_AGENTS, ENDPOINTS, ORGAN_CHOICES, SETTINGS, get_agent
 
 __all__ = [

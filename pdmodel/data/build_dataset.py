@@ -28,7 +28,7 @@ from pdmodel.data._data import (
     term_level,
     validate_incidence,
 )
-from pdmodel.regimen._regimen import Regimen
+from pdmodel.regimen import Regimen
 from pdmodel.vocab import CLASSES, get_agent
 
 from ..errors import RegimenError

@@ -1,0 +1,59 @@
+"""Calibration of the irAE model to published incidence data (in the manner of ``numpyro.infer``).
+
+Parameters and priors (:class:`FitSpec`, :class:`Params`), the design and likelihood
+(:func:`build_design`, :func:`log_density`), MAP with a Laplace scale (:func:`map_fit`), NUTS
+(:func:`run_nuts`), the emulator, posterior checks, the ``pdmodel fit`` pipeline
+(:func:`run_fit`) and its results (:class:`Fit`, :func:`load_fit`).
+"""
+
+from ._config import DEFAULT_REGIMENS as DEFAULT_REGIMENS
+from ._config import FitConfig as FitConfig
+from ._config import PriorSpec as PriorSpec
+from ._config import apply_overrides as apply_overrides
+from ._config import config_diff as config_diff
+from ._config import config_hash as config_hash
+from ._config import config_to_dict as config_to_dict
+from ._config import dump_config as dump_config
+from ._config import fit_spec as fit_spec
+from ._config import load_config as load_config
+from ._emulator import Emulator as Emulator
+from ._emulator import Whitening as Whitening
+from ._emulator import evaluate as evaluate
+from ._emulator import fit_emulator as fit_emulator
+from ._likelihood import Design as Design
+from ._likelihood import beta_binomial_logpmf as beta_binomial_logpmf
+from ._likelihood import build_design as build_design
+from ._likelihood import log_density as log_density
+from ._likelihood import log_likelihood as log_likelihood
+from ._likelihood import log_max_injury as log_max_injury
+from ._likelihood import max_injuries as max_injuries
+from ._likelihood import ode_parameter_index as ode_parameter_index
+from ._likelihood import predicted_probability as predicted_probability
+from ._likelihood import select_rows as select_rows
+from ._map import laplace_scale as laplace_scale
+from ._map import map_fit as map_fit
+from ._nuts import psis_check as psis_check
+from ._nuts import run_nuts as run_nuts
+from ._parameters import FitSpec as FitSpec
+from ._parameters import FittedParameter as FittedParameter
+from ._parameters import ObservationParams as ObservationParams
+from ._parameters import Params as Params
+from ._parameters import Prior as Prior
+from ._pipeline import features_loglik as features_loglik
+from ._pipeline import run_fit as run_fit
+from ._posterior import posterior_variables as posterior_variables
+from ._posterior import unconstrained_draws as unconstrained_draws
+from ._result import Fit as Fit
+from ._result import load_fit as load_fit
+from ._run_folder import RunFolder as RunFolder
+
+__all__ = [
+    "FitSpec", "FittedParameter", "ObservationParams", "Params", "Prior", "FitConfig", "PriorSpec",
+    "DEFAULT_REGIMENS", "load_config", "dump_config", "config_to_dict", "config_hash",
+    "config_diff", "apply_overrides", "fit_spec", "Design", "build_design", "select_rows",
+    "max_injuries", "log_max_injury", "ode_parameter_index", "predicted_probability",
+    "beta_binomial_logpmf", "log_likelihood", "log_density", "map_fit", "laplace_scale",
+    "run_nuts", "psis_check", "Emulator", "Whitening", "evaluate", "fit_emulator",
+    "posterior_variables", "unconstrained_draws", "RunFolder", "run_fit", "features_loglik", "Fit",
+    "load_fit",
+]

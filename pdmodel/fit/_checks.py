@@ -19,10 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from ..data._data import load_timing
-from ..irae._population import Population
-from ..irae._simulate import IraeProblem
-from ..regimen._regimen import Regimen
+from ..data import load_timing
+from ..irae import IraeProblem, Population
+from ..regimen import Regimen
 from ..vocab import GRADES, ORGAN_CHOICES
 from ._likelihood import REPRESENTATIVE_REGIMEN, reported_incidence
 from ._parameters import FitSpec

@@ -33,9 +33,9 @@ import numpy as np
 import tomli_w
 
 from ..errors import ConfigError, RegimenError
-from ..irae._parameters import IraeModel
-from ..pk._catalogue import available_models
-from ..regimen._regimen import Regimen
+from ..irae import IraeModel
+from ..pk import available_models
+from ..regimen import Regimen
 from ..vocab import TUMOURS
 from ._parameters import FitSpec, Prior
 

@@ -31,18 +31,22 @@ import numpy as np
 import pandas as pd
 from jax.scipy.special import gammaln
 
-from ..data._data import load_incidence
-from ..irae._population import Population
-from ..irae._rescue import ManagementPolicy
-from ..irae._simulate import IraeProblem, drug_probability, incidence_from_max, patient_pd
-from ..irae.solvers._likelihood import (
+from ..data import load_incidence
+from ..irae import (
+    IraeProblem,
+    ManagementPolicy,
+    Population,
+    drug_probability,
+    incidence_from_max,
+    patient_pd,
+)
+from ..irae.solvers import (
     RateConstants,
     max_injury_course,
     stage_concentrations,
     stage_effects,
 )
-from ..regimen._grid import flat_step_edges, step_grid
-from ..regimen._regimen import Regimen
+from ..regimen import Regimen, flat_step_edges, step_grid
 from ..vocab import ENDPOINTS, ORGANS, TERMS
 from ._parameters import FitSpec, Params
 

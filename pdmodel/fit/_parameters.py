@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.stats import norm
 
-from ..irae._parameters import IraeModel
+from ..irae import IraeModel
 from ..vocab import ENDPOINTS, ORGANS, TERMS
 
 

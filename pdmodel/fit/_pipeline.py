@@ -32,10 +32,9 @@ import pandas as pd
 import xarray as xr
 from tqdm import tqdm
 
-from ..data._data import load_incidence
-from ..irae._population import Population
-from ..irae._simulate import IraeProblem
-from ..regimen._regimen import Regimen
+from ..data import load_incidence
+from ..irae import IraeProblem, Population
+from ..regimen import Regimen
 from ..vocab import GRADES, ORGAN_CHOICES
 from ._checks import onset_check
 from ._config import FitConfig, fit_spec

@@ -19,9 +19,8 @@ import numpy as np
 import xarray as xr
 
 from ..errors import FitLoadError
-from ..irae._population import Population
-from ..irae._simulate import IraeProblem
-from ..regimen._regimen import Regimen
+from ..irae import IraeProblem, Population
+from ..regimen import Regimen
 from ..vocab import ENDPOINTS, GRADES, ORGAN_CHOICES, check_choices
 from ._config import FitConfig, fit_spec, load_config
 from ._likelihood import predictive_proportions, reported_incidence

@@ -1,0 +1,32 @@
+"""The irAE model: parameters, virtual populations, rescue, equations, grades and incidence.
+
+:class:`IraeModel` (parameters on the natural scale), :class:`Population` (covariates, random
+effects, common random numbers), :class:`ManagementPolicy` (immunosuppressant rescue), the
+solvers in :mod:`pdmodel.irae.solvers`, and the public :func:`simulate` / :func:`incidence`.
+"""
+
+from ._api import incidence as incidence
+from ._api import resolution_summary as resolution_summary
+from ._api import simulate as simulate
+from ._incidence import drug_probability as drug_probability
+from ._incidence import incidence_array as incidence_array
+from ._incidence import incidence_from_max as incidence_from_max
+from ._incidence import incidence_streaming as incidence_streaming
+from ._incidence import per_patient_incidence as per_patient_incidence
+from ._parameters import ORGAN_FIELDS as ORGAN_FIELDS
+from ._parameters import PARAMETER_INFO as PARAMETER_INFO
+from ._parameters import IraeModel as IraeModel
+from ._parameters import ParameterInfo as ParameterInfo
+from ._population import Population as Population
+from ._problem import STEPS_PER_DAY as STEPS_PER_DAY
+from ._problem import IraeProblem as IraeProblem
+from ._problem import patient_pd as patient_pd
+from ._rescue import ManagementPolicy as ManagementPolicy
+
+__all__ = [
+    "IraeModel", "PARAMETER_INFO", "ParameterInfo", "ORGAN_FIELDS", "Population",
+    "ManagementPolicy", "STEPS_PER_DAY", "IraeProblem", "patient_pd", "drug_probability",
+    "incidence_array", "incidence_streaming", "incidence_from_max", "per_patient_incidence",
+    "simulate", "incidence",
+    "resolution_summary",
+]

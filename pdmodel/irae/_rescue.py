@@ -18,7 +18,7 @@ from __future__ import annotations
 import equinox as eqx
 import jax.numpy as jnp
 
-from ..pk._model import TwoCompartmentPK
+from ..pk import TwoCompartmentPK
 
 INFLIXIMAB = TwoCompartmentPK(
     cl=jnp.asarray(0.407), vc=jnp.asarray(3.29), q=jnp.asarray(7.14), vp=jnp.asarray(4.13),

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
-from ..regimen._regimen import Regimen
+from ..regimen import Regimen
 from ..vocab import TARGETS
 from ._catalogue import PKModelSpec, pk_model
 from ._model import TwoCompartmentPK, stack_models

@@ -18,9 +18,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ...pk._model import TwoCompartmentPK
-from ...pk._step import pk_step
-from ...regimen._grid import DosingGrid
+from ...pk import TwoCompartmentPK, pk_step
+from ...regimen import DosingGrid
 from ...vocab import ORGANS, TARGETS
 from .._equations import GI, N_PD, PatientPD, baseline_state, pd_rhs
 from .._parameters import IraeModel

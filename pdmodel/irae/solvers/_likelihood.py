@@ -22,9 +22,8 @@ import jax
 import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
 
-from ...pk._model import TwoCompartmentPK
-from ...pk._step import pk_step
-from ...regimen._grid import StepGrid
+from ...pk import TwoCompartmentPK, pk_step
+from ...regimen import StepGrid
 from .._equations import PatientPD, baseline_state, fusion_fence, pd_rates
 from .._parameters import IraeModel
 from ._full import drug_effects

@@ -12,38 +12,44 @@ import diffrax
 import jax
 import jax.numpy as jnp
 
-from ...pk._solve import SolverOptions
+from ...pk import SolverOptions
+from ...regimen import DosingGrid
 from .._equations import baseline_state, pd_rhs
 from .._parameters import IraeModel
 from .._rescue import ManagementPolicy
-from .._simulate import IraeProblem
 from ._full import PatientInputs, drug_effects
+
+REFERENCE_OPTIONS = SolverOptions(rtol=1e-10, atol=1e-12)
+"""Default tolerances of the reference solver (tight: it is the yardstick of the others)."""
 
 
 def reference_states(
     model: IraeModel,
-    problem: IraeProblem,
     patient: PatientInputs,
+    grid: DosingGrid,
+    ec50: jnp.ndarray,
+    targets: jnp.ndarray,
+    agent_weight: jnp.ndarray,
     ts,
     *,
     steroid_start=jnp.inf,
     policy: ManagementPolicy = ManagementPolicy(),
-    options: SolverOptions = SolverOptions(rtol=1e-10, atol=1e-12),
+    options: SolverOptions = REFERENCE_OPTIONS,
 ):
     """PK amounts ``[t, agent, 2]`` and PD state ``[t, 9]`` at ``ts`` (days) for one patient.
 
-    ``patient`` is one element of ``problem.patient_inputs(model, population)``; the steroid
+    Arguments as for :func:`pdmodel.irae.solvers.simulate_patient` (``IraeProblem.reference``
+    fills them from a prepared regimen); ``patient`` is one element of
+    ``problem.patient_inputs(model, population)``; the steroid
     course of ``policy`` starts at ``steroid_start`` (``inf``: none) and tapers after
     ``policy.full_dose_days``.
     """
     pk = patient.pk
-    grid = problem.grid
     cell_on = grid.cell_start[:, None] + grid.offset_on
     cell_off = grid.cell_start[:, None] + grid.offset_off
     rate = grid.rate_mg + grid.rate_mg_per_kg * patient.weight_kg
     rate = jnp.where(grid.infusion_day < patient.stop_day, rate, 0.0)
-    ec50, agent_weight = problem.potency(model)
-    n_agent = len(problem.agents)
+    n_agent = grid.first_dose.shape[0]
     taper_from = steroid_start + policy.full_dose_days
     corners = steroid_start + jnp.array([0.0, policy.full_dose_days,
                                          policy.full_dose_days + policy.taper_days])
@@ -59,7 +65,7 @@ def reference_states(
         elim = cl * conc + pk.vmax * jnp.maximum(conc, 0.0) / (pk.km + jnp.maximum(conc, 0.0))
         dist = pk.q * (conc - x[:, 1] / pk.vp)
         dx = jnp.stack([r - elim - dist, dist], axis=-1)
-        f_c, f_p = drug_effects(model, conc, ec50, problem.targets, agent_weight)
+        f_c, f_p = drug_effects(model, conc, ec50, targets, agent_weight)
         dose = policy.steroid(t, steroid_start, taper_from)
         i_sys = model.steroid_imax * dose / (dose + model.steroid_ed50)
         dpd = pd_rhs(model, patient.pd, pd, f_c, f_p, i_sys, 0.0)
