@@ -37,6 +37,7 @@ def main(argv=None) -> dict:
     jax.config.update("jax_enable_x64", True)
     import equinox as eqx
 
+    from pdmodel.data import load_incidence
     from pdmodel.fit import (
         Emulator,
         FitSpec,
@@ -46,7 +47,7 @@ def main(argv=None) -> dict:
         ode_parameter_index,
     )
 
-    design = build_design(patients=32)
+    design = build_design(load_incidence(), patients=32)
     spec = FitSpec.default()
     u = spec.prior_location()
     ld = jax.jit(lambda v: log_density(v, spec, design))

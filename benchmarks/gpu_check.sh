@@ -4,7 +4,7 @@
 #   2. float64 agreement of a small population's incidence on the GPU with the same computation
 #      on the CPU (both in this run, the CPU via jax.devices("cpu")); fails above 1e-9;
 #   3. wall time of 1,000,000 virtual patient-years streamed through the GPU
-#      (pdmodel.irae._simulate.incidence_streaming, chunks of 65,536 patients made on the device);
+#      (pdmodel.irae.incidence_streaming, chunks of 65,536 patients made on the device);
 #   4. a short NUTS run's ESS/s (`python -m benchmarks.nuts_check`: emulator + 4 chains near the
 #      reference fit, and the exact log-density gradient time).
 #

@@ -17,11 +17,12 @@ import jax
 def main() -> None:
     jax.config.update("jax_enable_x64", True)
     from benchmarks.scale import compile_times, likelihood_times
+    from pdmodel.data import load_incidence
     from pdmodel.fit import build_design
 
     print(json.dumps(compile_times(), indent=1), flush=True)
     t = time.perf_counter()
-    design = build_design(patients=512, days=730, steps_per_day=2, refine=2)
+    design = build_design(load_incidence(), patients=512, days=730, steps_per_day=2, refine=2)
     print(f"gpu.toml-sized design (512 patients x 8 regimens, 2 steps/day, refine 2): built in "
           f"{time.perf_counter() - t:.1f} s", flush=True)
     for name, r in likelihood_times(design, repeats=3).items():

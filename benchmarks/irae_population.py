@@ -15,7 +15,8 @@ ipilimumab 3 mg/kg q3w ×4, then nivolumab 3 mg/kg q2w), no immunosuppressive re
   patient's parameters between runs, on a subset of patients.
 
 Accuracy: max over days 1..365 and the 9 PD states of ``|x - ref| / (|ref| + 1e-2)`` against
-the adaptive diffrax reference (``pdmodel.irae.solvers._reference``, rtol 1e-10) for a few patients.
+the adaptive diffrax reference (``pdmodel.irae.solvers.reference_states``, rtol 1e-10) for a
+few patients.
 Run from the repository root (the scipy baseline is imported from ``tests``).
 """
 

@@ -27,6 +27,7 @@ def main(argv=None) -> dict:
     import xarray as xr
 
     from pdmodel import load_fit
+    from pdmodel.data import load_incidence
     from pdmodel.fit import (
         Whitening,
         build_design,
@@ -41,7 +42,7 @@ def main(argv=None) -> dict:
     fit = load_fit(ROOT / "fits" / "reference")
     spec = fit.spec
     whitening = Whitening.from_laplace(jnp.asarray(fit.draws.mean(0)), np.cov(fit.draws.T))
-    design = build_design(patients=8 if cpu else 32)
+    design = build_design(load_incidence(), patients=8 if cpu else 32)
     loglik = features_loglik(spec, design)
     grad = jax.jit(jax.grad(lambda u: log_density(u, spec, design)))
     t0 = time.perf_counter()

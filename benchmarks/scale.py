@@ -8,7 +8,7 @@
   per patient at any N, so they are **timed on a subset** (``--n-scipy``, ``--n-rr`` patients)
   and reported per patient.
 * **gradient**: ``jit(value_and_grad(log_density))`` vs ``jit(log_density)`` on
-  ``build_design(patients=8)`` and ``FitSpec.default()`` (target ≤ 3×).
+  ``build_design(load_incidence(), patients=8)`` and ``FitSpec.default()`` (target ≤ 3×).
 * **compile**: first-call compile time of ``incidence_array`` and ``IraeProblem.run`` (2,000
   patients) and of the log-density and its gradient; and of ``incidence_array`` in a fresh
   process with a cold and a warm persistent compilation cache (what ``pdmodel`` CLI runs get).
@@ -68,6 +68,7 @@ def compile_times() -> dict:
     import equinox as eqx
 
     import pdmodel as pdm
+    from pdmodel.data import load_incidence
     from pdmodel.fit import build_design
     from pdmodel.irae import IraeProblem, incidence_array
 
@@ -85,7 +86,7 @@ def compile_times() -> dict:
         jax.block_until_ready(fn(*args))
         out[name] = {"first_call_s": first, "steady_s": time.perf_counter() - t,
                      "compile_s": first - (time.perf_counter() - t)}
-    return out | likelihood_times(build_design(patients=8))
+    return out | likelihood_times(build_design(load_incidence(), patients=8))
 
 
 def likelihood_times(design, repeats: int = 5) -> dict:
@@ -120,10 +121,10 @@ def _time(fn) -> float:
 
 CACHE_CODE = """
 import time, jax
-from pdmodel.cli import _setup_jax
-_setup_jax()
+from pdmodel.cli import setup_jax
+setup_jax()
 import equinox as eqx, pdmodel as pdm
-from pdmodel.irae._simulate import IraeProblem, incidence_array
+from pdmodel.irae import IraeProblem, incidence_array
 problem = IraeProblem.build({regimen!r}, days={days})
 pop = pdm.Population.sample(jax.random.key(0), 256, max_agents=2)
 f = eqx.filter_jit(incidence_array)

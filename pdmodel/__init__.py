@@ -1,12 +1,18 @@
 """pdmodel: differentiable ODE models of immune-related adverse events of checkpoint inhibitors.
 
+The public API, gathered from the subpackages that follow the data flow (docs/architecture.md):
+``vocab`` → ``regimen`` → ``pk`` → ``irae`` → ``data`` → ``fit``; building blocks that are not
+here have public paths in those subpackages (e.g. ``pdmodel.fit.map_fit``).
+
 Importing pdmodel changes no global JAX setting; call
 ``jax.config.update("jax_enable_x64", True)`` yourself for float64 (the CLI does).
 """
 
+from ._version import __version__ as __version__
 from .errors import FitLoadError as FitLoadError
 from .errors import InvalidDoseError as InvalidDoseError
 from .errors import MissingWeightError as MissingWeightError
+from .errors import PdmodelError as PdmodelError
 from .errors import RegimenError as RegimenError
 from .errors import RegimenSyntaxError as RegimenSyntaxError
 from .errors import SaveFormatError as SaveFormatError
@@ -59,9 +65,9 @@ from .vocab import TUMOURS as TUMOURS
 from .vocab import Agent as Agent
 from .vocab import get_agent as get_agent
 
-__version__ = "0.1.0"
-
 __all__ = [
+    # errors
+    "PdmodelError",
     # agents and targets
     "AGENTS", "TARGETS", "Agent", "get_agent",
     # regimens

@@ -19,3 +19,12 @@ solver grid."""
 
 GRID_EPS = 1e-12
 """Absolute tolerance (days) below which an infusion offset counts as on a cell edge."""
+
+SHAPE_FLOOR = 1e-9
+"""Floor of a beta shape parameter (``μφ``, ``(1 − μ)φ``) before drawing from the beta
+distribution, which needs both strictly positive."""
+
+ALIGN_EPS = 1e-6
+"""Tolerance (a fraction of a step) when rounding a time up to the next step boundary: a time
+at most this far past a boundary is put on that boundary, so that rounding error in the time
+does not delay, e.g., a steroid course by a whole step."""

@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._version import __version__
 from .errors import RegimenError, SaveFormatError
 from .fit import FitSpec, FittedParameter, ObservationParams, Params, Prior
 from .io import atomic_write, atomic_write_text
@@ -218,7 +219,7 @@ def _kind_name(kind) -> str | None:
 
 
 def _header(kind: str) -> dict:
-    from . import __version__
+
 
     return {"format": FORMAT, "kind": kind, "version": VERSION, "pdmodel_version": __version__}
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import pdmodel as pdm
-import pdmodel.saving as _io
+import pdmodel.saving as saving
 
 
 def assert_identical(a, b):
@@ -133,7 +133,7 @@ def test_save_is_atomic_and_leaves_no_temporary_files(tmp_path, monkeypatch):
     def boom(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(_io.os, "replace", boom)
+    monkeypatch.setattr(saving.os, "replace", boom)
     with pytest.raises(OSError, match="disk full"):
         pdm.save(modified_model(), path)
     with pytest.raises(OSError, match="disk full"):
@@ -156,7 +156,8 @@ def test_save_rejects_unsupported_objects(tmp_path):
 
 def _doc(obj=None):
     return json.loads(json.dumps(
-        _io._header("IraeModel") | {"data": _io._encode(obj or pdm.IraeModel(), "m")["fields"]}))
+        saving._header("IraeModel")
+        | {"data": saving._encode(obj or pdm.IraeModel(), "m")["fields"]}))
 
 
 def _write(tmp_path, content, name="bad.json"):

@@ -57,7 +57,7 @@ def small_design():
 
 
 def test_design_uses_only_resolvable_rows_and_probabilities_are_valid():
-    rows = select_rows()
+    rows = select_rows(load_incidence())
     assert len(rows) > 150 and set(rows.grade_min) <= {1, 2, 3}
     d = small_design()
     mu = predicted_probability(Params(), d)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
+from pdmodel.data import load_incidence
 from pdmodel.fit import (
     FitSpec,
     Whitening,
@@ -104,7 +105,7 @@ def test_simulated_data_map_recovers_and_nuts_covers_known_parameters():
     fields = {e.field for e in FitSpec.default().entries}
     spec = FitSpec.default(fixed=tuple(sorted(fields - set(FITTED))))
     assert spec.names == FITTED
-    rows = select_rows()
+    rows = select_rows(load_incidence())
     rows = rows[rows.agents_model.isin(["nivolumab", "ipilimumab", "nivolumab;ipilimumab"])
                 & (rows.arm_class != "control")].copy()
     rows["n"] = rows["n"] * 4  # bigger arms: the data must inform the parameters

@@ -117,16 +117,17 @@ def test_log_density_gradient_does_not_recompile():
     """The fit's gradient compiles once for all parameter vectors *and designs* of a shape: the
     design travels as an argument (a ``jax.tree_util.Partial``, as in ``run_fit``), so another
     virtual population of the same size reuses the program, and the result is the closure's."""
-    from pdmodel.fit import FitSpec, _log_density_of, build_design, log_density
+    from pdmodel.data import load_incidence
+    from pdmodel.fit import FitSpec, build_design, log_density, log_density_of
 
     spec = FitSpec.default()
-    designs = [build_design(patients=4, days=28, seed=s) for s in (0, 1)]
+    designs = [build_design(load_incidence(), patients=4, days=28, seed=s) for s in (0, 1)]
     vg = eqx.filter_jit(lambda u, f: jax.value_and_grad(f)(u))
     u0 = spec.prior_location()
-    jax.block_until_ready(vg(u0, jax.tree_util.Partial(_log_density_of, spec, designs[0])))
+    jax.block_until_ready(vg(u0, jax.tree_util.Partial(log_density_of, spec, designs[0])))
     u1 = jax.block_until_ready(u0 + 0.01)  # (an eager add compiles too: outside the count)
     with CompileCounter() as c:
-        v, g = vg(u1, jax.tree_util.Partial(_log_density_of, spec, designs[1]))
+        v, g = vg(u1, jax.tree_util.Partial(log_density_of, spec, designs[1]))
         jax.block_until_ready(g)
     assert c.count == 0 and np.isfinite(float(v)) and np.all(np.isfinite(g))
     v_ref, g_ref = jax.value_and_grad(lambda u: log_density(u, spec, designs[1]))(u1)
@@ -138,7 +139,15 @@ def test_second_map_fit_does_not_recompile():
     """A second MAP fit with the same shapes and settings (another virtual population, other
     starts) reuses the compiled optimiser; so do batched exact solves (``evaluate``, used for
     the emulator design and the exact solves at the draws)."""
-    from pdmodel.fit import FitSpec, _features_of, _log_density_of, build_design, evaluate, map_fit
+    from pdmodel.data import load_incidence
+    from pdmodel.fit import (
+        FitSpec,
+        build_design,
+        evaluate,
+        log_density_of,
+        log_max_injury_of,
+        map_fit,
+    )
 
     spec = FitSpec.default()
     u0 = spec.prior_location()
@@ -146,11 +155,11 @@ def test_second_map_fit_does_not_recompile():
     points = u0 + 0.01 * jax.random.normal(jax.random.key(2), (3, u0.shape[0]))
     fits, feats = [], []
     for seed in (0, 1):
-        design = build_design(patients=4, days=28, seed=seed)
-        ld = jax.tree_util.Partial(_log_density_of, spec, design)
+        design = build_design(load_incidence(), patients=4, days=28, seed=seed)
+        ld = jax.tree_util.Partial(log_density_of, spec, design)
         with CompileCounter() as c:
             fits.append(map_fit(ld, u0, jax.random.key(seed), **settings))
-            feats.append(evaluate(jax.tree_util.Partial(_features_of, spec, design), points,
+            feats.append(evaluate(jax.tree_util.Partial(log_max_injury_of, spec, design), points,
                                   batch_size=2))
     assert c.count == 0  # the second fit and solves
     assert all(np.isfinite(float(f.log_density)) for f in fits)
@@ -162,16 +171,17 @@ SHARD_SCRIPT = textwrap.dedent("""
     import json
     import jax
     jax.config.update("jax_enable_x64", True)
+    import equinox as eqx
     import numpy as np
     import pdmodel as pdm
-    from pdmodel.irae._simulate import IraeProblem, _incidence_jit, incidence_streaming
+    from pdmodel.irae import IraeProblem, incidence_array, incidence_streaming
 
     reg = "nivolumab 240 mg q2w"
     devices = jax.devices()
     model, policy = pdm.IraeModel(), pdm.ManagementPolicy.none()
     problem = IraeProblem.build(reg, days=21)
     pop = pdm.Population.sample(jax.random.key(0), 10, max_agents=1, preexisting_ad=0.3)
-    f = _incidence_jit
+    f = eqx.filter_jit(incidence_array)
     out = {"devices": len(devices)}
     eight = pop.take(slice(0, 8))
     sharded = eight.shard()

@@ -1,25 +1,54 @@
 """Published irAE data: vocabulary mapping, schema, validation and the bundled tables.
 
-The bundled loaders (:func:`load_incidence`, :func:`load_timing`, :func:`load_management`) are
-for the fit pipeline and the command line; the model layers never read them.
+The bundled files ``pdmodel/data/irae_{incidence,timing,management}.csv`` are the curated
+shared tables (``shared/data``) with harmonised columns added by
+``pdmodel/data/build_dataset.py``; see ``docs/data.md``.  The bundled loaders
+(:func:`load_incidence`, :func:`load_timing`, :func:`load_management`) are for the fit pipeline
+and the command line; the model layers never read them.
+
+A user's own incidence table uses the long format of :data:`INCIDENCE_SCHEMA` (one row per arm
+× organ × grade band); :func:`validate_incidence` reports every problem in it at once, with
+spreadsheet line numbers (header = line 1, first data row = line 2), and never raises on bad
+data.  :func:`check_file` is the library side of ``pdmodel data check FILE.csv``
+(``pdmodel.cli.data``).
+
+Modules, in the order they build on each other: ``_vocabulary`` (published terms → pdmodel's
+vocabulary), ``_cells`` (cell parsing), ``_schema``, ``_validate``, ``_read`` (CSV files),
+``_bundled`` (the bundled tables) and ``_check`` (file check and summary).
 """
 
-from ._data import INCIDENCE_SCHEMA as INCIDENCE_SCHEMA
-from ._data import TIMING_SCHEMA as TIMING_SCHEMA
-from ._data import ColumnSpec as ColumnSpec
-from ._data import bundled_incidence_as_schema as bundled_incidence_as_schema
-from ._data import check_file as check_file
-from ._data import data_app as data_app
-from ._data import load_incidence as load_incidence
-from ._data import load_management as load_management
-from ._data import load_timing as load_timing
-from ._data import read_csv_cells as read_csv_cells
-from ._data import read_incidence_csv as read_incidence_csv
-from ._data import validate_incidence as validate_incidence
-from ._data import validate_timing as validate_timing
+from ..errors import DataError as DataError
+from ..errors import DataFileError as DataFileError
+from ..errors import DataIssue as DataIssue
+from ..errors import format_issues as format_issues
+from ._bundled import bundled_incidence_as_schema as bundled_incidence_as_schema
+from ._bundled import load_incidence as load_incidence
+from ._bundled import load_management as load_management
+from ._bundled import load_timing as load_timing
+from ._check import check_file as check_file
+from ._read import read_csv_cells as read_csv_cells
+from ._read import read_incidence_csv as read_incidence_csv
+from ._schema import INCIDENCE_SCHEMA as INCIDENCE_SCHEMA
+from ._schema import TIMING_SCHEMA as TIMING_SCHEMA
+from ._schema import ColumnSpec as ColumnSpec
+from ._validate import validate_incidence as validate_incidence
+from ._validate import validate_timing as validate_timing
+from ._vocabulary import events_from_percent as events_from_percent
+from ._vocabulary import followup_weeks as followup_weeks
+from ._vocabulary import grade_range as grade_range
+from ._vocabulary import organ_model as organ_model
+from ._vocabulary import round_half_up as round_half_up
+from ._vocabulary import term_level as term_level
 
 __all__ = [
+    # published terms → pdmodel's vocabulary
+    "organ_model", "term_level", "grade_range", "followup_weeks", "round_half_up",
+    "events_from_percent",
+    # schema and validation
     "INCIDENCE_SCHEMA", "TIMING_SCHEMA", "ColumnSpec", "validate_incidence", "validate_timing",
-    "read_csv_cells", "read_incidence_csv", "load_incidence", "load_timing", "load_management",
-    "bundled_incidence_as_schema", "check_file", "data_app",
+    "DataIssue", "DataError", "DataFileError", "format_issues",
+    # CSV files
+    "read_csv_cells", "read_incidence_csv", "check_file",
+    # the bundled tables
+    "load_incidence", "load_timing", "load_management", "bundled_incidence_as_schema",
 ]

@@ -8,7 +8,7 @@ Every row and every original column of ``shared/data/irae_*.csv`` is copied verb
 order, same text); harmonised columns are appended (docs/data.md "Added columns").  The script
 stops with an error when a shared ``agents`` label is not in the tables below, so a new label is
 classified by a person, never guessed.  It also checks that the default-fit incidence rows pass
-:func:`pdmodel.data._data.validate_incidence`.
+:func:`pdmodel.data.validate_incidence`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from pdmodel.data._data import (
+from pdmodel.data import (
     bundled_incidence_as_schema,
     events_from_percent,
     followup_weeks,
@@ -28,10 +28,9 @@ from pdmodel.data._data import (
     term_level,
     validate_incidence,
 )
+from pdmodel.errors import RegimenError
 from pdmodel.regimen import Regimen
 from pdmodel.vocab import CLASSES, get_agent
-
-from ..errors import RegimenError
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]

@@ -1,7 +1,9 @@
 """Calibration of the irAE model to published incidence data (in the manner of ``numpyro.infer``).
 
-Parameters and priors (:class:`FitSpec`, :class:`Params`), the design and likelihood
-(:func:`build_design`, :func:`log_density`), MAP with a Laplace scale (:func:`map_fit`), NUTS
+Parameters and priors (:class:`FitSpec`, :class:`Params`), the design (:func:`build_design`,
+from rows the caller loads, e.g. ``pdmodel.data.load_incidence()``) and likelihood
+(:func:`log_density`; :func:`log_density_of` and :func:`log_max_injury_of` take ``u`` last, for
+``jax.tree_util.Partial``), MAP with a Laplace scale (:func:`map_fit`), NUTS
 (:func:`run_nuts`), the emulator, posterior checks, the ``pdmodel fit`` pipeline
 (:func:`run_fit`) and its results (:class:`Fit`, :func:`load_fit`).
 """
@@ -16,20 +18,23 @@ from ._config import config_to_dict as config_to_dict
 from ._config import dump_config as dump_config
 from ._config import fit_spec as fit_spec
 from ._config import load_config as load_config
+from ._design import Design as Design
+from ._design import build_design as build_design
+from ._design import select_rows as select_rows
 from ._emulator import Emulator as Emulator
 from ._emulator import Whitening as Whitening
 from ._emulator import evaluate as evaluate
 from ._emulator import fit_emulator as fit_emulator
-from ._likelihood import Design as Design
 from ._likelihood import beta_binomial_logpmf as beta_binomial_logpmf
-from ._likelihood import build_design as build_design
+from ._likelihood import features_loglik as features_loglik
 from ._likelihood import log_density as log_density
+from ._likelihood import log_density_of as log_density_of
 from ._likelihood import log_likelihood as log_likelihood
 from ._likelihood import log_max_injury as log_max_injury
+from ._likelihood import log_max_injury_of as log_max_injury_of
 from ._likelihood import max_injuries as max_injuries
 from ._likelihood import ode_parameter_index as ode_parameter_index
 from ._likelihood import predicted_probability as predicted_probability
-from ._likelihood import select_rows as select_rows
 from ._map import laplace_scale as laplace_scale
 from ._map import map_fit as map_fit
 from ._nuts import psis_check as psis_check
@@ -39,7 +44,6 @@ from ._parameters import FittedParameter as FittedParameter
 from ._parameters import ObservationParams as ObservationParams
 from ._parameters import Params as Params
 from ._parameters import Prior as Prior
-from ._pipeline import features_loglik as features_loglik
 from ._pipeline import run_fit as run_fit
 from ._posterior import posterior_variables as posterior_variables
 from ._posterior import unconstrained_draws as unconstrained_draws
@@ -52,8 +56,8 @@ __all__ = [
     "DEFAULT_REGIMENS", "load_config", "dump_config", "config_to_dict", "config_hash",
     "config_diff", "apply_overrides", "fit_spec", "Design", "build_design", "select_rows",
     "max_injuries", "log_max_injury", "ode_parameter_index", "predicted_probability",
-    "beta_binomial_logpmf", "log_likelihood", "log_density", "map_fit", "laplace_scale",
-    "run_nuts", "psis_check", "Emulator", "Whitening", "evaluate", "fit_emulator",
-    "posterior_variables", "unconstrained_draws", "RunFolder", "run_fit", "features_loglik", "Fit",
-    "load_fit",
+    "beta_binomial_logpmf", "log_likelihood", "log_density", "log_density_of",
+    "log_max_injury_of", "map_fit", "laplace_scale", "run_nuts", "psis_check", "Emulator",
+    "Whitening", "evaluate", "fit_emulator", "posterior_variables", "unconstrained_draws",
+    "RunFolder", "run_fit", "features_loglik", "Fit", "load_fit",
 ]

@@ -23,7 +23,8 @@ from ..data import load_timing
 from ..irae import IraeProblem, Population
 from ..regimen import Regimen
 from ..vocab import GRADES, ORGAN_CHOICES
-from ._likelihood import REPRESENTATIVE_REGIMEN, reported_incidence
+from ._design import REPRESENTATIVE_REGIMEN
+from ._likelihood import reported_incidence
 from ._parameters import FitSpec
 
 ONSET_ENDPOINT = "immune_related"

@@ -32,6 +32,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from ..numerics import LOG_FLOOR
+
 
 class Whitening(NamedTuple):
     """Affine map ``u = mean + root @ z`` from whitened ``z`` to the unconstrained vector."""
@@ -45,7 +47,7 @@ class Whitening(NamedTuple):
         negative eigenvalues clipped)."""
         cov = np.asarray(cov)
         w, v = np.linalg.eigh(0.5 * (cov + cov.T))
-        return cls(jnp.asarray(mean), jnp.asarray(v * np.sqrt(np.clip(w, 1e-12, None))))
+        return cls(jnp.asarray(mean), jnp.asarray(v * np.sqrt(np.clip(w, LOG_FLOOR, None))))
 
     def to_u(self, z: jnp.ndarray) -> jnp.ndarray:
         """Unconstrained vector(s) of whitened ``z`` (``[..., parameter]``)."""

@@ -1,6 +1,6 @@
 """Maximum a posteriori fits with optax: Adam, then L-BFGS, from several starts.
 
-Works on any log-density of an unconstrained vector (``pdmodel.fit._likelihood.log_density``).
+Works on any log-density of an unconstrained vector (``pdmodel.fit.log_density``).
 Starts are the prior centre plus draws from the prior (explicit key); each start runs through
 the same compiled optimiser in turn (memory stays that of one start), and the best is returned
 together with every start's result so multi-modality is visible.

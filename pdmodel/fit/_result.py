@@ -23,7 +23,7 @@ from ..irae import IraeProblem, Population
 from ..regimen import Regimen
 from ..vocab import ENDPOINTS, GRADES, ORGAN_CHOICES, check_choices
 from ._config import FitConfig, fit_spec, load_config
-from ._likelihood import predictive_proportions, reported_incidence
+from ._likelihood import predictive_counts, reported_incidence
 from ._parameters import FitSpec
 from ._posterior import unconstrained_draws
 
@@ -140,7 +140,7 @@ class Fit:
 
         mu, phi = jax.lax.map(jax.jit(one), jnp.asarray(self.draws))
         mu = np.asarray(mu)
-        reported = predictive_proportions(np.random.default_rng(seed), mu, phi, arm_size)
+        reported = predictive_counts(np.random.default_rng(seed), mu, phi, arm_size) / arm_size
         a = (1 - interval) / 2
         lo, med, hi = np.quantile(reported, [a, 0.5, 1 - a], axis=0)
         day = np.arange(1, int(days) + 1, dtype=float)

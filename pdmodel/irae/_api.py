@@ -18,6 +18,7 @@ from ._parameters import IraeModel
 from ._population import Population, patient_sharding
 from ._problem import REFINE, STEPS_PER_DAY, IraeProblem
 from ._rescue import ManagementPolicy, check_policy_values
+from .solvers import Daily, Events
 
 _incidence_jit = eqx.filter_jit(incidence_array)
 
@@ -97,12 +98,20 @@ def simulate(
     pop = population if devices is None else population.shard(list(devices), pad=True)
     daily, events = eqx.filter_jit(IraeProblem.run)(problem, model, pop, policy)
     daily, events = jax.tree.map(lambda x: np.asarray(x)[:n], (daily, events))
+    return _trajectories(problem, regimen, population, policy, daily, events)
+
+
+def _nan_inf(x) -> np.ndarray:
+    """``x`` as floats with ``inf`` (did not happen) as NaN."""
+    x = np.asarray(x, dtype=float)
+    return np.where(np.isinf(x), np.nan, x)
+
+
+def _trajectories(problem: IraeProblem, regimen: Regimen | str, population: Population,
+                  policy: ManagementPolicy, daily: Daily, events: Events) -> xr.Dataset:
+    """:func:`simulate`'s labelled dataset from the solver's per-patient ``daily``/``events``
+    (numpy, the original patients only)."""
     dayc = np.arange(1, problem.days + 1, dtype=float)
-
-    def nan_inf(x):
-        x = np.asarray(x, dtype=float)
-        return np.where(np.isinf(x), np.nan, x)
-
     state = np.asarray(daily.state)
     return xr.Dataset(
         {
@@ -117,9 +126,9 @@ def simulate(
             "steroid": (("patient", "day"), np.asarray(daily.steroid),
                         {"units": "mg/kg/day prednisone-equivalent"}),
             "infliximab": (("patient", "day"), np.asarray(daily.infliximab), {"units": "ug/mL"}),
-            "onset": (("patient", "organ", "grade"), nan_inf(events.onset), {"units": "day"}),
-            "resolution": (("patient", "organ"), nan_inf(events.resolution), {"units": "day"}),
-            "steroid_start": (("patient",), nan_inf(events.steroid_start), {"units": "day"}),
+            "onset": (("patient", "organ", "grade"), _nan_inf(events.onset), {"units": "day"}),
+            "resolution": (("patient", "organ"), _nan_inf(events.resolution), {"units": "day"}),
+            "steroid_start": (("patient",), _nan_inf(events.steroid_start), {"units": "day"}),
             "infliximab_doses": (("patient",), np.asarray(events.infliximab_doses)),
         },
         coords={"day": dayc, "agent": list(problem.agents), "organ": list(ORGANS),
@@ -188,24 +197,22 @@ def incidence(
     grades = [grade] if isinstance(grade, str) else list(grade)
     check_choices(organs, grades)
     problem, policy = _resolve(regimen, population, days, steps_per_day, refine, models, policy)
-    if batch_size is not None:
-        arr = incidence_streaming(model, problem, population, policy, batch_size=batch_size,
-                                  devices=devices, background=background)
-    elif devices is not None:
-        devices = list(devices)
-        pop = population.shard(devices, pad=True)
-        w = jax.device_put((jnp.arange(pop.size) < population.size).astype(jnp.result_type(float)),
-                           patient_sharding(devices))
-        arr = np.asarray(_incidence_jit(model, problem, pop, policy, background=background,
-                                        weights=w))
-    else:
-        arr = np.asarray(_incidence_jit(model, problem, population, policy,
-                                        background=background))
+    arr = _population_incidence(model, problem, population, policy, background, batch_size,
+                                devices)
+    return _select(arr, organ, grade, background)
+
+
+def _select(arr: np.ndarray, organ: str | Sequence[str], grade: str | Sequence[str],
+            background: bool) -> xr.DataArray:
+    """The ``organ``/``grade`` choices of incidence ``arr`` ``[day, organ_choice, grade]``,
+    labelled; a single choice (a string) drops its dimension."""
+    organs = [organ] if isinstance(organ, str) else list(organ)
+    grades = [grade] if isinstance(grade, str) else list(grade)
     io = [ORGAN_CHOICES.index(o) for o in organs]
     ig = [GRADES.index(g) for g in grades]
     da = xr.DataArray(
         arr[:, io][:, :, ig], dims=("day", "organ", "grade"),
-        coords={"day": np.arange(1, problem.days + 1, dtype=float), "organ": organs,
+        coords={"day": np.arange(1, arr.shape[0] + 1, dtype=float), "organ": organs,
                 "grade": grades},
         attrs={"units": "fraction of patients", "background": str(background)},
     )
@@ -214,6 +221,24 @@ def incidence(
     if isinstance(grade, str):
         da = da.squeeze("grade", drop=True)
     return da
+
+
+def _population_incidence(model: IraeModel, problem: IraeProblem, population: Population,
+                          policy: ManagementPolicy, background: bool, batch_size: int | None,
+                          devices: Sequence | None) -> np.ndarray:
+    """Incidence ``[day, organ_choice, grade]``: streamed in chunks (``batch_size``), across
+    ``devices`` (padding copies weighted 0), or in one compiled call."""
+    if batch_size is not None:
+        return incidence_streaming(model, problem, population, policy, batch_size=batch_size,
+                                   devices=devices, background=background)
+    if devices is not None:
+        devices = list(devices)
+        pop = population.shard(devices, pad=True)
+        w = jax.device_put((jnp.arange(pop.size) < population.size).astype(jnp.result_type(float)),
+                           patient_sharding(devices))
+        return np.asarray(_incidence_jit(model, problem, pop, policy, background=background,
+                                         weights=w))
+    return np.asarray(_incidence_jit(model, problem, population, policy, background=background))
 
 
 def resolution_summary(trajectories: xr.Dataset) -> xr.Dataset:

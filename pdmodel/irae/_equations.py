@@ -1,7 +1,8 @@
 """Right-hand side of the immune / autoantibody / organ-injury ODEs (shared by all solvers).
 
 State ``y = (E, P, A, D_skin, D_gi, D_liver, D_lung, D_thyroid, D_pituitary)``; see
-docs/model.md §4. Patient-level constants come in :class:`PatientPD`.
+docs/model.md §4. Patient-level constants come in :class:`PatientPD`; the drug inputs from
+serum concentrations in :func:`drug_effects`; the grade thresholds in :func:`log_thresholds`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ..vocab import ORGANS
+from ..pk import weighted_occupancy
+from ..vocab import ORGANS, TARGETS
 from ._parameters import IraeModel
 
 GI = ORGANS.index("gi")
+PD1, PDL1, CTLA4 = (TARGETS.index(t) for t in ("PD-1", "PD-L1", "CTLA-4"))
 N_PD = 3 + len(ORGANS)
 SMOOTH = 0.05
 """Width (fold units) of the smooth positive part used for injury drive."""
@@ -28,6 +31,25 @@ class PatientPD(NamedTuple):
     a_ctla4: jnp.ndarray  # priming gain at full CTLA-4 occupancy
     g_pd1: jnp.ndarray  # expansion rate at full PD-1 blockade, 1/day
     susceptibility: jnp.ndarray  # [organ], 1/day
+
+
+def drug_effects(model: IraeModel, conc, ec50, targets, agent_weight):
+    """CTLA-4 and PD-1/PD-L1 drug effects ``(f_C, f_P)`` from concentrations [agent] (mg/L).
+
+    Competitive binding per target; each agent's bound share is weighted by its agent-level
+    deviation from the class effect: ``f_X = Σ_i w_i·x_i / (1 + Σ_i x_i)``, ``x_i = C_i/EC50_i``
+    (plain occupancy when all ``w_i = 1``; :func:`pdmodel.pk.weighted_occupancy`).
+    ``ec50`` [agent] (mg/L, already scaled); ``targets`` [agent, target] one-hot;
+    ``agent_weight`` [agent]. ``f_P`` adds PD-L1 to PD-1 blockade with weight ``rho_pdl1``.
+    """
+    eff = weighted_occupancy(conc, ec50, targets, agent_weight)
+    return eff[CTLA4], eff[PD1] + model.rho_pdl1 * eff[PDL1]
+
+
+def log_thresholds(model: IraeModel) -> jnp.ndarray:
+    """Median log thresholds ``[organ, grade]`` (grade 1 at log 1 = 0)."""
+    lt2 = model.log_gap2
+    return jnp.stack([jnp.zeros_like(lt2), lt2, lt2 + model.log_gap3], axis=-1)
 
 
 def fusion_fence(x):

@@ -15,19 +15,26 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
 
+from ..numerics import LOG_FLOOR
 from ..vocab import GRADES, ORGAN_CHOICES
+from ._equations import log_thresholds
 from ._parameters import IraeModel
 from ._population import Population, patient_sharding
 from ._problem import IraeProblem
 from ._rescue import ManagementPolicy
-from .solvers._full import log_thresholds
 
 
 def drug_probability(model: IraeModel, max_injury: jnp.ndarray) -> jnp.ndarray:
     """Natural-course probability of each grade ``[..., organ, grade]`` from running maxima
     ``[..., organ]``, with the threshold variability integrated out (docs/model.md §4.3)."""
-    x = jnp.log(jnp.maximum(max_injury, 1e-12))[..., None] - log_thresholds(model)
+    x = log_threshold_margin(model, max_injury)
     return ndtr(x / jnp.sqrt(model.sigma[:, None] ** 2 + model.tau**2))
+
+
+def log_threshold_margin(model: IraeModel, max_injury: jnp.ndarray) -> jnp.ndarray:
+    """Log of running maxima ``[..., organ]`` over each grade's median threshold
+    ``[..., organ, grade]`` (injury floored at :data:`pdmodel.numerics.LOG_FLOOR`)."""
+    return jnp.log(jnp.maximum(max_injury, LOG_FLOOR))[..., None] - log_thresholds(model)
 
 
 def incidence_array(
@@ -97,18 +104,30 @@ def incidence_array(
     if batch_size is not None and not (isinstance(batch_size, int | np.integer)
                                        and batch_size >= 1):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    n = pop.size
-    if batch_size is None or batch_size >= n:
+    if batch_size is None or batch_size >= pop.size:
         daily, _ = problem.run(model, pop, policy)
-        m = daily.max_injury
-        days = jnp.arange(1, problem.days + 1, dtype=m.dtype)
-        if idx is not None:
-            m, days = m[:, idx], days[idx]
+        m, days = _at_days(problem, daily.max_injury, idx)
         return incidence_from_max(model, m, pop, policy, background=background, days=days,
                                   weights=weights)
-    # chunked: patient b * n_chunks + c goes to chunk c (a population split evenly across
-    # devices stays split within every chunk); padding copies get weight 0
-    batch = int(batch_size)
+    return _chunked_incidence(model, problem, pop, policy, background, idx, int(batch_size),
+                              weights)
+
+
+def _at_days(problem: IraeProblem, max_injury: jnp.ndarray, idx: np.ndarray | None):
+    """Running maxima ``[patient, day, organ]`` and their days since the first dose ``[day]``,
+    on the days ``idx`` (0-based; ``None``: every day)."""
+    days = jnp.arange(1, problem.days + 1, dtype=max_injury.dtype)
+    if idx is not None:
+        max_injury, days = max_injury[:, idx], days[idx]
+    return max_injury, days
+
+
+def _chunked_incidence(model, problem, pop, policy, background, idx, batch: int, weights):
+    """:func:`incidence_array` ``batch`` patients at a time: a ``lax.scan`` over chunks that sums
+    each chunk's weighted incidence ``[day, organ_choice, grade]``."""
+    # patient b * n_chunks + c goes to chunk c (a population split evenly across devices stays
+    # split within every chunk); padding copies get weight 0
+    n = pop.size
     n_chunks = -(-n // batch)
     size = n_chunks * batch
     dtype = jnp.result_type(float)
@@ -142,10 +161,7 @@ def _day_index(problem: IraeProblem, at_days) -> np.ndarray | None:
 def _weighted_sum(model, problem, pop, weights, policy, background, idx):
     """``Σ_i w_i · incidence_i`` over the patients of ``pop`` ``[day, organ_choice, grade]``."""
     daily, _ = problem.run(model, pop, policy)
-    m = daily.max_injury
-    days = jnp.arange(1, problem.days + 1, dtype=m.dtype)
-    if idx is not None:
-        m, days = m[:, idx], days[idx]
+    m, days = _at_days(problem, daily.max_injury, idx)
     per = per_patient_incidence(model, m, pop, policy, background=background, days=days)
     return jnp.tensordot(weights.astype(per.dtype), per, axes=1)
 
@@ -219,27 +235,20 @@ def incidence_streaming(
     devices = None if devices is None else list(devices)
     n_dev = 1 if devices is None else len(devices)
     batch = -(-int(batch_size) // n_dev) * n_dev
-    if isinstance(population, Population):
-        if n is not None and n != population.size:
-            raise ValueError(f"n={n} but the population has {population.size} patients")
-        n = population.size
+    chunk, n = _chunk_source(population, n, batch)
+    return _stream(model, problem, chunk, n, batch, policy, background, at_days, devices,
+                   progress)
 
-        def chunk(k):
-            return population.take(slice(k * batch, min((k + 1) * batch, n)))
-    elif callable(population):
-        if not (isinstance(n, int | np.integer) and n >= 1):
-            raise ValueError("n (the number of patients) is required with a chunk function")
-        chunk = population
-    else:
-        raise TypeError("population must be a Population or a function of the chunk index, "
-                        f"got {type(population).__name__}")
-    n = int(n)
-    n_chunks = -(-n // batch)
+
+def _stream(model, problem, chunk, n: int, batch: int, policy, background, at_days, devices,
+            progress) -> np.ndarray:
+    """:func:`incidence_streaming`'s loop over the chunks ``chunk(k)`` of ``batch`` patients
+    (the last padded with weight-0 copies): the running sum, on the host, divided by ``n``."""
     dtype = jnp.result_type(float)
     sharding = None if devices is None else patient_sharding(devices)
     total = None
     pending = None  # (device result, patients) of the chunk before: convert while this runs
-    for k in range(n_chunks):
+    for k in range(-(-n // batch)):
         size = min(batch, n - k * batch)
         pop = chunk(k)
         if pop.size < size:
@@ -254,6 +263,27 @@ def incidence_streaming(
         pending = (out, k * batch + size)
     total = _accumulate(total, pending, progress, n)
     return total / n
+
+
+def _chunk_source(population: Population | Callable[[int], Population], n: int | None,
+                  batch: int) -> tuple[Callable[[int], Population], int]:
+    """``chunk(k)`` (the ``k``-th ``batch`` patients) and the number of patients, from a
+    population or a chunk function (validated as :func:`incidence_streaming` documents)."""
+    if isinstance(population, Population):
+        if n is not None and n != population.size:
+            raise ValueError(f"n={n} but the population has {population.size} patients")
+        size = population.size
+
+        def chunk(k):
+            return population.take(slice(k * batch, min((k + 1) * batch, size)))
+
+        return chunk, size
+    if callable(population):
+        if not (isinstance(n, int | np.integer) and n >= 1):
+            raise ValueError("n (the number of patients) is required with a chunk function")
+        return population, int(n)
+    raise TypeError("population must be a Population or a function of the chunk index, "
+                    f"got {type(population).__name__}")
 
 
 def _accumulate(total, pending, progress, n):
@@ -288,7 +318,7 @@ def per_patient_incidence(model, max_injury, pop, policy, *, background=True, da
     grade]`` (arguments as in :func:`incidence_from_max`)."""
     if policy.enabled:
         # patient's own thresholds were used for triggering: condition on them
-        x = jnp.log(jnp.maximum(max_injury, 1e-12))[..., None] - log_thresholds(model)
+        x = log_threshold_margin(model, max_injury)
         z = (model.sigma * pop.z_threshold)[:, None, :, None]
         p = ndtr((x - z) / model.tau)
     else:

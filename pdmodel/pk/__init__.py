@@ -2,8 +2,8 @@
 
 Published population-PK models (:func:`pk_model`), the two-compartment model
 (:class:`TwoCompartmentPK`), exact and adaptive concentration solvers, the fixed-step exact PK
-step the irAE solvers share (:func:`pk_step`), occupancy (:func:`occupancy`) and the public
-:func:`simulate_pk`.
+step the irAE solvers share (:func:`pk_step`), occupancy (:func:`occupancy`,
+:func:`weighted_occupancy`) and the public :func:`simulate_pk`.
 """
 
 from ._catalogue import DEFAULT_MODELS as DEFAULT_MODELS
@@ -16,6 +16,7 @@ from ._occupancy import Potency as Potency
 from ._occupancy import occupancy as occupancy
 from ._occupancy import potencies as potencies
 from ._occupancy import target_matrix as target_matrix
+from ._occupancy import weighted_occupancy as weighted_occupancy
 from ._simulate import individual_parameters as individual_parameters
 from ._simulate import infusion_table as infusion_table
 from ._simulate import model_specs as model_specs
@@ -35,6 +36,6 @@ __all__ = [
     "TwoCompartmentPK", "stack_models", "DEFAULT_MODELS", "PKModelSpec", "available_models",
     "pk_model", "InfusionTable", "SolverOptions", "PAD_START", "concentrations",
     "concentrations_analytic", "concentrations_ode", "amounts_ode", "is_linear", "pk_step",
-    "Potency", "potencies", "target_matrix", "occupancy", "simulate_pk", "infusion_table",
-    "model_specs", "individual_parameters", "pk_arrays",
+    "Potency", "potencies", "target_matrix", "occupancy", "weighted_occupancy", "simulate_pk",
+    "infusion_table", "model_specs", "individual_parameters", "pk_arrays",
 ]

@@ -24,6 +24,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
+from ..numerics import LOG_FLOOR
+
 Scalar = Float[Array, "*batch"]
 
 
@@ -66,7 +68,7 @@ class TwoCompartmentPK(eqx.Module):
 
     def time_fraction(self, t: Scalar) -> Scalar:
         """Sigmoid time effect ``f(t)`` in [0, 1]; ``t`` in days since the first dose."""
-        t_safe = jnp.maximum(t, 1e-12)
+        t_safe = jnp.maximum(t, LOG_FLOOR)
         return jnp.where(
             t > 0, jax.nn.sigmoid(self.tv_hill * (jnp.log(t_safe) - jnp.log(self.tv_t50))), 0.0
         )

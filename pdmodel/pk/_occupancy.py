@@ -115,6 +115,24 @@ def occupancy(
     >>> pdm.occupancy(jnp.array([[2.0]]), jnp.array([2.0]), targets).tolist()
     [[0.5, 0.0, 0.0]]
     """
-    bound = jnp.maximum(conc, 0.0) / ec50
-    load = bound @ targets
-    return load / (1.0 + load)
+    return weighted_occupancy(conc, ec50, targets)
+
+
+def weighted_occupancy(
+    conc: Float[Array, "*t agent"],
+    ec50: Float[Array, " agent"],
+    targets: Float[Array, "agent target"],
+    weight: Float[Array, " agent"] | None = None,
+) -> Float[Array, "*t target"]:
+    """Occupancy of each target with each agent's bound share weighted:
+    ``f_X = Σ_{i→X} w_i·x_i / (1 + Σ_{i→X} x_i)``, ``x_i = C_i / EC50_i``.
+
+    Agents still compete for the target by their unweighted load; the weight ``w_i`` [agent]
+    scales what agent ``i``'s binding does (the irAE model's agent-level deviation from its
+    class effect). ``weight=None`` is :func:`occupancy` (all ``w_i = 1``). Concentrations
+    ``conc`` [..., agent] and ``ec50`` [agent] in mg/L; negative concentrations count as 0.
+    """
+    x = jnp.maximum(conc, 0.0) / ec50
+    load = x @ targets
+    bound = load if weight is None else (x * weight) @ targets
+    return bound / (1.0 + load)

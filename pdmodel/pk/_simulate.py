@@ -138,29 +138,14 @@ def simulate_pk(
     >>> float(ds.occupancy.sel(target="PD-1", day=56)) > 0.9
     True
     """
-    if isinstance(regimen, str):
-        regimen = Regimen.parse(regimen)
-    _check_positive("days", days)
-    _check_positive("step", step)
-    if weight_kg is not None:
-        _check_positive("weight_kg", weight_kg)
-    if regimen.needs_weight and weight_kg is None:
-        regimen.infusions(days=days, weight_kg=None)  # raises MissingWeightError with details
+    regimen = _checked_regimen(regimen, days, step, weight_kg)
     specs = model_specs(regimen, models)
-    if method == "auto":
-        method = "analytic" if all(s.linear for s in specs) else "ode"
-    if method == "analytic" and not all(s.linear for s in specs):
-        nonlinear = [s.agent for s in specs if not s.linear]
-        raise ValueError(
-            f"method='analytic' needs constant linear clearance, but {nonlinear} have "
-            "time-varying or target-mediated clearance; use method='ode' or 'auto'"
-        )
+    method = _solver_method(specs, method)
     agents = regimen.agents
     ts = np.arange(0.0, days + 0.5 * step, step)
     table = infusion_table(regimen, days, agents)
     pk = individual_parameters(specs, weight_kg)
-    pot = potencies()
-    ec50 = jnp.array([pot[a].ec50 for a in agents])
+    ec50 = jnp.array([potencies()[a].ec50 for a in agents])
     wt = 0.0 if weight_kg is None else weight_kg
     conc, occ = jax.jit(pk_arrays, static_argnames=("method", "options"))(
         pk, table, wt, jnp.asarray(ts), ec50, target_matrix(agents),
@@ -171,7 +156,45 @@ def simulate_pk(
             "the PK ODE solver failed (non-finite concentrations); try a larger "
             "options.max_steps or looser tolerances"
         )
-    ds = xr.Dataset(
+    return _pk_dataset(regimen, specs, weight_kg, method, ts, conc, occ)
+
+
+def _checked_regimen(regimen: Regimen | str, days: float, step: float,
+                     weight_kg: float | None) -> Regimen:
+    """``regimen`` parsed, after checking :func:`simulate_pk`'s ``days``, ``step`` and
+    ``weight_kg`` (required for mg/kg doses)."""
+    if isinstance(regimen, str):
+        regimen = Regimen.parse(regimen)
+    _check_positive("days", days)
+    _check_positive("step", step)
+    if weight_kg is not None:
+        _check_positive("weight_kg", weight_kg)
+    if regimen.needs_weight and weight_kg is None:
+        regimen.infusions(days=days, weight_kg=None)  # raises MissingWeightError with details
+    return regimen
+
+
+def _solver_method(specs: tuple[PKModelSpec, ...], method: str) -> str:
+    """``"analytic"`` or ``"ode"`` for ``method`` (``"auto"``: analytic when every agent has
+    constant linear clearance); raises if analytic is asked for nonlinear PK."""
+    if method == "auto":
+        method = "analytic" if all(s.linear for s in specs) else "ode"
+    if method == "analytic" and not all(s.linear for s in specs):
+        nonlinear = [s.agent for s in specs if not s.linear]
+        raise ValueError(
+            f"method='analytic' needs constant linear clearance, but {nonlinear} have "
+            "time-varying or target-mediated clearance; use method='ode' or 'auto'"
+        )
+    return method
+
+
+def _pk_dataset(regimen: Regimen, specs: tuple[PKModelSpec, ...], weight_kg: float | None,
+                method: str, ts: np.ndarray, conc, occ) -> xr.Dataset:
+    """:func:`simulate_pk`'s labelled dataset: concentrations ``[day, agent]`` (mg/L) and
+    occupancy ``[day, target]`` at ``ts`` (days), with the regimen and sources in ``attrs``."""
+    agents = regimen.agents
+    pot = potencies()
+    return xr.Dataset(
         {
             "concentration": (("day", "agent"), np.asarray(conc),
                               {"units": "ug/mL", "long_name": "serum concentration"}),
@@ -189,7 +212,6 @@ def simulate_pk(
                                  for a in agents),
         },
     )
-    return ds
 
 
 def _check_positive(name: str, value) -> None:

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from ..numerics import GRID_EPS, TIME_EPS
 from ._regimen import Regimen
 
 
@@ -87,7 +88,7 @@ def step_edges(regimen: Regimen, days: int, steps_per_day: int, refine: int = 4,
     for j in range(days):
         base = j + np.arange(steps_per_day + 1) / steps_per_day
         inside = breaks[(breaks > j) & (breaks < j + 1)]
-        far = [b for b in inside if np.min(np.abs(base - b)) > 1e-9]
+        far = [b for b in inside if np.min(np.abs(base - b)) > TIME_EPS]
         per_day.append(np.unique(np.concatenate([base, far])))
     needed = max(len(p) for p in per_day)
     if width is not None and width < needed:
@@ -142,7 +143,7 @@ def _infusion_cells(regimen: Regimen, agents: tuple[str, ...], days: int,
         day[hit, j] = inf.start
     # the solver relies on every cell being wholly infused or not at all (pk_step aligned=True)
     length = cell_end - cell_start
-    partial = (on > 1e-12) | ((off > 1e-12) & (off < length[:, None] - 1e-12))
+    partial = (on > GRID_EPS) | ((off > GRID_EPS) & (off < length[:, None] - GRID_EPS))
     if np.any(partial):
         raise AssertionError("dosing grid cells must not split an infusion (internal error)")
     return dict(

@@ -7,26 +7,26 @@ every Runge-Kutta stage time are computed once per design (:func:`stage_concentr
 log-density evaluation then maps them to drug effects, vectorised over all steps, and integrates
 only the PD state with RK4 on the flat step list (:func:`max_injury_course`).
 
-These are the same steps and formulas as :func:`pdmodel.irae.solvers._full.simulate_patient` without
-rescue, so the results agree to rounding (tested). Dropping the PK, event bookkeeping and
-per-day output from the differentiated loop makes an evaluation about 8x and a gradient 3-10x
-cheaper than through the full solver (docs/model.md §5.4).
+These are the same steps as :func:`pdmodel.irae.solvers._full.simulate_patient` without rescue
+(both take :func:`pdmodel.irae.solvers._step.pk_half_step` and ``rk4_step``), so the results
+agree to rounding (tested). Dropping the PK, event bookkeeping and per-day output from the
+differentiated loop makes an evaluation about 8x and a gradient 3-10x cheaper than through the
+full solver (docs/model.md §5.4).
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
 
-from ...pk import TwoCompartmentPK, pk_step
+from ...pk import TwoCompartmentPK
 from ...regimen import StepGrid
-from .._equations import PatientPD, baseline_state, fusion_fence, pd_rates
+from .._equations import PatientPD, baseline_state, drug_effects, fusion_fence, pd_rates
 from .._parameters import IraeModel
-from ._full import drug_effects
+from ._step import pk_half_step, rk4_step
 
 
 def stage_concentrations(pk: TwoCompartmentPK, grid: StepGrid, weight_kg, stop_day, *,
@@ -37,14 +37,9 @@ def stage_concentrations(pk: TwoCompartmentPK, grid: StepGrid, weight_kg, stop_d
     ``pk``: the patient's PK ``[agent]``; ``weight_kg``: body weight (kg); ``stop_day``:
     infusions starting on or after it are not given (days).
     """
-    vk = jax.vmap(partial(pk_step, mm=michaelis_menten, aligned=True),
-                  in_axes=(0, 0, None, None, 0, 0, 0, 0))
 
     def half(x, k):
-        given = grid.infusion_day[k] < stop_day
-        rate = jnp.where(given, grid.rate_mg[k] + grid.rate_mg_per_kg[k] * weight_kg, 0.0)
-        return vk(pk, x, grid.cell_start[k], grid.cell_length[k], grid.offset_on[k],
-                  grid.offset_off[k], rate, grid.first_dose)
+        return pk_half_step(pk, x, grid, k, weight_kg, stop_day, mm=michaelis_menten)
 
     def step(x, s):
         x1 = half(x, 2 * s)
@@ -101,22 +96,15 @@ def max_injury_course(rates: RateConstants, pd: PatientPD, effects: jnp.ndarray,
     def f(y, u):
         return pd_rates(rates, pd, *y, u[0], u[1], 0.0, 0.0)
 
-    def axpy(a, x, y):
-        return jax.tree.map(lambda xi, yi: yi + a * xi, x, y)
+    def slope(k):
+        return checkpoint_name(fusion_fence(k), "slope")
 
     def step(carry, xs):
         y, m = carry  # y = (E, P, A, D[organ]): parts kept apart, no slicing in the loop
         h, u = xs
-        half = 0.5 * h
         # reverse mode keeps only the four stage slopes of each step and recomputes the rest;
         # the fences stop XLA:CPU from recomputing whole stages inside each fused consumer
-        ob = fusion_fence
-        k1 = checkpoint_name(ob(f(y, u[0])), "slope")
-        k2 = checkpoint_name(ob(f(ob(axpy(half, k1, y)), u[1])), "slope")
-        k3 = checkpoint_name(ob(f(ob(axpy(half, k2, y)), u[1])), "slope")
-        k4 = checkpoint_name(ob(f(ob(axpy(h, k3, y)), u[2])), "slope")
-        y = jax.tree.map(lambda yi, a, b, c, d: yi + h / 6.0 * (a + 2.0 * b + 2.0 * c + d),
-                         y, k1, k2, k3, k4)
+        y = rk4_step(f, y, h, u[0], u[1], u[2], stage=slope, state=fusion_fence)
         return (y, jnp.maximum(m, y[3])), None
 
     b = baseline_state(pd).astype(effects.dtype)

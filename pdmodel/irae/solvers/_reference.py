@@ -14,10 +14,10 @@ import jax.numpy as jnp
 
 from ...pk import SolverOptions
 from ...regimen import DosingGrid
-from .._equations import baseline_state, pd_rhs
+from .._equations import baseline_state, drug_effects, pd_rhs
 from .._parameters import IraeModel
 from .._rescue import ManagementPolicy
-from ._full import PatientInputs, drug_effects
+from ._full import PatientInputs
 
 REFERENCE_OPTIONS = SolverOptions(rtol=1e-10, atol=1e-12)
 """Default tolerances of the reference solver (tight: it is the yardstick of the others)."""

@@ -1,0 +1,5 @@
+"""``python -m pdmodel.cli``: the same as the ``pdmodel`` command."""
+
+from . import main
+
+main()

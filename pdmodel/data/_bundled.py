@@ -1,0 +1,90 @@
+"""The bundled tables ``pdmodel/data/irae_{incidence,timing,management}.csv``, loaded typed.
+
+They are the curated shared tables (``shared/data``) with harmonised columns added by
+``pdmodel/data/build_dataset.py`` (docs/data.md). The loaders are for the fit pipeline and the
+command line; the model layers never read them.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import pandas as pd
+
+from ._cells import cell_text, float_column, int_column
+
+__all__ = ["bundled_incidence_as_schema", "load_incidence", "load_management", "load_timing"]
+
+_INT_COLUMNS = {
+    "incidence": ("n", "events", "derived", "control_arm", "verified", "grade_min", "grade_max",
+                  "events_used", "regimen_parsed", "fit_default"),
+    "timing": ("n_events", "derived", "verified", "grade_min", "grade_max", "fit_default"),
+    "management": ("numerator", "denominator", "derived", "verified"),
+}
+_FLOAT_COLUMNS = {
+    "incidence": ("percent", "followup_weeks"),
+    "timing": ("value_weeks", "window_weeks", "fraction"),
+    "management": ("value",),
+}
+
+
+def _load(kind: str, path: str | Path | None) -> pd.DataFrame:
+    if path is None:
+        ref = resources.files("pdmodel") / "data" / f"irae_{kind}.csv"
+        with ref.open("r", encoding="utf-8") as fh:
+            df = pd.read_csv(fh, dtype=str, keep_default_na=False)
+    else:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    for col in _INT_COLUMNS[kind]:
+        if col in df:
+            df[col] = int_column(df[col])
+    for col in _FLOAT_COLUMNS[kind]:
+        if col in df:
+            df[col] = float_column(df[col])
+    return df
+
+
+def load_incidence(path: str | Path | None = None) -> pd.DataFrame:
+    """Incidence table: bundled (``path=None``) or a file in the same format.
+
+    Text columns are str (blank = ``""``); counts are Int64 and percentages Float64 (blank =
+    <NA>).  Columns: the shared ``irae_incidence.csv`` columns plus ``organ_model``,
+    ``term_level``, ``grade_min``, ``grade_max``, ``events_used``, ``regimen_parsed``,
+    ``agents_model``, ``arm_class``, ``followup_weeks``, ``fit_default``, ``exclusion_reason``
+    (docs/data.md).
+    """
+    return _load("incidence", path)
+
+
+def load_timing(path: str | Path | None = None) -> pd.DataFrame:
+    """Timing table (weeks): bundled (``path=None``) or a file in the same format."""
+    return _load("timing", path)
+
+
+def load_management(path: str | Path | None = None) -> pd.DataFrame:
+    """Immunosuppressant-management table: bundled (``path=None``) or a file in that format."""
+    return _load("management", path)
+
+
+def bundled_incidence_as_schema(df: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The bundled incidence table in :data:`INCIDENCE_SCHEMA` columns.
+
+    ``source`` ← ``citation``; ``agents`` ← ``agents_model`` joined with ``+`` plus the control
+    component of the arm (gp100 → vaccine); ``followup_weeks`` ← the parsed follow-up; other
+    schema columns are copied.  Validate with ``allow_unparsed_regimen=True`` (the bundled
+    regimens are printed labels where doses are not known; ``regimen_parsed`` says which).
+    """
+    df = load_incidence() if df is None else df
+    controls = {"gp100": "vaccine", "placebo": "placebo", "chemotherapy": "chemotherapy"}
+    agents = []
+    for shared, model in zip(df["agents"], df["agents_model"], strict=True):
+        parts = [a for a in cell_text(model).split(";") if a]
+        parts += [controls[t] for t in cell_text(shared).split("+") if t in controls]
+        agents.append("+".join(parts) if parts else cell_text(shared))
+    cols = ["row_id", "citation", "regimen", "n", "events", "percent", "endpoint", "organ",
+            "grade", "followup_weeks", "tumour", "setting", "notes"]
+    out = df[cols].rename(columns={"citation": "source"}).copy()
+    out.insert(2, "agents", agents)
+    return out
+

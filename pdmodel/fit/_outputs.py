@@ -1,0 +1,361 @@
+"""The results of ``pdmodel fit``: every file of ``<run>/results``, from the fitted posterior.
+
+The stored draws are re-evaluated with the *exact* model (their ODE features come from the
+pipeline's ``exact`` stage): pointwise log-likelihood and posterior predictive of the training
+rows, parameter summaries with R-hat and ESS, incidence curves with bands, the onset-timing
+check, diagnostics, the arviz DataTree and two plots. :func:`results_files` returns them as
+``{relative path: content}`` for :meth:`RunFolder.publish`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import xarray as xr
+from tqdm import tqdm
+
+from ..irae import IraeProblem, Population
+from ..regimen import Regimen
+from ..vocab import GRADES, ORGAN_CHOICES
+from ._checks import onset_check
+from ._config import FitConfig
+from ._design import Design
+from ._likelihood import (
+    beta_binomial_logpmf,
+    features_probability,
+    predictive_counts,
+    reported_incidence,
+)
+from ._nuts import NutsResult
+from ._parameters import FitSpec
+from ._posterior import dim_name, element_label, posterior_variables
+
+CURVE_ENDPOINT = "immune_related"
+"""Curves are reported as trials report immune-related adverse events (background included at
+the fitted immune-related attribution)."""
+
+MAX_DRAWS = 200
+"""At most this many posterior draws are simulated for the incidence-curve bands."""
+
+MIN_DIAGNOSTIC_DRAWS = 20
+"""Fewer draws per chain than this (smoke runs) leave R-hat and ESS undefined (NaN)."""
+
+ONSET_DRAWS = 40
+"""Posterior draws simulated for the onset-timing check (pdmodel.fit._checks)."""
+
+METHOD_DESCRIPTIONS = {
+    "emulator": "NUTS on the emulated likelihood (exact-model PSIS check)",
+    "exact": "NUTS on the exact likelihood",
+    "laplace": "Laplace approximation at the MAP (not NUTS)",
+}
+"""``diagnostics.json`` ``method`` for each ``nuts.method``."""
+
+
+class Mode(NamedTuple):
+    """The MAP and its Laplace scale, as the results report them."""
+
+    u: jnp.ndarray  # [parameter] unconstrained MAP
+    laplace_sd: np.ndarray  # [parameter] Laplace SD, unconstrained scale
+    starts_log_density: np.ndarray  # [start] log posterior reached from each start
+    grad_norm: np.ndarray  # [start] final gradient norm of each start
+
+
+class PosteriorSample(NamedTuple):
+    """The posterior draws and what the sampling stages computed at them."""
+
+    draws: np.ndarray  # [chain, draw, parameter] all draws (R-hat and ESS)
+    stored: np.ndarray  # [chain, stored draw, parameter] = draws[:, ::step]
+    step: int  # thinning step of ``stored``
+    features: np.ndarray  # [stored draw, feature] exact ODE features at ``stored``
+    nuts: NutsResult | None  # sampler statistics (None for Laplace draws)
+    log_w: np.ndarray | None  # [stored draw] exact − emulated log-likelihood (emulator only)
+
+
+class Predictions(NamedTuple):
+    """The exact model at the stored draws, ``[draw, row]``."""
+
+    mu: np.ndarray  # model mean probability of every training row
+    pointwise: np.ndarray  # beta-binomial log-likelihood of every row
+    y_rep: np.ndarray  # posterior predictive counts (int32)
+
+
+def results_files(config: FitConfig, spec: FitSpec, design: Design, mode: Mode,
+                  sample: PosteriorSample, info: dict, timings: dict, progress: bool) -> dict:
+    """Every file of ``results/`` as ``{relative path: bytes or text}``.
+
+    ``info`` (diagnostics of the stages: Laplace, emulator, PSIS) is appended to
+    ``diagnostics.json``; ``timings`` gains ``results_s``.
+    """
+    t0 = time.perf_counter()
+    table = summary_table(spec, sample.draws)
+    flat = sample.stored.reshape(-1, spec.size)
+    pred = exact_predictions(spec, design, flat, sample.features, seed=config.seed)
+    ppc = ppc_table(design, pred)
+    curve_draws = flat[np.linspace(0, len(flat) - 1, min(MAX_DRAWS, len(flat))).astype(int)]
+    curves = incidence_curves(config, spec, curve_draws, progress)
+    onset = onset_table(config, spec, curve_draws)
+    timings["results_s"] = time.perf_counter() - t0
+    diagnostics = (run_diagnostics(config, sample, table, mode, ppc, timings) | info
+                   | {"onset_within_range": (f"{int(onset.within.sum())}/{len(onset)}"
+                                             if len(onset) else None)})
+    return {
+        "parameters.csv": parameters_table(spec, flat, mode, table).to_csv(index=False),
+        "diagnostics.csv": table.to_csv(index=False),
+        "ppc.csv": ppc.to_csv(index=False),
+        "curves.csv": curves.to_csv(index=False),
+        "onset.csv": onset.to_csv(index=False),
+        "diagnostics.json": json.dumps(_jsonable(diagnostics), indent=2),
+        "posterior.nc": datatree_bytes(spec, design, sample, pred),
+        "plots/curves.png": plot_curves(curves),
+        "plots/ppc.png": plot_ppc(ppc),
+    }
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def summary_table(spec: FitSpec, draws: np.ndarray) -> pd.DataFrame:
+    """R-hat (rank-normalised) and bulk/tail ESS of every scalar parameter, all draws."""
+    import arviz_stats as azs
+
+    variables, dims, coords = posterior_variables(spec, draws)
+    ds = xr.Dataset({k: (("chain", "draw", *dims.get(k, [])), v) for k, v in variables.items()},
+                    coords=coords)
+    enough = draws.shape[1] >= MIN_DIAGNOSTIC_DRAWS
+    rhat = azs.rhat(ds) if draws.shape[0] > 1 and enough else None
+    bulk = azs.ess(ds, method="bulk") if enough else None
+    tail = azs.ess(ds, method="tail") if enough else None
+    rows = []
+    for k, e in enumerate(spec.entries):
+        sel = {} if e.index is None else {dim_name(e.field): element_label(e.field, e.index)}
+
+        def get(d, sel=sel, e=e):
+            return float("nan") if d is None else float(d[e.field].sel(sel))
+
+        rows.append((spec.names[k], get(rhat), get(bulk), get(tail)))
+    return pd.DataFrame(rows, columns=["parameter", "r_hat", "ess_bulk", "ess_tail"])
+
+
+def exact_predictions(spec: FitSpec, design: Design, flat: np.ndarray, features: np.ndarray,
+                      *, seed: int) -> Predictions:
+    """Model means, pointwise log-likelihood and posterior predictive counts of the training
+    rows at the draws ``flat`` ``[draw, parameter]`` with their exact ODE ``features``
+    (predictive draws from ``numpy.random.default_rng(seed)``)."""
+    mus = np.asarray(jax.jit(jax.vmap(features_probability(spec, design)))(
+        jnp.asarray(flat), jnp.asarray(features)))
+    phi = np.asarray(jax.vmap(lambda u: spec.to_params(u).obs.concentration)(jnp.asarray(flat)))
+    o = design.obs.arrays()
+    y, n = np.asarray(o.y, float), np.asarray(o.n, float)
+    pointwise = np.asarray(jax.vmap(lambda mu, ph: beta_binomial_logpmf(y, n, mu, ph))(
+        jnp.asarray(mus), jnp.asarray(phi)))  # [draw, row]
+    y_rep = predictive_counts(np.random.default_rng(seed), mus, phi,
+                              n.astype(int)[None]).astype(np.int32)  # [draw, row]
+    return Predictions(mus, pointwise, y_rep)
+
+
+def parameters_table(spec: FitSpec, flat: np.ndarray, mode: Mode,
+                     table: pd.DataFrame) -> pd.DataFrame:
+    """Every fitted parameter on the natural scale: MAP, posterior mean and 5/50/95%
+    quantiles, R-hat and ESS (from ``table``), prior and Laplace SD."""
+    nat = np.asarray(jax.vmap(spec.natural_values)(jnp.asarray(flat)))
+    at_mode = np.asarray(spec.natural_values(mode.u))
+    q = np.quantile(nat, [0.05, 0.5, 0.95], axis=0)
+    return pd.DataFrame({
+        "parameter": spec.names, "map": at_mode, "mean": nat.mean(0), "q05": q[0], "q50": q[1],
+        "q95": q[2], "r_hat": table.r_hat, "ess_bulk": table.ess_bulk,
+        "ess_tail": table.ess_tail,
+        "prior": [f"{e.prior.dist}({e.prior.median}, {e.prior.sd})" for e in spec.entries],
+        "laplace_sd_unconstrained": np.asarray(mode.laplace_sd),
+    })
+
+
+def ppc_table(design: Design, pred: Predictions) -> pd.DataFrame:
+    """Posterior predictive check of the training rows: observed proportion, predicted mean
+    and the 90% predictive interval of the proportion (``covered``: inside it)."""
+    o = design.obs.arrays()
+    y, n = np.asarray(o.y, float), np.asarray(o.n, float)
+    prop = pred.y_rep / n[None]
+    lo, hi = np.quantile(prop, [0.05, 0.95], axis=0)
+    obs = y / n
+    covered = (obs >= lo) & (obs <= hi)
+    return pd.DataFrame({"row_id": design.obs.row_id, "regimen": [
+        design.regimens[r] if r >= 0 else "control" for r in design.obs.regimen],
+        "n": n.astype(int), "observed": obs, "predicted_mean": pred.mu.mean(0), "lower_90": lo,
+        "upper_90": hi, "covered": covered})
+
+
+def incidence_curves(config: FitConfig, spec: FitSpec, draws: np.ndarray,
+                     progress: bool) -> pd.DataFrame:
+    """Weekly incidence (mean, band, median) of every ``output.curves_regimens`` regimen by
+    organ and grade, as :data:`CURVE_ENDPOINT` reports it, over ``draws``."""
+    days = 7 * config.output.weeks
+    alpha = (1.0 - config.output.interval) / 2
+    rows = []
+    for text in tqdm(config.output.curves_regimens, desc="curves", disable=not progress):
+        reg = Regimen.parse(text)
+        prob = IraeProblem.build(reg, days=days, steps_per_day=config.model.steps_per_day,
+                                 refine=config.model.refine)
+        pop = Population.sample(jax.random.key(config.seed), config.model.patients,
+                                tumour=config.model.tumour, max_agents=len(reg.agents))
+
+        def one(u, prob=prob, pop=pop):
+            return reported_incidence(spec.to_params(u), prob, pop, CURVE_ENDPOINT)
+
+        inc = np.asarray(jax.lax.map(jax.jit(one), jnp.asarray(draws)))  # [draw, day, o, g]
+        qs = np.quantile(inc, [alpha, 0.5, 1 - alpha], axis=0)
+        mean = inc.mean(0)
+        for oi, organ in enumerate(ORGAN_CHOICES):
+            for gi, grade in enumerate(GRADES):
+                for d in range(0, days, 7):
+                    rows.append((text, organ, grade, CURVE_ENDPOINT, d + 1, mean[d, oi, gi],
+                                 qs[0, d, oi, gi], qs[1, d, oi, gi], qs[2, d, oi, gi]))
+    return pd.DataFrame(rows, columns=["regimen", "organ", "grade", "endpoint", "day", "mean",
+                                       "lower", "median", "upper"])
+
+
+def onset_table(config: FitConfig, spec: FitSpec, draws: np.ndarray) -> pd.DataFrame:
+    """:func:`onset_check` at about :data:`ONSET_DRAWS` of ``draws`` (evenly thinned)."""
+    m = config.model
+    return onset_check(spec, draws[:: max(1, len(draws) // ONSET_DRAWS)], days=m.days,
+                       patients=max(m.patients, 64), seed=config.seed,
+                       steps_per_day=m.steps_per_day, refine=m.refine, tumour=m.tumour)
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+
+def run_diagnostics(config: FitConfig, sample: PosteriorSample, table: pd.DataFrame,
+                    mode: Mode, ppc: pd.DataFrame, timings: dict) -> dict:
+    """The sampler and MAP part of ``diagnostics.json`` (the stages' ``info`` follows it)."""
+    nuts, draws = sample.nuts, sample.draws
+    return {
+        "method": METHOD_DESCRIPTIONS[config.nuts.method],
+        "chains": int(draws.shape[0]), "draws_per_chain": int(draws.shape[1]),
+        "stored_draws": int(sample.stored.shape[0] * sample.stored.shape[1]),
+        "max_r_hat": _nanmax(table.r_hat), "min_ess_bulk": _nanmin(table.ess_bulk),
+        "min_ess_tail": _nanmin(table.ess_tail),
+        "divergences": None if nuts is None else int(nuts.diverging.sum()),
+        "mean_acceptance": None if nuts is None else float(nuts.acceptance_rate.mean()),
+        "mean_leapfrog_steps": None if nuts is None else float(nuts.n_steps.mean()),
+        "nuts_chain_method": None if nuts is None else nuts.chain_method,
+        "min_ess_bulk_per_second": (
+            None if nuts is None or _nanmin(table.ess_bulk) is None
+            else _nanmin(table.ess_bulk) / nuts.seconds),
+        "map_log_posterior_by_start": np.asarray(mode.starts_log_density).tolist(),
+        "map_grad_norm_by_start": np.asarray(mode.grad_norm).tolist(),
+        "ppc_coverage_90": float(ppc.covered.to_numpy().mean()),
+        "rows": int(len(ppc)), "seed": config.seed, "timings_s": timings,
+    }
+
+
+def _nanmax(x):
+    x = np.asarray(x, float)
+    return None if np.all(np.isnan(x)) else float(np.nanmax(x))
+
+
+def _nanmin(x):
+    x = np.asarray(x, float)
+    return None if np.all(np.isnan(x)) else float(np.nanmin(x))
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {k: _jsonable(v) for k, v in x.items()}
+    if isinstance(x, list | tuple):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.generic):
+        return x.item()
+    return x
+
+
+def datatree_bytes(spec: FitSpec, design: Design, sample: PosteriorSample,
+                   pred: Predictions) -> bytes:
+    """arviz DataTree: posterior, log_likelihood, posterior_predictive, observed_data,
+    constant_data and (NUTS) sample_stats, as netCDF bytes."""
+    import arviz_base as azb
+
+    stored, step, nuts = sample.stored, sample.step, sample.nuts
+    variables, dims, coords = posterior_variables(spec, stored)
+    chains, n_stored = stored.shape[:2]
+    shape = (chains, n_stored, -1)
+    rows = list(design.obs.row_id)
+    data = {
+        "posterior": variables,
+        "log_likelihood": {"y": pred.pointwise.reshape(shape)},
+        "posterior_predictive": {"y": pred.y_rep.reshape(shape)},
+        "observed_data": {"y": np.asarray(design.obs.y)},
+        "constant_data": {"n": np.asarray(design.obs.n)},
+    }
+    if nuts is not None:
+        stats = {"diverging": nuts.diverging[:, ::step],
+                 "acceptance_rate": nuts.acceptance_rate[:, ::step],
+                 "n_steps": nuts.n_steps[:, ::step], "lp": nuts.log_density[:, ::step]}
+        if sample.log_w is not None:
+            stats["log_importance_weight"] = sample.log_w.reshape(chains, n_stored)
+        data["sample_stats"] = stats
+    dims = dims | {"y": ["row"], "n": ["row"]}
+    coords = coords | {"row": rows}
+    tree = azb.from_dict(data, dims=dims, coords=coords)
+    tree.attrs["pdmodel_parameters"] = json.dumps(list(spec.names))
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "posterior.nc")
+        tree.to_netcdf(path, engine="h5netcdf")
+        return Path(path).read_bytes()
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def plot_curves(curves: pd.DataFrame) -> bytes:
+    """PNG: any-organ incidence (mean and band) of every regimen, grades any and 3+."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    regs = curves.regimen.unique()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=False)
+    for ax, grade in zip(axes, ("any", "3+"), strict=True):
+        for r in regs:
+            c = curves[(curves.regimen == r) & (curves.organ == "any") & (curves.grade == grade)]
+            ax.plot(c.day / 7, c["mean"], label=r[:40])
+            ax.fill_between(c.day / 7, c.lower, c.upper, alpha=0.15)
+        ax.set(xlabel="weeks since first dose", ylabel="cumulative incidence",
+               title=f"any irAE, grade {grade}")
+    axes[0].legend(fontsize=6)
+    return _png(fig)
+
+
+def plot_ppc(ppc: pd.DataFrame) -> bytes:
+    """PNG: observed against predicted incidence of the training rows, 90% intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.vlines(ppc.predicted_mean, ppc.lower_90, ppc.upper_90, lw=0.6, alpha=0.5,
+              label="90% predictive interval")
+    ax.scatter(ppc.predicted_mean, ppc.observed, s=8, c=np.where(ppc.covered, "C0", "C3"),
+               label="observed")
+    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
+    ax.legend(fontsize=7)
+    ax.set(xlabel="predicted mean incidence", ylabel="observed incidence",
+           title=f"training arms: {ppc.covered.mean():.0%} inside 90% intervals")
+    return _png(fig)
