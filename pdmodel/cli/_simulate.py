@@ -42,12 +42,14 @@ def simulate(
     setup_jax()
     from ..errors import RegimenError
     from ..pk import simulate_pk
+    from ..regimen import Regimen
 
     try:
-        ds = simulate_pk(regimen, days=weeks * 7.0, weight_kg=weight, step=step)
+        reg = Regimen.parse(regimen)  # parsed and checked once, here at the boundary
+        ds = simulate_pk(reg, days=weeks * 7.0, weight_kg=weight, step=step)
         curves = None
         if organ or grade:
-            curves = _incidence_curves(regimen, ds, organ or ["any"], grade or ["any"],
+            curves = _incidence_curves(reg, ds, organ or ["any"], grade or ["any"],
                                        weight, patients, seed)
     except (RegimenError, ValueError) as err:
         fail(str(err))

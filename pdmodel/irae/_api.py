@@ -24,7 +24,10 @@ _incidence_jit = eqx.filter_jit(incidence_array)
 
 
 def _resolve(regimen, pop, days, steps_per_day, refine, models, policy):
-    """Validate the public arguments; build the problem and the policy."""
+    """Validate the public arguments (the regimen text is parsed here, once); build the problem
+    and the policy."""
+    if isinstance(regimen, str):
+        regimen = Regimen.parse(regimen)
     problem = IraeProblem.build(regimen, days=days, steps_per_day=steps_per_day, models=models,
                                 refine=refine)
     if not isinstance(pop, Population):
@@ -35,7 +38,7 @@ def _resolve(regimen, pop, days, steps_per_day, refine, models, policy):
                          f"max_agents={len(problem.agents)}")
     policy = ManagementPolicy.none() if policy is None else policy
     check_policy_values(policy)
-    return problem, policy
+    return regimen, problem, policy
 
 
 def simulate(
@@ -93,7 +96,8 @@ def simulate(
     >>> ds.concentration.attrs["units"]
     'ug/mL'
     """
-    problem, policy = _resolve(regimen, population, days, steps_per_day, refine, models, policy)
+    regimen, problem, policy = _resolve(regimen, population, days, steps_per_day, refine, models,
+                                        policy)
     n = population.size
     pop = population if devices is None else population.shard(list(devices), pad=True)
     daily, events = eqx.filter_jit(IraeProblem.run)(problem, model, pop, policy)
@@ -107,7 +111,7 @@ def _nan_inf(x) -> np.ndarray:
     return np.where(np.isinf(x), np.nan, x)
 
 
-def _trajectories(problem: IraeProblem, regimen: Regimen | str, population: Population,
+def _trajectories(problem: IraeProblem, regimen: Regimen, population: Population,
                   policy: ManagementPolicy, daily: Daily, events: Events) -> xr.Dataset:
     """:func:`simulate`'s labelled dataset from the solver's per-patient ``daily``/``events``
     (numpy, the original patients only)."""
@@ -133,7 +137,7 @@ def _trajectories(problem: IraeProblem, regimen: Regimen | str, population: Popu
         },
         coords={"day": dayc, "agent": list(problem.agents), "organ": list(ORGANS),
                 "grade": list(GRADES), "patient": np.arange(population.size)},
-        attrs={"regimen": str(Regimen.parse(regimen) if isinstance(regimen, str) else regimen),
+        attrs={"regimen": str(regimen),
                "policy": "none" if not policy.enabled else repr(policy)},
     )
 
@@ -196,7 +200,8 @@ def incidence(
     organs = [organ] if isinstance(organ, str) else list(organ)
     grades = [grade] if isinstance(grade, str) else list(grade)
     check_choices(organs, grades)
-    problem, policy = _resolve(regimen, population, days, steps_per_day, refine, models, policy)
+    regimen, problem, policy = _resolve(regimen, population, days, steps_per_day, refine, models,
+                                        policy)
     arr = _population_incidence(model, problem, population, policy, background, batch_size,
                                 devices)
     return _select(arr, organ, grade, background)

@@ -1,7 +1,7 @@
 """Regenerate the malformed CSVs of this folder from valid.csv: python make_corpus.py.
 
 Each file breaks valid.csv in one place (or a few, for the multi-error case); the expected line,
-field and message pattern of each are in tests/test_data.py (CORPUS).
+field and message pattern of each are in tests/data/test_data.py (CORPUS).
 """
 
 import csv

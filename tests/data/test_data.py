@@ -16,8 +16,8 @@ from pdmodel.cli import app
 from pdmodel.vocab import ORGAN_CHOICES
 from tests.conftest import SHARED_DATA
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = Path(__file__).resolve().parent / "data_corpus"
+ROOT = Path(__file__).resolve().parents[2]
+CORPUS = Path(__file__).resolve().parent / "corpus"
 needs_shared = pytest.mark.skipif(not (SHARED_DATA / "irae_incidence.csv").exists(),
                                   reason="shared/data not available")
 runner = CliRunner()
