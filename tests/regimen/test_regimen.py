@@ -1,4 +1,4 @@
-"""Tests for pdmodel.regimen._regimen: objects, text parser/printer, infusion lists, errors."""
+"""Regimens (pdmodel.regimen): objects, text parser/printer, infusion lists, errors."""
 
 import math
 import re
