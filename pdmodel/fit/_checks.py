@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from jaxtyping import Float
 
 from ..data import load_timing
 from ..irae import IraeProblem, Population
@@ -58,9 +59,9 @@ def onset_targets(timing: pd.DataFrame | None = None) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def onset_check(spec: FitSpec, draws: np.ndarray, *, days: int = 730, patients: int = 128,
-                seed: int = 0, steps_per_day: int = 1, refine: int = 1, tumour: str = "melanoma",
-                timing: pd.DataFrame | None = None) -> pd.DataFrame:
+def onset_check(spec: FitSpec, draws: Float[np.ndarray, "draw param"], *, days: int = 730,
+                patients: int = 128, seed: int = 0, steps_per_day: int = 1, refine: int = 1,
+                tumour: str = "melanoma", timing: pd.DataFrame | None = None) -> pd.DataFrame:
     """Model median onset (weeks; posterior median and 5–95%) next to every published target
     of :func:`onset_targets`; ``within`` says if the posterior median lies in the range."""
     targets = onset_targets(timing)

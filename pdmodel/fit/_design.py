@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from jaxtyping import Array, Float, Int
 
 from ..irae import IraeProblem, Population
 from ..irae.solvers import stage_concentrations
@@ -76,12 +77,12 @@ class StackedRegimens(eqx.Module):
     solver's stage times are computed here, once (:mod:`pdmodel.irae.solvers._likelihood`).
     """
 
-    edges: jnp.ndarray  # [regimen, step + 1] flat step boundaries, days
-    concentration: jnp.ndarray  # [regimen, patient, step, 3, agent] start/mid/end, mg/L
-    ec50: jnp.ndarray  # [regimen, agent] serum EC50, mg/L
-    targets: jnp.ndarray  # [regimen, agent, target]
-    target_index: jnp.ndarray  # [regimen, agent]
-    agent_index: jnp.ndarray  # [regimen, agent]
+    edges: Float[Array, "regimen step1"]  # flat step boundaries, days
+    concentration: Float[Array, "regimen patient step 3 agent"]  # start/mid/end, mg/L
+    ec50: Float[Array, "regimen agent"]  # serum EC50, mg/L
+    targets: Float[Array, "regimen agent target"]
+    target_index: Int[Array, "regimen agent"]
+    agent_index: Int[Array, "regimen agent"]
 
 
 class Design(eqx.Module):

@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jaxtyping import Array, Float
 
 from ..numerics import LOG_FLOOR
 
@@ -38,8 +39,8 @@ from ..numerics import LOG_FLOOR
 class Whitening(NamedTuple):
     """Affine map ``u = mean + root @ z`` from whitened ``z`` to the unconstrained vector."""
 
-    mean: jnp.ndarray  # [parameter]
-    root: jnp.ndarray  # [parameter, parameter], root @ root.T = Laplace covariance
+    mean: Float[Array, " param"]
+    root: Float[Array, "param param"]  # root @ root.T = Laplace covariance
 
     @classmethod
     def from_laplace(cls, mean, cov) -> Whitening:
@@ -49,11 +50,11 @@ class Whitening(NamedTuple):
         w, v = np.linalg.eigh(0.5 * (cov + cov.T))
         return cls(jnp.asarray(mean), jnp.asarray(v * np.sqrt(np.clip(w, LOG_FLOOR, None))))
 
-    def to_u(self, z: jnp.ndarray) -> jnp.ndarray:
+    def to_u(self, z: Float[Array, "*batch param"]) -> Float[Array, "*batch param"]:
         """Unconstrained vector(s) of whitened ``z`` (``[..., parameter]``)."""
         return self.mean + z @ self.root.T
 
-    def to_z(self, u: jnp.ndarray) -> jnp.ndarray:
+    def to_z(self, u: Float[Array, "*batch param"]) -> Float[Array, "*batch param"]:
         """Whitened coordinates of unconstrained ``u``."""
         return jnp.linalg.solve(self.root, (u - self.mean).T).T
 
@@ -62,21 +63,21 @@ class Emulator(eqx.Module):
     """``f(u) = centre + jac @ x + mlp(x)``, ``x = (u[index] − mean) / scale``."""
 
     index: tuple[int, ...] = eqx.field(static=True)
-    mean: jnp.ndarray  # [input]
-    scale: jnp.ndarray  # [input]
-    centre: jnp.ndarray  # [feature]
-    jac: jnp.ndarray  # [feature, input]
+    mean: Float[Array, " input"]
+    scale: Float[Array, " input"]
+    centre: Float[Array, " feature"]
+    jac: Float[Array, "feature input"]
     mlp: eqx.nn.MLP
 
-    def inputs(self, u: jnp.ndarray) -> jnp.ndarray:
+    def inputs(self, u: Float[Array, " param"]) -> Float[Array, " input"]:
         """Standardised emulator inputs of the unconstrained vector ``u``."""
         return (u[np.asarray(self.index)] - self.mean) / self.scale
 
-    def linear(self, u: jnp.ndarray) -> jnp.ndarray:
+    def linear(self, u: Float[Array, " param"]) -> Float[Array, " feature"]:
         """The linear part alone (Taylor expansion at the mode)."""
         return self.centre + self.jac @ self.inputs(u)
 
-    def __call__(self, u: jnp.ndarray) -> jnp.ndarray:
+    def __call__(self, u: Float[Array, " param"]) -> Float[Array, " feature"]:
         """Emulated features ``[feature]`` at unconstrained ``u``."""
         x = self.inputs(u)
         return self.centre + self.jac @ x + self.mlp(x)
@@ -103,8 +104,12 @@ def _map_batch(points, fn):
     return jax.lax.map(fn, points)
 
 
-def evaluate(fn: Callable[[jnp.ndarray], jnp.ndarray], points: jnp.ndarray,
-             batch_size: int = 16, progress: Callable[[int], None] | None = None) -> np.ndarray:
+def evaluate(
+    fn: Callable[[Float[Array, " param"]], Float[Array, " feature"]],
+    points: Float[Array, "point param"],
+    batch_size: int = 16,
+    progress: Callable[[int], None] | None = None,
+) -> Float[np.ndarray, "point feature"]:
     """``fn`` at every point, ``batch_size`` at a time through one compiled batched call
     (``progress(n_done)`` after each batch). The last batch is padded, so nothing recompiles.
     """
@@ -121,7 +126,7 @@ def evaluate(fn: Callable[[jnp.ndarray], jnp.ndarray], points: jnp.ndarray,
     return np.concatenate(out)
 
 
-def design(key, whitening: Whitening, n_points: int) -> jnp.ndarray:
+def design(key, whitening: Whitening, n_points: int) -> Float[Array, "point param"]:
     """Design points ``[point, parameter]`` (unconstrained): Laplace draws whose radius is
     rescaled to 0.6–1.4 of the typical one (explicit key)."""
     k1, k2 = jax.random.split(key)
@@ -135,7 +140,7 @@ JAC_STEP = 0.05
 
 
 def solve_design(
-    features: Callable[[jnp.ndarray], jnp.ndarray],
+    features: Callable[[Float[Array, " param"]], Float[Array, " feature"]],
     whitening: Whitening,
     index: tuple[int, ...],
     key,
@@ -157,19 +162,20 @@ def solve_design(
     return {"u": np.asarray(points), "features": y}
 
 
-def marginal_sd(whitening: Whitening, index: tuple[int, ...]) -> jnp.ndarray:
+def marginal_sd(whitening: Whitening, index: tuple[int, ...]) -> Float[Array, " input"]:
     """Laplace marginal SD of the inputs ``u[index]`` (the emulator's input scale)."""
     return jnp.sqrt(jnp.sum(whitening.root[np.asarray(index)] ** 2, axis=1))
 
 
 def emulator_from_design(
     des: dict,
-    loglik: Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray],
+    loglik: Callable[[Float[Array, " param"], Float[Array, " feature"]], Float[Array, ""]],
     whitening: Whitening,
     index: tuple[int, ...],
     key,
     *,
-    extra: tuple[np.ndarray, np.ndarray] | None = None,
+    extra: tuple[Float[np.ndarray, "point param"],
+                 Float[np.ndarray, "point feature"]] | None = None,
     width: int = 128,
     steps: int = 3000,
     learning_rate: float = 2e-3,
@@ -192,8 +198,8 @@ def emulator_from_design(
 
 
 def fit_emulator(
-    features: Callable[[jnp.ndarray], jnp.ndarray],
-    loglik: Callable[[jnp.ndarray, jnp.ndarray], jnp.ndarray],
+    features: Callable[[Float[Array, " param"]], Float[Array, " feature"]],
+    loglik: Callable[[Float[Array, " param"], Float[Array, " feature"]], Float[Array, ""]],
     whitening: Whitening,
     index: tuple[int, ...],
     key,
@@ -220,7 +226,7 @@ def fit_emulator(
     return emu, report._replace(seconds=time.perf_counter() - t0), des
 
 
-def feature_weights(loglik, mode_u, centre) -> jnp.ndarray:
+def feature_weights(loglik, mode_u, centre) -> Float[Array, " feature"]:
     """Gauss–Newton weight of each feature: squared sensitivity of the log-likelihood, with a
     floor so no feature is ignored."""
     f0 = jnp.asarray(centre)

@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
+from jaxtyping import Array, Float, Int
 
 from ..irae import (
     IraeProblem,
@@ -39,7 +40,7 @@ from ._design import Design, Observations
 from ._parameters import FitSpec, ObservationParams, Params
 
 
-def max_injuries(params: Params, design: Design) -> jnp.ndarray:
+def max_injuries(params: Params, design: Design) -> Float[Array, "regimen patient organ"]:
     """Running maximum of organ injury at the horizon, natural course
     ``[regimen, patient, organ]`` (the ODE part of the likelihood)."""
     model = params.model
@@ -77,14 +78,15 @@ def ode_parameter_index(spec: FitSpec) -> tuple[int, ...]:
                  if e.group == "model" and e.field not in ODE_FREE_FIELDS)
 
 
-def log_max_injury(params: Params, design: Design) -> jnp.ndarray:
+def log_max_injury(params: Params, design: Design) -> Float[Array, " feature"]:
     """``log max_injuries`` flattened ``[regimen·patient·organ]`` (floored at ``LOG_FLOOR``, as
     the grade model does) — the features the NUTS emulator learns."""
     return jnp.log(jnp.maximum(max_injuries(params, design), LOG_FLOOR)).reshape(-1)
 
 
-def drug_probabilities(params: Params, design: Design,
-                       log_max: jnp.ndarray | None = None) -> jnp.ndarray:
+def drug_probabilities(
+    params: Params, design: Design, log_max: Float[Array, " feature"] | None = None
+) -> Float[Array, "regimen patient organ grade"]:
     """Per-patient drug-related probabilities at the horizon ``[regimen, patient, organ, g]``
     (from ``log_max`` = :func:`log_max_injury` when given, else by solving the ODEs)."""
     st = design.stacked
@@ -95,7 +97,8 @@ def drug_probabilities(params: Params, design: Design,
     return drug_probability(params.model, m)
 
 
-def predicted_probability(params: Params, design: Design, p_drug=None) -> jnp.ndarray:
+def predicted_probability(params: Params, design: Design,
+                          p_drug=None) -> Float[Array, " row"]:
     """Model mean ``μ`` of every observation row ``[row]``: the probability a patient of that
     arm has the row's event as its endpoint counts it (docs/model.md §5).
 
@@ -147,7 +150,8 @@ def _counted_fractions(obsp: ObservationParams, o: Observations, dtype):
     return (kappa * lam * drug)[:, None, None], (beta * lam)[:, None, None]
 
 
-def _patient_probabilities(p_drug, q, k, b, o: Observations) -> jnp.ndarray:
+def _patient_probabilities(p_drug, q, k, b,
+                           o: Observations) -> Float[Array, "row patient grade"]:
     """Probability that each virtual patient of each row's arm has an event the row counts,
     by grade threshold ``[row, patient, g]`` (one organ, or any organ)."""
     reg = np.maximum(o.regimen, 0)
@@ -169,7 +173,7 @@ def _patient_probabilities(p_drug, q, k, b, o: Observations) -> jnp.ndarray:
     return chosen
 
 
-def _band_probability(mean: jnp.ndarray, o: Observations) -> jnp.ndarray:
+def _band_probability(mean: Float[Array, "row grade"], o: Observations) -> Float[Array, " row"]:
     """Each row's grade band ``P(≥lo) − P(≥upper)`` from the population means ``[row, g]``,
     kept inside ``[PROB_FLOOR, 1 − PROB_FLOOR]``."""
     rows = np.arange(len(o.n))
@@ -190,7 +194,7 @@ def beta_binomial_logpmf(y, n, mu, phi):
     return log_choose + _betaln(y + a, n - y + b) - _betaln(a, b)
 
 
-def predictive_counts(rng: np.random.Generator, mu, phi, n) -> np.ndarray:
+def predictive_counts(rng: np.random.Generator, mu, phi, n) -> Int[np.ndarray, "draw ..."]:
     """Event counts trial arms of ``n`` patients would report: ``p ~ Beta(μφ, (1−μ)φ)`` (shapes
     floored at ``SHAPE_FLOOR``), then ``Binomial(n, p)``.
 
@@ -206,7 +210,7 @@ def predictive_counts(rng: np.random.Generator, mu, phi, n) -> np.ndarray:
 
 
 def reported_incidence(params: Params, problem: IraeProblem, pop: Population,
-                       endpoint: str) -> jnp.ndarray:
+                       endpoint: str) -> Float[Array, "day organ_choice grade"]:
     """Incidence ``[day, organ_choice, grade]`` as ``endpoint`` reports it (κ_e, β_e of §5.2),
     natural course."""
     e = ENDPOINTS.index(endpoint)
@@ -217,7 +221,7 @@ def reported_incidence(params: Params, problem: IraeProblem, pop: Population,
                               background_weight=params.obs.endpoint_background[e])
 
 
-def log_likelihood(params: Params, design: Design) -> jnp.ndarray:
+def log_likelihood(params: Params, design: Design) -> Float[Array, " row"]:
     """Pointwise log-likelihood of every observation row ``[row]`` (for LOO as well).
 
     ``y ~ BetaBinomial(n, μφ, (1 − μ)φ)`` with ``μ`` from :func:`predicted_probability` and
@@ -256,7 +260,7 @@ def log_likelihood(params: Params, design: Design) -> jnp.ndarray:
                                 params.obs.concentration)
 
 
-def log_density(u: jnp.ndarray, spec: FitSpec, design: Design) -> jnp.ndarray:
+def log_density(u: Float[Array, " param"], spec: FitSpec, design: Design) -> Float[Array, ""]:
     """Unnormalised log posterior of the unconstrained vector ``u`` — used by every fitter.
 
     Log prior of ``u`` (including the change of variables) plus the summed log-likelihood of
@@ -302,19 +306,22 @@ def log_density(u: jnp.ndarray, spec: FitSpec, design: Design) -> jnp.ndarray:
 # (another seed, another population) then reuse one compiled program.
 
 
-def log_density_of(spec: FitSpec, design: Design, u: jnp.ndarray) -> jnp.ndarray:
+def log_density_of(spec: FitSpec, design: Design,
+                   u: Float[Array, " param"]) -> Float[Array, ""]:
     """:func:`log_density` ``(u, spec, design)`` with ``u`` last, for
     ``jax.tree_util.Partial(log_density_of, spec, design)`` (the fit's log posterior)."""
     return log_density(u, spec, design)
 
 
-def log_max_injury_of(spec: FitSpec, design: Design, u: jnp.ndarray) -> jnp.ndarray:
+def log_max_injury_of(spec: FitSpec, design: Design,
+                      u: Float[Array, " param"]) -> Float[Array, " feature"]:
     """The exact ODE features at ``u``: :func:`log_max_injury` of ``spec.to_params(u)``, with
     ``u`` last, for ``jax.tree_util.Partial(log_max_injury_of, spec, design)``."""
     return log_max_injury(spec.to_params(u), design)
 
 
-def _probability_given_features(params: Params, design: Design, f: jnp.ndarray) -> jnp.ndarray:
+def _probability_given_features(params: Params, design: Design,
+                                f: Float[Array, " feature"]) -> Float[Array, " row"]:
     return predicted_probability(params, design, drug_probabilities(params, design, f))
 
 

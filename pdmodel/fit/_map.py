@@ -15,24 +15,25 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import optax
+from jaxtyping import Array, Float
 
 
 class MapResult(NamedTuple):
     """Result of :func:`map_fit`."""
 
-    u: jnp.ndarray  # best unconstrained vector
-    log_density: jnp.ndarray  # its log posterior
-    starts_u: jnp.ndarray  # [start, parameter] optimum reached from each start
-    starts_log_density: jnp.ndarray  # [start]
-    grad_norm: jnp.ndarray  # [start] final gradient norm
+    u: Float[Array, " param"]  # best unconstrained vector
+    log_density: Float[Array, ""]  # its log posterior
+    starts_u: Float[Array, "start param"]  # optimum reached from each start
+    starts_log_density: Float[Array, " start"]
+    grad_norm: Float[Array, " start"]  # final gradient norm
 
 
 def map_fit(
-    log_density: Callable[[jnp.ndarray], jnp.ndarray],
-    u0: jnp.ndarray,
+    log_density: Callable[[Float[Array, " param"]], Float[Array, ""]],
+    u0: Float[Array, " param"],
     key,
     *,
-    scale: jnp.ndarray | float = 1.0,
+    scale: Float[Array, " param"] | float = 1.0,
     starts: int = 4,
     adam_steps: int = 300,
     adam_lr: float = 0.05,
@@ -104,13 +105,13 @@ def _grad(u, log_density):
 class Laplace(NamedTuple):
     """Gaussian approximation at the mode (unconstrained scale)."""
 
-    sd: jnp.ndarray
-    cov: jnp.ndarray
+    sd: Float[Array, " param"]
+    cov: Float[Array, "param param"]
     nonconcave: int  # directions where the log-density is not strictly concave
 
 
-def laplace_scale(log_density: Callable[[jnp.ndarray], jnp.ndarray], u: jnp.ndarray,
-                  step: float = 1e-4) -> Laplace:
+def laplace_scale(log_density: Callable[[Float[Array, " param"]], Float[Array, ""]],
+                  u: Float[Array, " param"], step: float = 1e-4) -> Laplace:
     """Laplace approximation of the posterior at the mode ``u``.
 
     The Hessian is the central difference of the (compiled) gradient, symmetrised: 2·n

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Bool, Float, Int
 
 from ._emulator import Whitening
 
@@ -23,12 +24,12 @@ from ._emulator import Whitening
 class NutsResult(NamedTuple):
     """Draws and per-draw sampler statistics, ``[chain, draw, ...]``."""
 
-    u: np.ndarray  # [chain, draw, parameter] unconstrained
-    log_density: np.ndarray  # [chain, draw] log density the sampler saw
-    diverging: np.ndarray  # [chain, draw] bool
-    acceptance_rate: np.ndarray  # [chain, draw]
-    n_steps: np.ndarray  # [chain, draw] leapfrog steps
-    step_size: np.ndarray  # [chain] adapted step size
+    u: Float[np.ndarray, "chain draw param"]  # unconstrained
+    log_density: Float[np.ndarray, "chain draw"]  # log density the sampler saw
+    diverging: Bool[np.ndarray, "chain draw"]
+    acceptance_rate: Float[np.ndarray, "chain draw"]
+    n_steps: Int[np.ndarray, "chain draw"]  # leapfrog steps
+    step_size: Float[np.ndarray, " chain"]  # adapted step size
     seconds: float  # wall time of warm-up + sampling (compile included)
     chain_method: str
 
@@ -39,7 +40,7 @@ def chain_method(chains: int) -> str:
 
 
 def run_nuts(
-    log_density: Callable[[jnp.ndarray], jnp.ndarray],
+    log_density: Callable[[Float[Array, " param"]], Float[Array, ""]],
     whitening: Whitening,
     key,
     *,

@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import xarray as xr
+from jaxtyping import Array, Float, Int
 from tqdm import tqdm
 
 from ..irae import IraeProblem, Population
@@ -64,29 +65,30 @@ METHOD_DESCRIPTIONS = {
 class Mode(NamedTuple):
     """The MAP and its Laplace scale, as the results report them."""
 
-    u: jnp.ndarray  # [parameter] unconstrained MAP
-    laplace_sd: np.ndarray  # [parameter] Laplace SD, unconstrained scale
-    starts_log_density: np.ndarray  # [start] log posterior reached from each start
-    grad_norm: np.ndarray  # [start] final gradient norm of each start
+    u: Float[Array, " param"]  # unconstrained MAP
+    laplace_sd: Float[np.ndarray, " param"]  # Laplace SD, unconstrained scale
+    starts_log_density: Float[np.ndarray, " start"]  # log posterior reached from each start
+    grad_norm: Float[np.ndarray, " start"]  # final gradient norm of each start
 
 
 class PosteriorSample(NamedTuple):
     """The posterior draws and what the sampling stages computed at them."""
 
-    draws: np.ndarray  # [chain, draw, parameter] all draws (R-hat and ESS)
-    stored: np.ndarray  # [chain, stored draw, parameter] = draws[:, ::step]
+    draws: Float[np.ndarray, "chain draw param"]  # all draws (R-hat and ESS)
+    stored: Float[np.ndarray, "chain stored_draw param"]  # = draws[:, ::step]
     step: int  # thinning step of ``stored``
-    features: np.ndarray  # [stored draw, feature] exact ODE features at ``stored``
+    features: Float[np.ndarray, "stored_draw feature"]  # exact ODE features at ``stored``
     nuts: NutsResult | None  # sampler statistics (None for Laplace draws)
-    log_w: np.ndarray | None  # [stored draw] exact − emulated log-likelihood (emulator only)
+    # exact − emulated log-likelihood (emulator only)
+    log_w: Float[np.ndarray, " stored_draw"] | None
 
 
 class Predictions(NamedTuple):
     """The exact model at the stored draws, ``[draw, row]``."""
 
-    mu: np.ndarray  # model mean probability of every training row
-    pointwise: np.ndarray  # beta-binomial log-likelihood of every row
-    y_rep: np.ndarray  # posterior predictive counts (int32)
+    mu: Float[np.ndarray, "draw row"]  # model mean probability of every training row
+    pointwise: Float[np.ndarray, "draw row"]  # beta-binomial log-likelihood of every row
+    y_rep: Int[np.ndarray, "draw row"]  # posterior predictive counts (int32)
 
 
 def results_files(config: FitConfig, spec: FitSpec, design: Design, mode: Mode,
@@ -124,7 +126,7 @@ def results_files(config: FitConfig, spec: FitSpec, design: Design, mode: Mode,
 # --------------------------------------------------------------------------- tables
 
 
-def summary_table(spec: FitSpec, draws: np.ndarray) -> pd.DataFrame:
+def summary_table(spec: FitSpec, draws: Float[np.ndarray, "chain draw param"]) -> pd.DataFrame:
     """R-hat (rank-normalised) and bulk/tail ESS of every scalar parameter, all draws."""
     import arviz_stats as azs
 
@@ -146,8 +148,9 @@ def summary_table(spec: FitSpec, draws: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["parameter", "r_hat", "ess_bulk", "ess_tail"])
 
 
-def exact_predictions(spec: FitSpec, design: Design, flat: np.ndarray, features: np.ndarray,
-                      *, seed: int) -> Predictions:
+def exact_predictions(spec: FitSpec, design: Design, flat: Float[np.ndarray, "draw param"],
+                      features: Float[np.ndarray, "draw feature"], *,
+                      seed: int) -> Predictions:
     """Model means, pointwise log-likelihood and posterior predictive counts of the training
     rows at the draws ``flat`` ``[draw, parameter]`` with their exact ODE ``features``
     (predictive draws from ``numpy.random.default_rng(seed)``)."""
@@ -163,7 +166,7 @@ def exact_predictions(spec: FitSpec, design: Design, flat: np.ndarray, features:
     return Predictions(mus, pointwise, y_rep)
 
 
-def parameters_table(spec: FitSpec, flat: np.ndarray, mode: Mode,
+def parameters_table(spec: FitSpec, flat: Float[np.ndarray, "draw param"], mode: Mode,
                      table: pd.DataFrame) -> pd.DataFrame:
     """Every fitted parameter on the natural scale: MAP, posterior mean and 5/50/95%
     quantiles, R-hat and ESS (from ``table``), prior and Laplace SD."""
@@ -194,7 +197,7 @@ def ppc_table(design: Design, pred: Predictions) -> pd.DataFrame:
         "upper_90": hi, "covered": covered})
 
 
-def incidence_curves(config: FitConfig, spec: FitSpec, draws: np.ndarray,
+def incidence_curves(config: FitConfig, spec: FitSpec, draws: Float[np.ndarray, "draw param"],
                      progress: bool) -> pd.DataFrame:
     """Weekly incidence (mean, band, median) of every ``output.curves_regimens`` regimen by
     organ and grade, as :data:`CURVE_ENDPOINT` reports it, over ``draws``."""
@@ -223,7 +226,8 @@ def incidence_curves(config: FitConfig, spec: FitSpec, draws: np.ndarray,
                                        "lower", "median", "upper"])
 
 
-def onset_table(config: FitConfig, spec: FitSpec, draws: np.ndarray) -> pd.DataFrame:
+def onset_table(config: FitConfig, spec: FitSpec,
+                draws: Float[np.ndarray, "draw param"]) -> pd.DataFrame:
     """:func:`onset_check` at about :data:`ONSET_DRAWS` of ``draws`` (evenly thinned)."""
     m = config.model
     return onset_check(spec, draws[:: max(1, len(draws) // ONSET_DRAWS)], days=m.days,

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.stats import norm
+from jaxtyping import Array, Float
 
 from ..irae import IraeModel
 from ..vocab import ENDPOINTS, ORGANS, TERMS
@@ -49,13 +50,13 @@ class ObservationParams(eqx.Module):
     ((5,), (9,), 20.0)
     """
 
-    endpoint_drug: jnp.ndarray = eqx.field(converter=jnp.asarray,
-                                           default=(1.0, 0.8, 0.6, 0.8, 1.0))
-    endpoint_background: jnp.ndarray = eqx.field(converter=jnp.asarray,
-                                                 default=(0.3, 0.1, 0.05, 0.2, 1.0))
-    term_fraction: jnp.ndarray = eqx.field(
+    endpoint_drug: Float[Array, " endpoint"] = eqx.field(converter=jnp.asarray,
+                                                         default=(1.0, 0.8, 0.6, 0.8, 1.0))
+    endpoint_background: Float[Array, " endpoint"] = eqx.field(
+        converter=jnp.asarray, default=(0.3, 0.1, 0.05, 0.2, 1.0))
+    term_fraction: Float[Array, " term"] = eqx.field(
         converter=jnp.asarray, default=(0.6, 0.5, 0.9, 0.35, 0.8, 0.95, 0.8, 0.4, 0.95))
-    concentration: jnp.ndarray = eqx.field(converter=jnp.asarray, default=50.0)
+    concentration: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=50.0)
 
 
 class Params(eqx.Module):
@@ -122,11 +123,11 @@ class Prior:
         """Unconstrained transform matching the support."""
         return {"lognormal": "log", "logitnormal": "logit", "normal": "identity"}[self.dist]
 
-    def location(self) -> jnp.ndarray:
+    def location(self) -> Float[Array, "*element"]:
         """Prior centre on the unconstrained scale."""
         return _forward(self.transform, jnp.asarray(self.median, dtype=float))
 
-    def log_density(self, u: jnp.ndarray) -> jnp.ndarray:
+    def log_density(self, u: Float[Array, "*element"]) -> Float[Array, ""]:
         """Log prior density at unconstrained ``u``, including the change-of-variables term,
         so it is the density of ``u`` itself (what samplers need)."""
         return jnp.sum(norm.logpdf(u, self.location(), self.sd))
@@ -281,7 +282,7 @@ class FitSpec(eqx.Module):
         """Length of the unconstrained vector."""
         return len(self.entries)
 
-    def to_params(self, u: jnp.ndarray) -> Params:
+    def to_params(self, u: Float[Array, " param"]) -> Params:
         """Unconstrained vector → natural-scale :class:`Params` (differentiable)."""
         p = self.base
         for k, e in enumerate(self.entries):
@@ -295,7 +296,7 @@ class FitSpec(eqx.Module):
             p = eqx.tree_at(where, p, jnp.asarray(new, dtype=leaf.dtype))
         return p
 
-    def to_unconstrained(self, p: Params) -> jnp.ndarray:
+    def to_unconstrained(self, p: Params) -> Float[Array, " param"]:
         """Natural-scale :class:`Params` → unconstrained vector."""
         out = []
         for e in self.entries:
@@ -304,18 +305,18 @@ class FitSpec(eqx.Module):
             out.append(_forward(e.prior.transform, x))
         return jnp.stack(out)
 
-    def natural_values(self, u: jnp.ndarray) -> jnp.ndarray:
+    def natural_values(self, u: Float[Array, " param"]) -> Float[Array, " param"]:
         """Natural-scale value of each entry (same order as :attr:`names`)."""
         return jnp.stack([_inverse(e.prior.transform, u[k]) for k, e in enumerate(self.entries)])
 
-    def prior_location(self) -> jnp.ndarray:
+    def prior_location(self) -> Float[Array, " param"]:
         """Unconstrained vector at every prior's centre."""
         return jnp.stack([e.prior.location() for e in self.entries])
 
-    def prior_scale(self) -> jnp.ndarray:
+    def prior_scale(self) -> Float[Array, " param"]:
         """Prior SD of each unconstrained entry."""
         return jnp.array([e.prior.sd for e in self.entries])
 
-    def log_prior(self, u: jnp.ndarray) -> jnp.ndarray:
+    def log_prior(self, u: Float[Array, " param"]) -> Float[Array, ""]:
         """Log prior density of the unconstrained vector."""
         return jnp.sum(norm.logpdf(u, self.prior_location(), self.prior_scale()))

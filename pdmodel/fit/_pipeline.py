@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pandas as pd
+from jaxtyping import Array, Float
 from tqdm import tqdm
 
 from ..data import load_incidence
@@ -129,9 +130,9 @@ def _prepare(config: FitConfig, progress: bool, echo) -> _Fit:
 
 
 class _MapStage(NamedTuple):
-    u: jnp.ndarray  # best unconstrained vector
-    starts_log_density: np.ndarray
-    grad_norm: np.ndarray
+    u: Float[Array, " param"]  # best unconstrained vector
+    starts_log_density: Float[np.ndarray, " start"]
+    grad_norm: Float[np.ndarray, " start"]
     seconds: float
 
 
@@ -157,7 +158,7 @@ def _map_stage(fit: _Fit) -> Stage:
         meta=elapsed_meta)
 
 
-def _laplace_stage(fit: _Fit, u_map: jnp.ndarray) -> Stage:
+def _laplace_stage(fit: _Fit, u_map: Float[Array, " param"]) -> Stage:
     return Stage(
         "laplace", lambda: laplace_scale(fit.ld, u_map),
         to_arrays=lambda lap: {"sd": lap.sd, "cov": lap.cov, "nonconcave": lap.nonconcave},
@@ -210,7 +211,8 @@ def _nuts_stage(fit: _Fit, name: str, whitening: Whitening, target: Callable) ->
         meta=lambda r, seconds: {"seconds": r.seconds, "chain_method": r.chain_method})
 
 
-def _exact_stage(fit: _Fit, name: str, stored: np.ndarray) -> Stage:
+def _exact_stage(fit: _Fit, name: str,
+                 stored: Float[np.ndarray, "chain stored_draw param"]) -> Stage:
     """Exact ODE features (log max injury) at every stored draw ``[draw, feature]``."""
 
     def compute():
@@ -228,13 +230,13 @@ def _exact_stage(fit: _Fit, name: str, stored: np.ndarray) -> Stage:
 # --------------------------------------------------------------------------- sampling
 
 
-def _thin_step(draws: np.ndarray) -> int:
+def _thin_step(draws: Float[np.ndarray, "chain draw param"]) -> int:
     """Even thinning that keeps at most ``MAX_STORED_DRAWS`` draws over all chains."""
     chains, n = draws.shape[:2]
     return max(1, math.ceil(chains * n / MAX_STORED_DRAWS))
 
 
-def _with_exact_features(fit: _Fit, stage, name: str, draws: np.ndarray,
+def _with_exact_features(fit: _Fit, stage, name: str, draws: Float[np.ndarray, "chain draw param"],
                          nuts: NutsResult | None) -> PosteriorSample:
     """``draws`` thinned for storage, with the exact features at the stored ones (stage
     ``name``)."""

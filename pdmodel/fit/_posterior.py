@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
+from jaxtyping import Float
 
 from ..vocab import AGENTS, ENDPOINTS, GRADES, ORGANS, TERMS
 from ._parameters import FitSpec, _forward
@@ -35,7 +36,8 @@ def element_label(field: str, index: tuple[int, ...]) -> str:
     return "|".join(axes[a][i] for a, i in enumerate(index))
 
 
-def posterior_variables(spec: FitSpec, u: np.ndarray) -> tuple[dict, dict, dict]:
+def posterior_variables(spec: FitSpec,
+                        u: Float[np.ndarray, "chain draw param"]) -> tuple[dict, dict, dict]:
     """``(variables, dims, coords)`` for ``arviz_base.from_dict`` from unconstrained draws
     ``u`` ``[chain, draw, parameter]``, on the natural scale."""
     import jax.numpy as jnp
@@ -57,7 +59,8 @@ def posterior_variables(spec: FitSpec, u: np.ndarray) -> tuple[dict, dict, dict]
     return variables, dims, coords
 
 
-def unconstrained_draws(spec: FitSpec, posterior: xr.Dataset) -> np.ndarray:
+def unconstrained_draws(spec: FitSpec,
+                        posterior: xr.Dataset) -> Float[np.ndarray, "chain draw param"]:
     """Unconstrained draws ``[chain, draw, parameter]`` from a posterior group written by
     :func:`posterior_variables` for the same ``spec`` (``KeyError`` naming what is missing)."""
     out = []

@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from jaxtyping import Float
 
 from ..errors import FitLoadError
 from ..irae import IraeProblem, Population
@@ -70,7 +71,7 @@ class Fit:
     path: Path
     config: FitConfig
     spec: FitSpec
-    draws: np.ndarray  # [draw, parameter]
+    draws: Float[np.ndarray, "draw param"]
     method: str
 
     def datatree(self) -> xr.DataTree:

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from jaxtyping import Bool, Float
 
 from ..regimen import Regimen
 from ..vocab import GRADES, ORGAN_CHOICES, ORGANS, check_choices
@@ -207,8 +208,8 @@ def incidence(
     return _select(arr, organ, grade, background)
 
 
-def _select(arr: np.ndarray, organ: str | Sequence[str], grade: str | Sequence[str],
-            background: bool) -> xr.DataArray:
+def _select(arr: Float[np.ndarray, "day organ_choice grade"], organ: str | Sequence[str],
+            grade: str | Sequence[str], background: bool) -> xr.DataArray:
     """The ``organ``/``grade`` choices of incidence ``arr`` ``[day, organ_choice, grade]``,
     labelled; a single choice (a string) drops its dimension."""
     organs = [organ] if isinstance(organ, str) else list(organ)
@@ -230,7 +231,7 @@ def _select(arr: np.ndarray, organ: str | Sequence[str], grade: str | Sequence[s
 
 def _population_incidence(model: IraeModel, problem: IraeProblem, population: Population,
                           policy: ManagementPolicy, background: bool, batch_size: int | None,
-                          devices: Sequence | None) -> np.ndarray:
+                          devices: Sequence | None) -> Float[np.ndarray, "day organ_choice grade"]:
     """Incidence ``[day, organ_choice, grade]``: streamed in chunks (``batch_size``), across
     ``devices`` (padding copies weighted 0), or in one compiled call."""
     if batch_size is not None:
@@ -294,7 +295,7 @@ def resolution_summary(trajectories: xr.Dataset) -> xr.Dataset:
     )
 
 
-def _km_median(time: np.ndarray, event: np.ndarray) -> float:
+def _km_median(time: Float[np.ndarray, " patient"], event: Bool[np.ndarray, " patient"]) -> float:
     """Kaplan-Meier median of ``time`` with ``event`` False meaning censored."""
     if time.size == 0:
         return float("nan")

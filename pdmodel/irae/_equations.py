@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
 from ..pk import weighted_occupancy
 from ..vocab import ORGANS, TARGETS
@@ -26,11 +27,12 @@ SMOOTH = 0.05
 class PatientPD(NamedTuple):
     """One patient's PD constants (after covariates and random effects)."""
 
-    e0: jnp.ndarray  # baseline autoreactive pool, fold (1, or raised with autoimmune disease)
-    a0: jnp.ndarray  # baseline autoantibody titre, fold
-    a_ctla4: jnp.ndarray  # priming gain at full CTLA-4 occupancy
-    g_pd1: jnp.ndarray  # expansion rate at full PD-1 blockade, 1/day
-    susceptibility: jnp.ndarray  # [organ], 1/day
+    # baseline autoreactive pool, fold (1, or raised with autoimmune disease)
+    e0: Float[Array, "*batch"]
+    a0: Float[Array, "*batch"]  # baseline autoantibody titre, fold
+    a_ctla4: Float[Array, "*batch"]  # priming gain at full CTLA-4 occupancy
+    g_pd1: Float[Array, "*batch"]  # expansion rate at full PD-1 blockade, 1/day
+    susceptibility: Float[Array, "*batch organ"]  # 1/day
 
 
 def drug_effects(model: IraeModel, conc, ec50, targets, agent_weight):
@@ -46,7 +48,7 @@ def drug_effects(model: IraeModel, conc, ec50, targets, agent_weight):
     return eff[CTLA4], eff[PD1] + model.rho_pdl1 * eff[PDL1]
 
 
-def log_thresholds(model: IraeModel) -> jnp.ndarray:
+def log_thresholds(model: IraeModel) -> Float[Array, "organ grade"]:
     """Median log thresholds ``[organ, grade]`` (grade 1 at log 1 = 0)."""
     lt2 = model.log_gap2
     return jnp.stack([jnp.zeros_like(lt2), lt2, lt2 + model.log_gap3], axis=-1)
@@ -70,7 +72,7 @@ def positive_part(x):
     return xp * xp / (xp + SMOOTH)
 
 
-def baseline_state(patient: PatientPD) -> jnp.ndarray:
+def baseline_state(patient: PatientPD) -> Float[Array, " 9"]:
     """Steady state without drug: ``E = e0, P = 1, A = a0, D = 0``."""
     return jnp.concatenate([
         jnp.stack([patient.e0, jnp.ones_like(patient.e0), patient.a0]),

@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import ndtr
+from jaxtyping import Array, Float, Int
 
 from ..numerics import LOG_FLOOR
 from ..vocab import GRADES, ORGAN_CHOICES
@@ -24,14 +25,18 @@ from ._problem import IraeProblem
 from ._rescue import ManagementPolicy
 
 
-def drug_probability(model: IraeModel, max_injury: jnp.ndarray) -> jnp.ndarray:
+def drug_probability(
+    model: IraeModel, max_injury: Float[Array, "*batch organ"]
+) -> Float[Array, "*batch organ grade"]:
     """Natural-course probability of each grade ``[..., organ, grade]`` from running maxima
     ``[..., organ]``, with the threshold variability integrated out (docs/model.md §4.3)."""
     x = log_threshold_margin(model, max_injury)
     return ndtr(x / jnp.sqrt(model.sigma[:, None] ** 2 + model.tau**2))
 
 
-def log_threshold_margin(model: IraeModel, max_injury: jnp.ndarray) -> jnp.ndarray:
+def log_threshold_margin(
+    model: IraeModel, max_injury: Float[Array, "*batch organ"]
+) -> Float[Array, "*batch organ grade"]:
     """Log of running maxima ``[..., organ]`` over each grade's median threshold
     ``[..., organ, grade]`` (injury floored at :data:`pdmodel.numerics.LOG_FLOOR`)."""
     return jnp.log(jnp.maximum(max_injury, LOG_FLOOR))[..., None] - log_thresholds(model)
@@ -46,8 +51,8 @@ def incidence_array(
     background: bool = True,
     at_days: tuple[int, ...] | None = None,
     batch_size: int | None = None,
-    weights: jnp.ndarray | None = None,
-) -> jnp.ndarray:
+    weights: Float[Array, " patient"] | None = None,
+) -> Float[Array, "day organ_choice grade"]:
     """Population cumulative incidence ``[day, organ_choice, grade]``: the jittable core.
 
     Differentiable in ``model``; deterministic given ``pop`` (common random numbers), so it
@@ -113,7 +118,8 @@ def incidence_array(
                               weights)
 
 
-def _at_days(problem: IraeProblem, max_injury: jnp.ndarray, idx: np.ndarray | None):
+def _at_days(problem: IraeProblem, max_injury: Float[Array, "patient day organ"],
+             idx: Int[np.ndarray, " day"] | None):
     """Running maxima ``[patient, day, organ]`` and their days since the first dose ``[day]``,
     on the days ``idx`` (0-based; ``None``: every day)."""
     days = jnp.arange(1, problem.days + 1, dtype=max_injury.dtype)
@@ -148,7 +154,7 @@ def _chunked_incidence(model, problem, pop, policy, background, idx, batch: int,
     return total / jnp.sum(w)
 
 
-def _day_index(problem: IraeProblem, at_days) -> np.ndarray | None:
+def _day_index(problem: IraeProblem, at_days) -> Int[np.ndarray, " day"] | None:
     """0-based indices of ``at_days`` (validated), or ``None`` for every day."""
     if at_days is None:
         return None
@@ -184,7 +190,7 @@ def incidence_streaming(
     background: bool = True,
     at_days: tuple[int, ...] | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
+) -> Float[np.ndarray, "day organ_choice grade"]:
     """Population incidence ``[day, organ_choice, grade]`` in bounded memory, chunk by chunk.
 
     Patients are simulated ``batch_size`` at a time by one compiled function (every chunk has
@@ -241,7 +247,7 @@ def incidence_streaming(
 
 
 def _stream(model, problem, chunk, n: int, batch: int, policy, background, at_days, devices,
-            progress) -> np.ndarray:
+            progress) -> Float[np.ndarray, "day organ_choice grade"]:
     """:func:`incidence_streaming`'s loop over the chunks ``chunk(k)`` of ``batch`` patients
     (the last padded with weight-0 copies): the running sum, on the host, divided by ``n``."""
     dtype = jnp.result_type(float)

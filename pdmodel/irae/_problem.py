@@ -13,6 +13,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Array, Float, Int
 
 from ..pk import (
     PKModelSpec,
@@ -85,11 +86,11 @@ class IraeProblem(eqx.Module):
     days: int = eqx.field(static=True)
     steps_per_day: int = eqx.field(static=True)
     grid: DosingGrid
-    ec50: jnp.ndarray
-    targets: jnp.ndarray
-    target_index: jnp.ndarray
-    agent_index: jnp.ndarray
-    chol: tuple[jnp.ndarray, ...]
+    ec50: Float[Array, " agent"]
+    targets: Float[Array, "agent target"]
+    target_index: Int[Array, " agent"]
+    agent_index: Int[Array, " agent"]
+    chol: tuple[Float[Array, "eta eta"], ...]
 
     @classmethod
     def build(
@@ -150,7 +151,7 @@ class IraeProblem(eqx.Module):
         return PatientInputs(self.patient_pk(pop), patient_pd(model, pop), pop.weight_kg,
                              pop.stop_day, pop.z_threshold)
 
-    def potency(self, model: IraeModel) -> tuple[jnp.ndarray, jnp.ndarray]:
+    def potency(self, model: IraeModel) -> tuple[Float[Array, " agent"], Float[Array, " agent"]]:
         """In-vivo EC50 (mg/L) and agent-effect weight of each agent of the regimen."""
         ec50 = self.ec50 * model.ec50_scale[self.target_index]
         return ec50, jnp.exp(model.agent_effect[self.agent_index])

@@ -19,6 +19,7 @@ from importlib import resources
 
 import jax.numpy as jnp
 import numpy as np
+from jaxtyping import Float
 
 from ..vocab import AGENTS, get_agent
 from ._model import TwoCompartmentPK
@@ -75,7 +76,7 @@ class PKModelSpec:
     wt_ref: float
     wt_exp: dict[str, float]
     eta_targets: tuple[tuple[str, ...], ...]
-    omega: np.ndarray = field(compare=False)
+    omega: Float[np.ndarray, "eta eta"] = field(compare=False)
     rows: tuple[dict[str, str], ...] = field(compare=False, repr=False)
 
     @property

@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
+from jaxtyping import Float
 
 from ..regimen import Regimen
 from ..vocab import TARGETS
@@ -189,7 +190,7 @@ def _solver_method(specs: tuple[PKModelSpec, ...], method: str) -> str:
 
 
 def _pk_dataset(regimen: Regimen, specs: tuple[PKModelSpec, ...], weight_kg: float | None,
-                method: str, ts: np.ndarray, conc, occ) -> xr.Dataset:
+                method: str, ts: Float[np.ndarray, " day"], conc, occ) -> xr.Dataset:
     """:func:`simulate_pk`'s labelled dataset: concentrations ``[day, agent]`` (mg/L) and
     occupancy ``[day, target]`` at ``ts`` (days), with the regimen and sources in ``attrs``."""
     agents = regimen.agents

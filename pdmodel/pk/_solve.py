@@ -16,7 +16,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 from ._model import TwoCompartmentPK
 
@@ -58,7 +58,9 @@ class InfusionTable(eqx.Module):
         return jnp.min(self.start, axis=-1)
 
 
-def _rates(pk: TwoCompartmentPK) -> tuple[Array, Array, Array, Array]:
+def _rates(pk: TwoCompartmentPK) -> tuple[
+    Float[Array, "*batch"], Float[Array, "*batch"], Float[Array, "*batch"], Float[Array, "*batch"]
+]:
     """Disposition exponents (alpha > beta, 1/day) and their coefficients (1/L)."""
     k10 = pk.cl / pk.vc
     k12 = pk.q / pk.vc
@@ -139,7 +141,7 @@ def amounts_ode(
     amounts: Float[Array, " n"],
     ts: Float[Array, " t"],
     options: SolverOptions = SolverOptions(),
-) -> tuple[Float[Array, "t 3"], Array]:
+) -> tuple[Float[Array, "t 3"], Int[Array, ""]]:
     """Central, peripheral and cumulatively eliminated amounts (mg) at ``ts`` (days).
 
     Returns the amounts and diffrax's result code (0 = success); the solver never throws,

@@ -73,7 +73,7 @@ class StepGrid(InfusionCells):
 
 
 def step_edges(regimen: Regimen, days: int, steps_per_day: int, refine: int = 4,
-               width: int | None = None) -> np.ndarray:
+               width: int | None = None) -> Float[np.ndarray, "day sub1"]:
     """Sub-step boundaries ``[day, sub + 1]``: equal steps split at infusion starts and ends.
 
     Occupancy saturates within minutes of an infusion start, so each infusion is also cut
@@ -102,7 +102,7 @@ def step_edges(regimen: Regimen, days: int, steps_per_day: int, refine: int = 4,
 
 
 def flat_step_edges(regimen: Regimen, days: int, steps_per_day: int, refine: int = 4,
-                    n_steps: int | None = None) -> np.ndarray:
+                    n_steps: int | None = None) -> Float[np.ndarray, " step1"]:
     """The same sub-steps as :func:`step_edges`, as one increasing list ``[step + 1]`` (days).
 
     No padding inside days; ``n_steps`` appends zero-length steps at the end (no-ops), so that
@@ -117,7 +117,8 @@ def flat_step_edges(regimen: Regimen, days: int, steps_per_day: int, refine: int
 
 
 def _infusion_cells(regimen: Regimen, agents: tuple[str, ...], days: int,
-                    lo: np.ndarray, hi: np.ndarray) -> dict[str, jnp.ndarray]:
+                    lo: Float[np.ndarray, " step"],
+                    hi: Float[np.ndarray, " step"]) -> dict[str, jnp.ndarray]:
     """PK cells (halves of the steps ``[lo, hi]``) and each agent's infusion input in them."""
     mid = 0.5 * (lo + hi)
     cell_start = np.stack([lo, mid], axis=1).ravel()

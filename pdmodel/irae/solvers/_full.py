@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float, Int
 
 from ...numerics import ALIGN_EPS, TIME_EPS
 from ...pk import TwoCompartmentPK, pk_step
@@ -45,52 +46,52 @@ class PatientInputs(NamedTuple):
 
     pk: TwoCompartmentPK  # [agent] individual PK parameters
     pd: PatientPD
-    weight_kg: jnp.ndarray
-    stop_day: jnp.ndarray
-    z_threshold: jnp.ndarray  # [organ]
+    weight_kg: Float[Array, "*batch"]
+    stop_day: Float[Array, "*batch"]
+    z_threshold: Float[Array, "*batch organ"]
 
 
 class Daily(NamedTuple):
     """Trajectories saved at the end of each day ``[day, ...]``."""
 
-    concentration: jnp.ndarray  # [day, agent] mg/L
-    state: jnp.ndarray  # [day, 9] E, P, A, D_organ
-    max_injury: jnp.ndarray  # [day, organ] running maximum of D
-    steroid: jnp.ndarray  # [day] prednisone-equivalent dose, mg/kg/day
-    infliximab: jnp.ndarray  # [day] infliximab concentration, mg/L
+    concentration: Float[Array, "*batch day agent"]  # mg/L
+    state: Float[Array, "*batch day 9"]  # E, P, A, D_organ
+    max_injury: Float[Array, "*batch day organ"]  # running maximum of D
+    steroid: Float[Array, "*batch day"]  # prednisone-equivalent dose, mg/kg/day
+    infliximab: Float[Array, "*batch day"]  # infliximab concentration, mg/L
 
 
 class Events(NamedTuple):
     """Per-patient event times (days; ``inf`` = did not happen)."""
 
-    onset: jnp.ndarray  # [organ, grade] first crossing of the patient's own thresholds
-    resolution: jnp.ndarray  # [organ] back below grade 1 after a grade >= 2 onset
-    steroid_start: jnp.ndarray  # []
-    infliximab_doses: jnp.ndarray  # []
+    onset: Float[Array, "*batch organ grade"]  # first crossing of the patient's own thresholds
+    resolution: Float[Array, "*batch organ"]  # back below grade 1 after a grade >= 2 onset
+    steroid_start: Float[Array, "*batch"]
+    infliximab_doses: Int[Array, "*batch"]
 
 
 class _Carry(NamedTuple):
-    x_pk: jnp.ndarray
-    y: jnp.ndarray
-    m: jnp.ndarray
-    x_ifx: jnp.ndarray
-    onset: jnp.ndarray
-    resolution: jnp.ndarray
-    start: jnp.ndarray
-    next_check: jnp.ndarray
-    n_ifx: jnp.ndarray
-    stop: jnp.ndarray
-    hold_from: jnp.ndarray
-    taper_from: jnp.ndarray
+    x_pk: Float[Array, "agent 2"]
+    y: Float[Array, " 9"]
+    m: Float[Array, " organ"]
+    x_ifx: Float[Array, " 2"]
+    onset: Float[Array, "organ grade"]
+    resolution: Float[Array, " organ"]
+    start: Float[Array, ""]
+    next_check: Float[Array, ""]
+    n_ifx: Int[Array, ""]
+    stop: Float[Array, ""]
+    hold_from: Float[Array, ""]
+    taper_from: Float[Array, ""]
 
 
 def simulate_patient(
     model: IraeModel,
     patient: PatientInputs,
     grid: DosingGrid,
-    ec50: jnp.ndarray,
-    targets: jnp.ndarray,
-    agent_weight: jnp.ndarray,
+    ec50: Float[Array, " agent"],
+    targets: Float[Array, "agent target"],
+    agent_weight: Float[Array, " agent"],
     policy: ManagementPolicy,
     *,
     steps_per_day: int,

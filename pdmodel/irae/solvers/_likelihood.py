@@ -21,6 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
+from jaxtyping import Array, Float
 
 from ...pk import TwoCompartmentPK
 from ...regimen import StepGrid
@@ -30,7 +31,7 @@ from ._step import pk_half_step, rk4_step
 
 
 def stage_concentrations(pk: TwoCompartmentPK, grid: StepGrid, weight_kg, stop_day, *,
-                         michaelis_menten: bool = True) -> jnp.ndarray:
+                         michaelis_menten: bool = True) -> Float[Array, "step 3 agent"]:
     """One patient's serum concentrations at the start, middle and end of every step
     ``[step, 3, agent]`` (mg/L).
 
@@ -56,14 +57,14 @@ class RateConstants(NamedTuple):
     for the model inside the loop). Broadcast to every patient before the loop, their gradients
     accumulate patient by patient and are summed once after it, not at every step."""
 
-    k_e: jnp.ndarray
-    e_max: jnp.ndarray
-    k_p: jnp.ndarray
-    k_a: jnp.ndarray
-    w_pd: jnp.ndarray
-    w_ab: jnp.ndarray
-    w_ctla4: jnp.ndarray
-    k_rep: jnp.ndarray
+    k_e: Float[Array, "*batch"]
+    e_max: Float[Array, "*batch"]
+    k_p: Float[Array, "*batch"]
+    k_a: Float[Array, "*batch"]
+    w_pd: Float[Array, "*batch organ"]
+    w_ab: Float[Array, "*batch organ"]
+    w_ctla4: Float[Array, "*batch organ"]
+    k_rep: Float[Array, "*batch organ"]
 
     @classmethod
     def of(cls, model: IraeModel) -> RateConstants:
@@ -71,8 +72,9 @@ class RateConstants(NamedTuple):
         return cls(*(getattr(model, f) for f in cls._fields))
 
 
-def stage_effects(model: IraeModel, conc: jnp.ndarray, ec50: jnp.ndarray, targets: jnp.ndarray,
-                  agent_weight: jnp.ndarray) -> jnp.ndarray:
+def stage_effects(model: IraeModel, conc: Float[Array, "step 3 agent"],
+                  ec50: Float[Array, " agent"], targets: Float[Array, "agent target"],
+                  agent_weight: Float[Array, " agent"]) -> Float[Array, "step 3 2"]:
     """Drug effects ``(f_C, f_P)`` at the start, middle and end of every step
     ``[step, 3, 2]`` from :func:`stage_concentrations` ``[step, 3, agent]``.
 
@@ -84,8 +86,8 @@ def stage_effects(model: IraeModel, conc: jnp.ndarray, ec50: jnp.ndarray, target
     return jnp.stack([f_c, f_p], axis=-1).reshape(*conc.shape[:2], 2)
 
 
-def max_injury_course(rates: RateConstants, pd: PatientPD, effects: jnp.ndarray,
-                      edges: jnp.ndarray) -> jnp.ndarray:
+def max_injury_course(rates: RateConstants, pd: PatientPD, effects: Float[Array, "step 3 2"],
+                      edges: Float[Array, " step1"]) -> Float[Array, " organ"]:
     """Running maximum of each organ's injury over the steps ``edges`` ``[organ]`` (one patient,
     natural course, classical RK4).
 

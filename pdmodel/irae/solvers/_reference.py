@@ -11,6 +11,7 @@ from __future__ import annotations
 import diffrax
 import jax
 import jax.numpy as jnp
+from jaxtyping import Array, Float
 
 from ...pk import SolverOptions
 from ...regimen import DosingGrid
@@ -27,9 +28,9 @@ def reference_states(
     model: IraeModel,
     patient: PatientInputs,
     grid: DosingGrid,
-    ec50: jnp.ndarray,
-    targets: jnp.ndarray,
-    agent_weight: jnp.ndarray,
+    ec50: Float[Array, " agent"],
+    targets: Float[Array, "agent target"],
+    agent_weight: Float[Array, " agent"],
     ts,
     *,
     steroid_start=jnp.inf,
