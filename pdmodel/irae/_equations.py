@@ -48,6 +48,18 @@ def drug_effects(model: IraeModel, conc, ec50, targets, agent_weight):
     return eff[CTLA4], eff[PD1] + model.rho_pdl1 * eff[PDL1]
 
 
+def steroid_suppression(model: IraeModel, dose):
+    """Systemic immunosuppression ``i_sys`` (0-1) by a corticosteroid dose (mg/kg/day
+    prednisone-equivalent): ``steroid_imax·dose / (dose + steroid_ed50)``."""
+    return model.steroid_imax * dose / (dose + model.steroid_ed50)
+
+
+def infliximab_suppression(model: IraeModel, conc):
+    """GI-specific immunosuppression ``i_gi`` (0-1) by an infliximab concentration (mg/L):
+    ``ifx_imax·C / (C + ifx_ec50)``."""
+    return model.ifx_imax * conc / (conc + model.ifx_ec50)
+
+
 def log_thresholds(model: IraeModel) -> Float[Array, "organ grade"]:
     """Median log thresholds ``[organ, grade]`` (grade 1 at log 1 = 0)."""
     lt2 = model.log_gap2

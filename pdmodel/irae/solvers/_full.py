@@ -28,8 +28,10 @@ from .._equations import (
     PatientPD,
     baseline_state,
     drug_effects,
+    infliximab_suppression,
     log_thresholds,
     pd_rhs,
+    steroid_suppression,
 )
 from .._parameters import IraeModel
 from .._rescue import INFLIXIMAB, ManagementPolicy
@@ -196,10 +198,8 @@ def _suppression(model: IraeModel, policy: ManagementPolicy, t, start, taper_fro
     """Systemic (steroid) and GI-specific (infliximab) suppression ``(i_sys, i_gi)`` (0-1) at
     day ``t``, for a steroid course from ``start`` tapered from ``taper_from`` and infliximab
     amounts ``x_ifx`` [2] (mg)."""
-    dose = policy.steroid(t, start, taper_from)
-    i_sys = model.steroid_imax * dose / (dose + model.steroid_ed50)
-    c_ifx = jnp.maximum(x_ifx[0] / INFLIXIMAB.vc, 0.0)
-    return i_sys, model.ifx_imax * c_ifx / (c_ifx + model.ifx_ec50)
+    i_sys = steroid_suppression(model, policy.steroid(t, start, taper_from))
+    return i_sys, infliximab_suppression(model, jnp.maximum(x_ifx[0] / INFLIXIMAB.vc, 0.0))
 
 
 def _infliximab_halves(policy: ManagementPolicy, x_ifx, t, half):

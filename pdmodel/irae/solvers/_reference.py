@@ -15,10 +15,11 @@ from jaxtyping import Array, Float
 
 from ...pk import SolverOptions
 from ...regimen import DosingGrid
-from .._equations import baseline_state, drug_effects, pd_rhs
+from .._equations import baseline_state, drug_effects, pd_rhs, steroid_suppression
 from .._parameters import IraeModel
 from .._rescue import ManagementPolicy
 from ._full import PatientInputs
+from ._step import infusion_rate
 
 REFERENCE_OPTIONS = SolverOptions(rtol=1e-10, atol=1e-12)
 """Default tolerances of the reference solver (tight: it is the yardstick of the others)."""
@@ -41,15 +42,13 @@ def reference_states(
 
     Arguments as for :func:`pdmodel.irae.solvers.simulate_patient` (``IraeProblem.reference``
     fills them from a prepared regimen); ``patient`` is one element of
-    ``problem.patient_inputs(model, population)``; the steroid
-    course of ``policy`` starts at ``steroid_start`` (``inf``: none) and tapers after
-    ``policy.full_dose_days``.
+    ``problem.patient_inputs(model, population)``; the steroid course of ``policy`` starts at
+    ``steroid_start`` (``inf``: none) and tapers after ``policy.full_dose_days``.
     """
     pk = patient.pk
     cell_on = grid.cell_start[:, None] + grid.offset_on
     cell_off = grid.cell_start[:, None] + grid.offset_off
-    rate = grid.rate_mg + grid.rate_mg_per_kg * patient.weight_kg
-    rate = jnp.where(grid.infusion_day < patient.stop_day, rate, 0.0)
+    rate = infusion_rate(grid, slice(None), patient.weight_kg, patient.stop_day)  # [cell, agent]
     n_agent = grid.first_dose.shape[0]
     taper_from = steroid_start + policy.full_dose_days
     corners = steroid_start + jnp.array([0.0, policy.full_dose_days,
@@ -67,8 +66,7 @@ def reference_states(
         dist = pk.q * (conc - x[:, 1] / pk.vp)
         dx = jnp.stack([r - elim - dist, dist], axis=-1)
         f_c, f_p = drug_effects(model, conc, ec50, targets, agent_weight)
-        dose = policy.steroid(t, steroid_start, taper_from)
-        i_sys = model.steroid_imax * dose / (dose + model.steroid_ed50)
+        i_sys = steroid_suppression(model, policy.steroid(t, steroid_start, taper_from))
         dpd = pd_rhs(model, patient.pd, pd, f_c, f_p, i_sys, 0.0)
         return jnp.concatenate([dx.ravel(), dpd])
 
