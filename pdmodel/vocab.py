@@ -40,11 +40,30 @@ TERMS: tuple[str, ...] = ("rash", "pruritus", "diarrhea", "colitis", "hepatitis"
                           "hypothyroidism", "hyperthyroidism", "hypophysitis")
 """Specific terms reported as a fraction of their organ's events, in array order."""
 
-CONTROL_AGENTS: tuple[str, ...] = ("placebo", "chemotherapy", "vaccine")
-"""Non-checkpoint-inhibitor arm components accepted in a data row's ``agents``."""
+CONTROL_AGENTS: tuple[str, ...] = (
+    "placebo", "trastuzumab", "bevacizumab", "cetuximab", "sorafenib", "cabozantinib",
+    "chemotherapy", "vaccine")
+"""Non-checkpoint-inhibitor arm components accepted in a data row's ``agents`` (placebo, the
+backbone treatments of :data:`BACKBONES`, bevacizumab and cabozantinib), in the order they are
+joined in a backbone name."""
+
+BACKBONES: tuple[str, ...] = (
+    "chemotherapy", "trastuzumab+chemotherapy", "cetuximab+chemotherapy", "sorafenib", "vaccine")
+"""Non-checkpoint-inhibitor treatments an arm gives besides (or, in a control arm, instead of)
+a checkpoint inhibitor, whose organ events the fit models as a background of their own, fitted
+to the control arms that give them (docs/model.md §5.3), in array order. An arm's backbone is
+its non-placebo :data:`CONTROL_AGENTS` joined by ``+`` in that order; ``vaccine`` is the gp100
+peptide vaccine. Bevacizumab and cabozantinib have no control arm in the data and are not
+modelled (their arms are left out of the default fit)."""
 
 SETTINGS: tuple[str, ...] = ("metastatic", "adjuvant", "pooled", "mixed")
-"""Treatment settings (shared/data vocabulary)."""
+"""Treatment settings (shared/data vocabulary; neoadjuvant and perioperative arms are coded
+``mixed`` there, and :data:`SETTING_DETAILS` tells them apart)."""
+
+SETTING_DETAILS: tuple[str, ...] = (
+    "metastatic", "adjuvant", "neoadjuvant", "perioperative", "pooled", "mixed")
+"""Treatment settings with the neoadjuvant and perioperative arms of ``mixed`` named
+(bundled column ``setting_model``)."""
 
 
 @dataclass(frozen=True)

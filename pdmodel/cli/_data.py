@@ -1,4 +1,5 @@
-"""``pdmodel data check``: validate an incidence or timing table of your own (docs/data.md)."""
+"""``pdmodel data check``: validate an incidence or timing table of your own;
+``pdmodel data summary``: where the default fit is informed by data (docs/data.md)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from typing import Annotated
 
 import typer
 
-from ..data import check_file
+from ..data import check_file, coverage, coverage_markdown, load_incidence
 from ..errors import DataFileError
 
-__all__ = ["Kind", "check_command", "data_app"]
+__all__ = ["Kind", "SummaryFormat", "check_command", "data_app", "summary_command"]
 
 
 class Kind(StrEnum):
@@ -21,9 +22,18 @@ class Kind(StrEnum):
     timing = "timing"
 
 
+class SummaryFormat(StrEnum):
+    """Output formats of ``pdmodel data summary``."""
+
+    text = "text"
+    csv = "csv"
+    markdown = "markdown"
+
+
 data_app = typer.Typer(
     add_completion=False, no_args_is_help=True,
-    help="Published irAE data: check your own incidence or timing table (docs/data.md).")
+    help="Published irAE data: check your own incidence or timing table, or see what the "
+         "default fit is calibrated to (docs/data.md).")
 
 
 @data_app.command("check")
@@ -47,3 +57,38 @@ def check_command(
         typer.echo(summary, err=True)
         raise typer.Exit(1)
     typer.echo(summary)
+
+
+@data_app.command("summary")
+def summary_command(
+    file: Annotated[Path | None, typer.Argument(
+        help="Incidence table in the bundled format (default: the bundled table).")] = None,
+    fmt: Annotated[SummaryFormat, typer.Option(
+        "--format", help="text (aligned columns), csv or markdown.")] = SummaryFormat.text,
+    all_rows: Annotated[bool, typer.Option(
+        "--all", help="Count every row, not only the default-fit rows.")] = False,
+) -> None:
+    """Coverage of the calibration data: for each agent, combination and control backbone,
+    the studies, arms, patients, rows, organ x grade cells, endpoints, settings, backbones
+    and simulated regimens in the default fit (docs/data.md §4).
+
+    Groups with few arms or cells rest mostly on the priors.
+    """
+    try:
+        df = load_incidence(file)
+    except (OSError, UnicodeDecodeError) as e:
+        typer.echo(f"error: cannot read {file}: {e}", err=True)
+        raise typer.Exit(2) from None
+    missing = {"fit_default", "agents_model", "organ_model"} - set(df.columns)
+    if missing:
+        typer.echo(f"error: {file} is not in the bundled format (docs/data.md §2): missing "
+                   f"column(s) {', '.join(sorted(missing))}", err=True)
+        raise typer.Exit(2)
+    table = coverage(df, default_fit_only=not all_rows)
+    if fmt is SummaryFormat.csv:
+        typer.echo(table.to_csv(index=False), nl=False)
+    elif fmt is SummaryFormat.markdown:
+        typer.echo(coverage_markdown(table), nl=False)
+    else:
+        with_organs = table.assign(organs=table["organs"].str.replace(";", ","))
+        typer.echo(with_organs.to_string(index=False))

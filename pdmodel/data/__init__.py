@@ -26,6 +26,9 @@ from ._bundled import load_incidence as load_incidence
 from ._bundled import load_management as load_management
 from ._bundled import load_timing as load_timing
 from ._check import check_file as check_file
+from ._coverage import COVERAGE_COLUMNS as COVERAGE_COLUMNS
+from ._coverage import coverage as coverage
+from ._coverage import coverage_markdown as coverage_markdown
 from ._read import read_csv_cells as read_csv_cells
 from ._read import read_incidence_csv as read_incidence_csv
 from ._schema import INCIDENCE_SCHEMA as INCIDENCE_SCHEMA
@@ -33,22 +36,27 @@ from ._schema import TIMING_SCHEMA as TIMING_SCHEMA
 from ._schema import ColumnSpec as ColumnSpec
 from ._validate import validate_incidence as validate_incidence
 from ._validate import validate_timing as validate_timing
+from ._vocabulary import ASSUMED_REGIMENS as ASSUMED_REGIMENS
+from ._vocabulary import backbone_name as backbone_name
+from ._vocabulary import course_weeks as course_weeks
 from ._vocabulary import events_from_percent as events_from_percent
 from ._vocabulary import followup_weeks as followup_weeks
 from ._vocabulary import grade_range as grade_range
 from ._vocabulary import organ_model as organ_model
 from ._vocabulary import round_half_up as round_half_up
+from ._vocabulary import split_agents as split_agents
 from ._vocabulary import term_level as term_level
 
 __all__ = [
     # published terms → pdmodel's vocabulary
     "organ_model", "term_level", "grade_range", "followup_weeks", "round_half_up",
-    "events_from_percent",
+    "events_from_percent", "ASSUMED_REGIMENS", "backbone_name", "course_weeks", "split_agents",
     # schema and validation
     "INCIDENCE_SCHEMA", "TIMING_SCHEMA", "ColumnSpec", "validate_incidence", "validate_timing",
     "DataIssue", "DataError", "DataFileError", "format_issues",
     # CSV files
-    "read_csv_cells", "read_incidence_csv", "check_file",
+    "read_csv_cells", "read_incidence_csv", "check_file", "coverage", "coverage_markdown",
+    "COVERAGE_COLUMNS",
     # the bundled tables
     "load_incidence", "load_timing", "load_management", "bundled_incidence_as_schema",
 ]

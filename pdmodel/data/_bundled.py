@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from ._cells import cell_text, float_column, int_column
+from ._vocabulary import split_agents
 
 __all__ = ["bundled_incidence_as_schema", "load_incidence", "load_management", "load_timing"]
 
@@ -23,7 +24,7 @@ _INT_COLUMNS = {
     "management": ("numerator", "denominator", "derived", "verified"),
 }
 _FLOAT_COLUMNS = {
-    "incidence": ("percent", "followup_weeks"),
+    "incidence": ("percent", "followup_weeks", "course_weeks"),
     "timing": ("value_weeks", "window_weeks", "fraction"),
     "management": ("value",),
 }
@@ -51,8 +52,9 @@ def load_incidence(path: str | Path | None = None) -> pd.DataFrame:
     Text columns are str (blank = ``""``); counts are Int64 and percentages Float64 (blank =
     <NA>).  Columns: the shared ``irae_incidence.csv`` columns plus ``organ_model``,
     ``term_level``, ``grade_min``, ``grade_max``, ``events_used``, ``regimen_parsed``,
-    ``agents_model``, ``arm_class``, ``followup_weeks``, ``fit_default``, ``exclusion_reason``
-    (docs/data.md).
+    ``agents_model``, ``backbone``, ``arm_class``, ``setting_model``, ``regimen_model``,
+    ``regimen_basis``, ``course_weeks``, ``followup_weeks``, ``fit_default``,
+    ``exclusion_reason`` (docs/data.md).
     """
     return _load("incidence", path)
 
@@ -70,21 +72,23 @@ def load_management(path: str | Path | None = None) -> pd.DataFrame:
 def bundled_incidence_as_schema(df: pd.DataFrame | None = None) -> pd.DataFrame:
     """The bundled incidence table in :data:`INCIDENCE_SCHEMA` columns.
 
-    ``source`` ← ``citation``; ``agents`` ← ``agents_model`` joined with ``+`` plus the control
-    component of the arm (gp100 → vaccine); ``followup_weeks`` ← the parsed follow-up; other
-    schema columns are copied.  Validate with ``allow_unparsed_regimen=True`` (the bundled
-    regimens are printed labels where doses are not known; ``regimen_parsed`` says which).
+    ``source`` ← ``citation``; ``agents`` ← ``agents_model`` joined with ``+`` plus the
+    non-checkpoint-inhibitor components of the arm (gp100 → vaccine); ``regimen`` ← the regimen
+    the arm is simulated with (``regimen_model``; the printed ``regimen`` for control arms);
+    ``followup_weeks`` ← the parsed follow-up; other schema columns are copied. The default-fit
+    rows pass :func:`validate_incidence` with no issue.
     """
     df = load_incidence() if df is None else df
-    controls = {"gp100": "vaccine", "placebo": "placebo", "chemotherapy": "chemotherapy"}
     agents = []
     for shared, model in zip(df["agents"], df["agents_model"], strict=True):
         parts = [a for a in cell_text(model).split(";") if a]
-        parts += [controls[t] for t in cell_text(shared).split("+") if t in controls]
+        parts += split_agents(cell_text(shared))[1]
         agents.append("+".join(parts) if parts else cell_text(shared))
     cols = ["row_id", "citation", "regimen", "n", "events", "percent", "endpoint", "organ",
             "grade", "followup_weeks", "tumour", "setting", "notes"]
     out = df[cols].rename(columns={"citation": "source"}).copy()
     out.insert(2, "agents", agents)
+    simulated = df["regimen_model"].map(cell_text)
+    out["regimen"] = simulated.where(simulated != "", out["regimen"])
     return out
 

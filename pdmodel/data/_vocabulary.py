@@ -13,9 +13,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from ..vocab import CONTROL_AGENTS, get_agent
 
 __all__ = [
-    "ENDPOINT_ALIASES", "GRADE_ALIASES", "GRADE_BANDS", "ORGAN_TERMS", "SPECIFIC_TERMS",
+    "ASSUMED_REGIMENS", "ENDPOINT_ALIASES", "GRADE_ALIASES", "GRADE_BANDS", "ORGAN_TERMS",
+    "SPECIFIC_TERMS",
     "TIMING_QUANTITIES", "TIMING_STATISTICS", "WEEKS_PER_MONTH", "WEEKS_PER_YEAR",
-    "events_from_percent", "followup_weeks", "grade_range", "organ_model", "round_half_up",
+    "backbone_name", "course_weeks", "events_from_percent", "followup_weeks", "grade_range",
+    "organ_model", "round_half_up",
     "split_agents", "term_level",
 ]
 
@@ -114,11 +116,42 @@ def followup_weeks(text: str) -> float | None:
     return round(weeks, 4) if weeks > 0 else None
 
 
+COMPONENT_ALIASES: dict[str, str] = {"gp100": "vaccine"}
+"""Printed names of non-checkpoint-inhibitor components → :data:`CONTROL_AGENTS` names."""
+
+
+def backbone_name(components) -> str:
+    """Backbone of an arm from its non-checkpoint-inhibitor components: the non-placebo ones
+    joined by ``+`` in :data:`CONTROL_AGENTS` order (``""`` for none), e.g.
+    ``["chemotherapy", "placebo", "trastuzumab"]`` → ``"trastuzumab+chemotherapy"``."""
+    names = {COMPONENT_ALIASES.get(c, c) for c in components} - {"placebo"}
+    return "+".join(c for c in CONTROL_AGENTS if c in names)
+
+
+_COURSE = re.compile(r"up to (\d+(?:\.\d+)?)\s*(weeks?|months?|years?)")
+_COURSE_DOSES = re.compile(r"up to (\d+) doses")
+
+
+def course_weeks(text: str, interval_weeks: float | None = None) -> float | None:
+    """Planned maximum treatment duration in weeks printed in a regimen note, else None:
+    ``"up to 1 year"`` → 52.14, ``"up to 96 weeks"`` → 96, ``"up to 18 doses"`` with a
+    3-week interval → 54 (months × 4.345, years × 52.14, as in shared/data)."""
+    t = str(text).lower()
+    m = _COURSE.search(t)
+    if m:
+        return round(float(m.group(1)) * _FOLLOWUP_UNITS[m.group(2)], 4)
+    m = _COURSE_DOSES.search(t)
+    if m and interval_weeks:
+        return round(int(m.group(1)) * interval_weeks, 4)
+    return None
+
+
 def split_agents(text: str) -> tuple[list[str], list[str], list[str]]:
     """(checkpoint inhibitors, control components, bad tokens) of an ``agents`` cell."""
     icis, controls, bad = [], [], []
     for tok in text.split("+"):
         t = tok.strip().lower()
+        t = COMPONENT_ALIASES.get(t, t)
         if t in CONTROL_AGENTS:
             controls.append(t)
             continue
@@ -127,3 +160,26 @@ def split_agents(text: str) -> tuple[list[str], list[str], list[str]]:
         except KeyError:
             bad.append(tok.strip())
     return icis, controls, bad
+
+
+ASSUMED_REGIMENS: dict[tuple[str, str | None], str] = {
+    # (agents_model, backbone or None for any) -> regimen assumed where the dose is not printed.
+    # A person's choice among the regimens the bundled data print for these agents (the build
+    # checks each is printed for at least one study and names them in `regimen_basis`): the
+    # open-ended (metastatic) schedule, not a fixed adjuvant course.
+    ("nivolumab", None): "nivolumab 3 mg/kg q2w",
+    ("pembrolizumab", None): "pembrolizumab 200 mg q3w",
+    ("ipilimumab", None): "ipilimumab 3 mg/kg q3w x4",
+    ("nivolumab;ipilimumab", None):
+        "nivolumab 1 mg/kg q3w x4 + ipilimumab 3 mg/kg q3w x4, then nivolumab 3 mg/kg q2w",
+    ("atezolizumab", None): "atezolizumab 1200 mg q3w",
+    ("avelumab", None): "avelumab 10 mg/kg q2w",
+    ("cemiplimab", None): "cemiplimab 350 mg q3w",
+    ("durvalumab", None): "durvalumab 1500 mg q4w",
+    ("durvalumab", "chemotherapy"): "durvalumab 1500 mg q3w x4, then durvalumab 1500 mg q4w",
+    ("tremelimumab", None): "tremelimumab 10 mg/kg q4w x7, then tremelimumab 10 mg/kg q12w",
+    ("tremelimumab;durvalumab", None): "tremelimumab 300 mg x1 + durvalumab 1500 mg q4w",
+}
+"""Regimen simulated for an arm whose source prints no dose (an assumption, stated per row in
+the bundled ``regimen_basis``), keyed by ``(agents_model, backbone)``, where a ``None`` backbone
+means any backbone without an entry of its own."""

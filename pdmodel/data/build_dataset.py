@@ -19,28 +19,26 @@ from collections import Counter
 from pathlib import Path
 
 from pdmodel.data import (
+    ASSUMED_REGIMENS,
+    backbone_name,
     bundled_incidence_as_schema,
+    course_weeks,
     events_from_percent,
     followup_weeks,
     grade_range,
     load_incidence,
     organ_model,
+    split_agents,
     term_level,
     validate_incidence,
 )
 from pdmodel.errors import RegimenError
 from pdmodel.regimen import Regimen
-from pdmodel.vocab import CLASSES, get_agent
+from pdmodel.vocab import AGENTS, BACKBONES, CLASSES, get_agent
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 DEFAULT_SHARED = ROOT.parent / "shared" / "data"
-
-CONTROL_LABELS = {"placebo", "chemotherapy", "gp100"}
-"""Arms without a checkpoint inhibitor (gp100 is a peptide vaccine)."""
-
-NON_ICI_PARTNERS = {"gp100", "cabozantinib"}
-"""Non-checkpoint-inhibitor components of an ICI arm; dropped from ``agents_model``."""
 
 POOLED_LABELS = {
     # class-level or mixed pools: no single set of checkpoint inhibitors to simulate
@@ -59,38 +57,58 @@ POOLED_LABELS = {
     "ICIs (anti-PD-1/PD-L1 and/or anti-CTLA-4)",
     "ICIs (ipilimumab, anti-PD-1/PD-L1)",
     "nivolumab; nivolumab+ipilimumab; ipilimumab",
+    "anti-PD-1+ipilimumab",
+    "anti-PD-1 (class)",
+    "ICIs (anti-CTLA-4, anti-PD-1/L1, combination)",
+    "ICIs (anti-PD-1/PD-L1, anti-CTLA-4, anti-LAG3)",
+    "ICIs (ipilimumab, anti-PD-1, ipilimumab+nivolumab)",
+    "ICIs (not stated in excerpt)",
 }
 
 AGENT_ALIASES = {
     "ipilimumab (both ipilimumab arms)": "ipilimumab",  # MDX010-20 ipi and ipi+gp100 arms
 }
 
+SETTING_WORDS = ("perioperative", "neoadjuvant")
+"""Settings the shared table codes ``mixed`` and names in ``notes`` (shared README)."""
+
+
+def arm_components(label: str) -> tuple[list[str], list[str]] | None:
+    """(canonical checkpoint inhibitors, non-checkpoint-inhibitor components) of a shared
+    ``agents`` label, or None for a class-level or mixed pool."""
+    label = AGENT_ALIASES.get(label.strip(), label.strip())
+    if label in POOLED_LABELS:
+        return None
+    icis, others, bad = split_agents(label)
+    if bad:
+        sys.exit(f"build_dataset: unclassified agents label {label!r} ({', '.join(bad)}): add "
+                 "it to POOLED_LABELS or AGENT_ALIASES, or the component to "
+                 "pdmodel.vocab.CONTROL_AGENTS")
+    return icis, others
+
 
 def agents_model(label: str) -> list[str]:
     """Canonical checkpoint inhibitors of a shared ``agents`` label ([] for controls/pools)."""
-    label = AGENT_ALIASES.get(label.strip(), label.strip())
-    if label in POOLED_LABELS or label in CONTROL_LABELS:
-        return []
-    out = []
-    for tok in label.split("+"):
-        tok = tok.strip()
-        if tok in NON_ICI_PARTNERS:
-            continue
-        try:
-            out.append(get_agent(tok).name)
-        except KeyError:
-            sys.exit(f"build_dataset: unclassified agents label {label!r}: add it to "
-                     "POOLED_LABELS, CONTROL_LABELS, NON_ICI_PARTNERS or AGENT_ALIASES")
-    return out
+    parts = arm_components(label)
+    return [] if parts is None else parts[0]
 
 
-def arm_class(icis: list[str], label: str, control: bool) -> str:
-    if control or label.strip() in CONTROL_LABELS:
+def arm_class(icis: list[str], components: list[str] | None, control: bool) -> str:
+    if control or (components and not icis):
         return "control"
     if not icis:
         return "pooled"
     classes = {CLASSES[get_agent(a).target] for a in icis}
     return classes.pop() if len(classes) == 1 else "combination"
+
+
+def setting_model(setting: str, notes: str) -> str:
+    """``setting`` with the neoadjuvant and perioperative arms of ``mixed`` named."""
+    if setting == "mixed":
+        for word in SETTING_WORDS:
+            if word in notes.lower():
+                return word
+    return setting
 
 
 def _int(s: str) -> int | None:
@@ -105,12 +123,16 @@ def _fmt(x: float | None) -> str:
     return "" if x is None else f"{x:.4f}".rstrip("0").rstrip(".")
 
 
-def parses(regimen: str) -> bool:
-    try:
-        Regimen.parse(regimen)
-    except RegimenError:
-        return False
-    return True
+def parsed_regimen(text: str) -> Regimen | None:
+    """The regimen a printed ``regimen`` cell doses, or None. Items that dose no checkpoint
+    inhibitor (``+ gp100 peptide vaccine``) are dropped first."""
+    for candidate in (text, " + ".join(item for item in text.split(" + ")
+                                       if item.split(" ")[0].lower() in AGENTS)):
+        try:
+            return Regimen.parse(candidate)
+        except RegimenError:
+            continue
+    return None
 
 
 def _grades(band: str) -> tuple[str, str]:
@@ -127,16 +149,72 @@ def _organ(term: str) -> str:
     return organ_model(term)
 
 
-def incidence_row(r: dict) -> dict:
+def regimen_basis(r: dict, regimen: Regimen | None) -> str:
+    """Where the row's simulated regimen comes from (before the modal fallback)."""
+    if regimen is None:
+        return ""
+    note = r["regimen_note"].lower()
+    if "curator" in note or "trial design" in note:
+        return "trial design, recorded by the curator (regimen_note)"
+    return "printed in the source"
+
+
+def _arm_key(label: str) -> tuple[str, str]:
+    parts = arm_components(label)
+    return ("", "") if parts is None else (";".join(parts[0]), backbone_name(parts[1]))
+
+
+def assumed_regimens(rows: list[dict], parsed: list[Regimen | None]) -> dict:
+    """:data:`ASSUMED_REGIMENS` with the basis each row states: ``{key: (regimen, basis)}``.
+    Stops the build when an assumed regimen is printed for no study of those agents."""
+    studies: dict[tuple[str, str], set[str]] = {}
+    for r, reg in zip(rows, parsed, strict=True):
+        icis, _ = _arm_key(r["agents"])
+        if reg is not None and icis:
+            studies.setdefault((icis, str(reg)), set()).add(r["study"])
+    out = {}
+    for key, text in ASSUMED_REGIMENS.items():
+        printed = studies.get((key[0], text))
+        if not printed:
+            sys.exit(f"build_dataset: assumed regimen {text!r} is printed for no "
+                     f"{key[0]} arm of the data")
+        out[key] = (text, f"dose not printed: assumed {text}, as printed for "
+                          f"{', '.join(sorted(printed))}")
+    return out
+
+
+def incidence_rows(rows: list[dict]) -> list[dict]:
+    """The added columns of every incidence row (docs/data.md §2)."""
+    parsed = [parsed_regimen(r["regimen"]) for r in rows]
+    modal = assumed_regimens(rows, parsed)
+    controls_of = {  # backbones given alone in a control arm of the default fit
+        backbone_name(c[1]) for r in rows
+        if (c := arm_components(r["agents"])) and not c[0] and r["verified"].strip() == "1"}
+    return [incidence_row(r, reg, modal, controls_of) for r, reg in zip(rows, parsed,
+                                                                       strict=True)]
+
+
+def incidence_row(r: dict, reg: Regimen | None, modal: dict, controls_of: set[str]) -> dict:
     organ = _organ(r["organ"])
     gmin, gmax = _grades(r["grade"])
     n = _int(r["n"])
     events = _int(r["events"])
     if events is None and r["percent"].strip() and n is not None:
         events = events_from_percent(r["percent"].strip(), n)
-    icis = agents_model(r["agents"])
+    components = arm_components(r["agents"])
+    icis = [] if components is None else components[0]
+    backbone = "" if components is None else backbone_name(components[1])
     control = r["control_arm"].strip() == "1"
-    cls = arm_class(icis, r["agents"], control)
+    cls = arm_class(icis, None if components is None else components[1], control)
+    basis = regimen_basis(r, reg) if icis else ""
+    simulated = str(reg) if (icis and reg is not None) else ""
+    if icis and reg is None:
+        key = ";".join(icis)
+        simulated, basis = modal.get((key, backbone)) or modal.get((key, None), ("", ""))
+    intervals = [d.schedule.interval_days for ph in (reg.phases if reg else ())
+                 for d in ph.doses if d.schedule.interval_days]
+    interval = min(intervals) / 7 if intervals else None
+    course = course_weeks(r["regimen_note"], interval)
     reasons = []
     if r["verified"].strip() != "1":
         reasons.append("not verified")
@@ -152,14 +230,25 @@ def incidence_row(r: dict) -> dict:
         reasons.append("events unknown")
     if cls == "pooled":
         reasons.append("class-level or mixed pool (no agent to simulate)")
+    if backbone and backbone not in BACKBONES:
+        reasons.append(f"backbone not modelled ({backbone}: no control arm gives it)")
+    elif backbone and backbone not in controls_of:
+        reasons.append(f"backbone without a control arm ({backbone})")
+    if icis and not simulated:
+        reasons.append("no regimen for these agents")
     return {
         "organ_model": organ,
         "term_level": term_level(r["organ"]),
         "grade_min": gmin, "grade_max": gmax,
         "events_used": "" if events is None else str(events),
-        "regimen_parsed": "1" if parses(r["regimen"]) else "0",
+        "regimen_parsed": "1" if reg is not None else "0",
         "agents_model": ";".join(icis),
+        "backbone": backbone,
         "arm_class": cls,
+        "setting_model": setting_model(r["setting"], r["notes"]),
+        "regimen_model": simulated,
+        "regimen_basis": basis,
+        "course_weeks": _fmt(course),
         "followup_weeks": _fmt(followup_weeks(r["followup"])),
         "fit_default": "0" if reasons else "1",
         "exclusion_reason": "; ".join(reasons),
@@ -199,16 +288,24 @@ def management_row(r: dict) -> dict:
             "agents_model": ";".join(agents_model(r["agents"]))}
 
 
+def timing_rows(rows: list[dict]) -> list[dict]:
+    return [timing_row(r) for r in rows]
+
+
+def management_rows(rows: list[dict]) -> list[dict]:
+    return [management_row(r) for r in rows]
+
+
 def build(shared: Path, out: Path = HERE) -> dict[str, int]:
     counts = {}
-    for kind, fn in (("incidence", incidence_row), ("timing", timing_row),
-                     ("management", management_row)):
+    for kind, fn in (("incidence", incidence_rows), ("timing", timing_rows),
+                     ("management", management_rows)):
         src = shared / f"irae_{kind}.csv"
         with src.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
             columns = list(reader.fieldnames or [])
             rows = list(reader)
-        added = [fn(r) for r in rows]
+        added = fn(rows)
         fields = columns + [c for c in added[0] if c not in columns]
         dst = out / f"irae_{kind}.csv"
         with dst.open("w", newline="", encoding="utf-8") as fh:
@@ -226,7 +323,7 @@ def build(shared: Path, out: Path = HERE) -> dict[str, int]:
             print(f"{dst.relative_to(ROOT)}: {len(rows)} rows")
     df = load_incidence(out / "irae_incidence.csv")
     fit = bundled_incidence_as_schema(df[df["fit_default"] == 1].reset_index(drop=True))
-    issues = validate_incidence(fit, allow_unparsed_regimen=True)
+    issues = validate_incidence(fit)
     if issues:
         sys.exit("build_dataset: fit_default rows do not validate:\n"
                  + "\n".join(map(str, issues)))

@@ -20,11 +20,10 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Float
 
-from ..data import load_timing
+from ..data import ASSUMED_REGIMENS, load_timing
 from ..irae import IraeProblem, Population
 from ..regimen import Regimen
 from ..vocab import GRADES, ORGAN_CHOICES
-from ._design import REPRESENTATIVE_REGIMEN
 from ._likelihood import reported_incidence
 from ._parameters import FitSpec
 
@@ -37,7 +36,8 @@ def onset_targets(timing: pd.DataFrame | None = None) -> pd.DataFrame:
     t = load_timing() if timing is None else timing
     t = t[(t.fit_default == 1) & (t.quantity == "onset")
           & t.statistic.isin(["median", "min", "max"]) & (t.grade_min <= 3)]
-    t = t[t.agents_model.astype(str).isin(REPRESENTATIVE_REGIMEN) & (t.organ_model != "")]
+    known = {agents for agents, backbone in ASSUMED_REGIMENS if backbone is None}
+    t = t[t.agents_model.astype(str).isin(known) & (t.organ_model != "")]
     out = []
     for (study, agent, organ, gmin), g in t.groupby(
             ["study", "agents_model", "organ_model", "grade_min"], sort=False):
@@ -69,7 +69,7 @@ def onset_check(spec: FitSpec, draws: Float[np.ndarray, "draw param"], *, days: 
         return targets
     model_q = {}
     for agent, group in targets.groupby("agent", sort=False):
-        reg = Regimen.parse(REPRESENTATIVE_REGIMEN[agent])
+        reg = Regimen.parse(ASSUMED_REGIMENS[agent, None])
         problem = IraeProblem.build(reg, days=days, steps_per_day=steps_per_day, refine=refine)
         pop = Population.sample(jax.random.key(seed), patients, tumour=tumour,
                                 max_agents=len(reg.agents))

@@ -7,8 +7,11 @@ predicts it at the arm's horizon (:mod:`pdmodel.fit._likelihood`, docs/model.md 
 ``P(lo ≤ grade ≤ hi) = P(≥lo) − P(≥hi+1)`` (grade 4/5 are not resolved, so ``3-4`` and ``3-5``
 both use ``P(≥3)``; single grades 3, 4, 5 are not used).
 
-Regimens whose doses the source does not print are simulated at the label regimen of their
-agents (``REPRESENTATIVE_REGIMEN``); control arms need no simulation (background only).
+Each arm is simulated at the regimen the bundled table names in ``regimen_model`` (printed, from
+the trial design, or an assumed regimen where the source prints no dose; ``regimen_basis`` says
+which), or at its ``regimen`` when it parses (a user's table). Control arms need no simulation:
+they carry the background of their backbone only (docs/model.md §5.3), as does the backbone
+part of an ICI + backbone arm.
 
 The rows are given by the caller (e.g. ``pdmodel.data.load_incidence()``): nothing here reads
 the bundled tables.
@@ -26,21 +29,11 @@ import numpy as np
 import pandas as pd
 from jaxtyping import Array, Float, Int
 
+from ..errors import RegimenError
 from ..irae import IraeProblem, Population
 from ..irae.solvers import stage_concentrations
 from ..regimen import Regimen, flat_step_edges, step_grid
-from ..vocab import ENDPOINTS, ORGANS, TERMS
-
-REPRESENTATIVE_REGIMEN: dict[str, str] = {
-    "nivolumab": "nivolumab 3 mg/kg q2w",
-    "pembrolizumab": "pembrolizumab 200 mg q3w",
-    "ipilimumab": "ipilimumab 3 mg/kg q3w x4",
-    "nivolumab;ipilimumab": "nivolumab 1 mg/kg + ipilimumab 3 mg/kg q3w x4, then "
-                            "nivolumab 3 mg/kg q2w",
-    "atezolizumab": "atezolizumab 1200 mg q3w",
-    "tremelimumab": "tremelimumab 10 mg/kg q4w x7, then tremelimumab 10 mg/kg q12w",
-}
-"""Label regimen used for arms whose source does not print the doses (assumption)."""
+from ..vocab import BACKBONES, ENDPOINTS, ORGANS, TERMS
 
 HORIZON_DAYS = 365
 """Assumed reporting horizon of every arm (the curated data give no usable follow-up)."""
@@ -56,6 +49,7 @@ class Observations(NamedTuple):
 
     row_id: tuple[str, ...]
     regimen: tuple[int, ...]  # index into Design.regimens, -1 for control arms
+    backbone: tuple[int, ...]  # index into BACKBONES, -1 for none
     organ: tuple[int, ...]  # 0 = any, 1.. = ORGANS
     lo: tuple[int, ...]  # lowest grade of the band, 1..3
     upper: tuple[int, ...]  # grade whose P(>=) is subtracted: 3 for band 1-2, else 0 (none)
@@ -173,15 +167,26 @@ def _band(gmin: int, gmax: int) -> tuple[int, int] | None:
 
 
 def _sim_regimen(row) -> str | None:
-    if row["arm_class"] == "control" or not isinstance(row["agents_model"], str):
+    """Canonical text of the regimen a row's arm is simulated with (None for a control arm)."""
+    if row["arm_class"] == "control" or not str(row.get("agents_model", "")):
         return None
-    if row["regimen_parsed"] == 1:
-        return row["regimen"]
-    text = str(row["regimen"]).split(" + gp100")[0]
+    text = str(row.get("regimen_model", "")) or str(row["regimen"])
     try:
         return str(Regimen.parse(text))
-    except ValueError:
-        return REPRESENTATIVE_REGIMEN[row["agents_model"]]
+    except RegimenError as err:
+        raise RegimenError(f"row {row['row_id']}: the arm's regimen {text!r} does not parse "
+                           f"({err}); give `regimen_model` or a pdmodel regimen") from None
+
+
+def _backbone(row) -> int:
+    """Index of the row's backbone in :data:`BACKBONES`, -1 for none."""
+    name = str(row.get("backbone", ""))
+    if not name:
+        return -1
+    if name not in BACKBONES:
+        raise ValueError(f"row {row['row_id']}: backbone {name!r} is not modelled; known: "
+                         f"{', '.join(BACKBONES)}")
+    return BACKBONES.index(name)
 
 
 def select_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -201,7 +206,7 @@ def _row_fields(r, regimen: int) -> dict:
     lo, upper = _band(int(r.grade_min), int(r.grade_max))
     organ = r.organ_model
     return {
-        "row_id": r.row_id, "regimen": regimen,
+        "row_id": r.row_id, "regimen": regimen, "backbone": _backbone(r),
         "organ": 0 if organ == "any" else 1 + ORGANS.index(organ), "lo": lo, "upper": upper,
         "endpoint": ENDPOINTS.index(r.endpoint),
         "term": TERMS.index(r.organ) if r.term_level == "specific" else -1,

@@ -4,10 +4,13 @@ The model predicts every row of the design at the arm's horizon (docs/model.md �
 
 * per virtual patient i, organ o, grade ≥ g: drug-related probability ``p_iog`` (§4.3, natural
   course) and background probability ``q_og = 1 − exp(−background_og · T)``;
-* counted under endpoint e and term t: ``P_iog = 1 − (1 − κ_e·λ_t·p_iog)(1 − β_e·λ_t·q_og)``
-  with ``κ_e`` the fraction of drug events and ``β_e`` of background events that definition
-  counts, ``λ_t`` the share of the organ's events reported under a specific term (1 for organ
-  groups); "any organ" combines organs within each patient;
+* the arm's backbone b (chemotherapy, ...; none for most arms) adds
+  ``r_bog = 1 − exp(−h_bog · T)`` (§5.3);
+* counted under endpoint e and term t:
+  ``P_iog = 1 − (1 − κ_e·λ_t·p_iog)(1 − β_e·λ_t·q_og)(1 − γ_e·λ_t·r_bog)``
+  with ``κ_e`` the fraction of drug events, ``β_e`` of background events and ``γ_e`` of
+  backbone events that definition counts, ``λ_t`` the share of the organ's events reported
+  under a specific term (1 for organ groups); "any organ" combines organs within each patient;
 * bands: ``P(lo ≤ grade ≤ hi) = P(≥lo) − P(≥hi+1)``;
 * ``y ~ BetaBinomial(n, μ·φ, (1 − μ)·φ)`` with ``μ`` the population mean of ``P_iog``, ``φ``
   the concentration (between-trial heterogeneity).
@@ -134,9 +137,32 @@ def predicted_probability(params: Params, design: Design,
     p_drug = drug_probabilities(params, design) if p_drug is None else p_drug
     o = design.obs.arrays()
     q = -jnp.expm1(-params.model.background * design.horizon)  # [organ, grade]
+    r = -jnp.expm1(-params.obs.backbone_hazard() * design.horizon)  # [backbone, organ, grade]
     k, b = _counted_fractions(params.obs, o, p_drug.dtype)
     chosen = _patient_probabilities(p_drug, q, k, b, o)  # [row, patient, g]
+    chosen = _with_backbone(chosen, r, _backbone_fractions(params.obs, o, p_drug.dtype), o)
     return _band_probability(jnp.mean(chosen, axis=1), o)
+
+
+def _backbone_fractions(obsp: ObservationParams, o: Observations,
+                        dtype) -> Float[Array, " row"]:
+    """Fraction of backbone events each row counts, ``γ_e·λ_t`` (0 without a backbone)."""
+    lam = jnp.where(o.term >= 0, obsp.term_fraction[np.maximum(o.term, 0)], 1.0)
+    return obsp.endpoint_backbone[o.endpoint] * lam * jnp.asarray(o.backbone >= 0, dtype)
+
+
+def _with_backbone(chosen: Float[Array, "row patient grade"],
+                   r: Float[Array, "backbone organ grade"], g: Float[Array, " row"],
+                   o: Observations) -> Float[Array, "row patient grade"]:
+    """Add each row's backbone events (independent of the patient's other events):
+    ``1 − (1 − P)(1 − γ·r)``, with ``r`` of the row's organ, or of any organ
+    (``1 − Π_o(1 − γ·r_o)``)."""
+    bb = np.maximum(o.backbone, 0)
+    organ = np.maximum(o.organ - 1, 0)
+    one = g[:, None] * r[bb, organ]  # [row, g]: one organ
+    every = 1.0 - jnp.prod(1.0 - g[:, None, None] * r[bb], axis=1)  # [row, g]: any organ
+    extra = jnp.where((o.organ == 0)[:, None], every, one)
+    return 1.0 - (1.0 - chosen) * (1.0 - extra[:, None, :])
 
 
 def _counted_fractions(obsp: ObservationParams, o: Observations, dtype):

@@ -20,7 +20,7 @@ from jax.scipy.stats import norm
 from jaxtyping import Array, Float
 
 from ..irae import IraeModel
-from ..vocab import ENDPOINTS, ORGANS, TERMS
+from ..vocab import BACKBONES, ENDPOINTS, ORGANS, TERMS
 
 
 class ObservationParams(eqx.Module):
@@ -41,6 +41,16 @@ class ObservationParams(eqx.Module):
         "hypothyroidism", "hyperthyroidism", "hypophysitis")``.
     concentration : scalar, 1
         Beta-binomial concentration φ (between-trial heterogeneity; larger = less).
+    backbone_background : array [backbone, organ], 1/day
+        Hazard of drug-independent organ events (any grade) that each backbone of
+        :data:`BACKBONES` (chemotherapy, trastuzumab + chemotherapy, ...) adds to the background
+        of every arm; fitted to the control arms that give the backbone (docs/model.md §5.3).
+    backbone_grade : array [2], fraction 0-1
+        Grade profile of backbone events: the fraction of grade ≥ 2 among them, and of grade
+        ≥ 3 among those of grade ≥ 2 (shared by backbones and organs).
+    endpoint_backbone : array [endpoint], fraction 0-1
+        Fraction of backbone events counted under each endpoint (all-cause counts them all;
+        investigators attribute most of them to treatment, few to an immune mechanism).
 
     Examples
     --------
@@ -57,6 +67,18 @@ class ObservationParams(eqx.Module):
     term_fraction: Float[Array, " term"] = eqx.field(
         converter=jnp.asarray, default=(0.6, 0.5, 0.9, 0.35, 0.8, 0.95, 0.8, 0.4, 0.95))
     concentration: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=50.0)
+    backbone_background: Float[Array, "backbone organ"] = eqx.field(
+        converter=jnp.asarray, default=tuple((2e-4,) * len(ORGANS) for _ in BACKBONES))
+    backbone_grade: Float[Array, " 2"] = eqx.field(converter=jnp.asarray, default=(0.4, 0.4))
+    endpoint_backbone: Float[Array, " endpoint"] = eqx.field(
+        converter=jnp.asarray, default=(0.7, 0.1, 0.05, 0.2, 1.0))
+
+    def backbone_hazard(self) -> Float[Array, "backbone organ grade"]:
+        """Hazard of backbone events of grade ≥ 1, ≥ 2, ≥ 3 ``[backbone, organ, grade]``,
+        1/day."""
+        f2, f3 = self.backbone_grade[0], self.backbone_grade[1]
+        share = jnp.stack([jnp.ones_like(f2), f2, f2 * f3])
+        return self.backbone_background[..., None] * share
 
 
 class Params(eqx.Module):
@@ -232,6 +254,17 @@ def _default_entries() -> tuple[FittedParameter, ...]:
                 for t in range(len(TERMS))]
     entries.append(FittedParameter("obs", "concentration",
                                    Prior("lognormal", float(o.concentration), wide)))
+    # backbones (docs/model.md §5.3): assumed, weakly informative priors
+    bb = np.asarray(o.backbone_background)
+    entries += [FittedParameter("obs", "backbone_background",
+                                Prior("lognormal", float(bb[b, j]), 1.5), _idx(b, j))
+                for b in range(len(BACKBONES)) for j in range(len(ORGANS))]
+    entries += [FittedParameter("obs", "backbone_grade",
+                                Prior("logitnormal", float(o.backbone_grade[g]), wide), _idx(g))
+                for g in range(2)]
+    entries += [FittedParameter("obs", "endpoint_backbone",
+                                Prior("logitnormal", float(o.endpoint_backbone[e]), wide), _idx(e))
+                for e, name in enumerate(ENDPOINTS) if name != "all_cause"]
     return tuple(entries)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Float
 
-from ..vocab import AGENTS, ENDPOINTS, GRADES, ORGANS, TERMS
+from ..vocab import AGENTS, BACKBONES, ENDPOINTS, GRADES, ORGANS, TERMS
 from ._parameters import FitSpec, _forward
 
 _AXES: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -22,6 +22,9 @@ _AXES: dict[str, tuple[tuple[str, ...], ...]] = {
     "endpoint_drug": (ENDPOINTS,),
     "endpoint_background": (ENDPOINTS,),
     "term_fraction": (TERMS,),
+    "backbone_background": (BACKBONES, ORGANS),
+    "backbone_grade": (GRADES[1:],),
+    "endpoint_backbone": (ENDPOINTS,),
 }
 
 

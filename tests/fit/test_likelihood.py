@@ -8,6 +8,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -151,3 +152,56 @@ def test_map_recovers_known_parameters_within_posterior_spread():
     sd, _, nonconcave = laplace_scale(ld, res.u)
     assert nonconcave == 0
     assert np.all(np.abs(np.asarray(res.u - truth)) < 3 * np.asarray(sd)), (res.u, truth, sd)
+
+
+def test_backbone_background_enters_only_arms_that_give_the_backbone():
+    """Control arms carry their backbone's events and no drug term; an ICI + chemotherapy arm
+    is the ICI effect plus the chemotherapy background; arms without a backbone do not move
+    when a backbone's hazard does (docs/model.md §5.2)."""
+    base = {"organ": "gi", "organ_model": "gi", "grade_min": 1, "grade_max": 5, "n": 100,
+            "events_used": 20, "endpoint": "all_cause", "term_level": "group",
+            "fit_default": 1}
+    arms = [  # (row_id, agents_model, arm_class, backbone, regimen_model)
+        ("ici", "nivolumab", "anti-PD-1", "", "nivolumab 240 mg q2w"),
+        ("ici+chemo", "nivolumab", "anti-PD-1", "chemotherapy", "nivolumab 240 mg q2w"),
+        ("placebo", "", "control", "", ""),
+        ("chemo", "", "control", "chemotherapy", ""),
+        ("vaccine", "", "control", "vaccine", ""),
+    ]
+    rows = pd.DataFrame([base | {"row_id": r, "agents_model": a, "arm_class": c,
+                                 "backbone": b, "regimen_model": g, "regimen": g or "placebo",
+                                 "regimen_parsed": int(bool(g))}
+                         for r, a, c, b, g in arms])
+    design = build_design(rows, patients=4, days=56)
+    assert design.obs.backbone == (-1, 0, -1, 0, 4) and design.obs.regimen == (0, 0, -1, -1, -1)
+    p = Params()
+    mu = dict(zip(design.obs.row_id, np.asarray(predicted_probability(p, design)), strict=True))
+    assert mu["chemo"] > mu["placebo"] and mu["ici+chemo"] > mu["ici"]
+    # independent events: 1 − P(ici+chemo) = (1 − P(ici)) · (1 − γ·r_chemo)
+    gamma_r = 1 - (1 - mu["chemo"]) / (1 - mu["placebo"])
+    assert 1 - mu["ici+chemo"] == pytest.approx((1 - mu["ici"]) * (1 - gamma_r), rel=1e-9)
+    more = eqx.tree_at(lambda q: q.obs.backbone_background, p,
+                       p.obs.backbone_background.at[0].multiply(10.0))
+    mu2 = dict(zip(design.obs.row_id, np.asarray(predicted_probability(more, design)),
+                   strict=True))
+    for r in ("ici", "placebo", "vaccine"):
+        assert mu2[r] == mu[r], r
+    assert mu2["chemo"] > mu["chemo"] and mu2["ici+chemo"] > mu["ici+chemo"]
+    # the backbone parameters are fitted: the log density has a gradient in them
+    spec = FitSpec.default()
+    g = jax.grad(log_density)(spec.prior_location(), spec, design)
+    k = spec.names.index("backbone_background[0,1]")  # chemotherapy, gi
+    assert float(g[k]) != 0.0
+    # at the prior centre the prior's gradient is 0: a backbone no arm gives has none at all
+    k = spec.names.index("backbone_background[1,1]")  # trastuzumab+chemotherapy
+    assert float(g[k]) == 0.0
+
+
+def test_unmodelled_backbone_is_refused():
+    rows = pd.DataFrame({"row_id": ["r"], "organ": "gi", "organ_model": "gi", "grade_min": 1,
+                         "grade_max": 5, "n": 10, "events_used": 1, "endpoint": "all_cause",
+                         "term_level": "group", "fit_default": 1, "agents_model": "nivolumab",
+                         "arm_class": "anti-PD-1", "backbone": "bevacizumab",
+                         "regimen": "nivolumab 240 mg q2w", "regimen_parsed": 1})
+    with pytest.raises(ValueError, match="row r: backbone 'bevacizumab' is not modelled"):
+        build_design(rows, patients=2, days=14)
