@@ -6,11 +6,16 @@
 #   3. wall time of 1,000,000 virtual patient-years streamed through the GPU
 #      (pdmodel.irae.incidence_streaming, chunks of 65,536 patients made on the device);
 #   4. a short NUTS run's ESS/s (`python -m benchmarks.nuts_check`: emulator + 4 chains near the
-#      reference fit, and the exact log-density gradient time).
+#      reference fit, and the exact log-density gradient time);
+#   5. with --fit: `fits/gpu.toml` as a full fit, then the exact-likelihood NUTS
+#      (nuts.method = "exact") for short chains (`python -m benchmarks.gpu_fit`): wall time,
+#      ESS/s, peak host and GPU memory -> benchmarks/results/gpu_fit.json, and the whole output
+#      -> benchmarks/results/gpu_check_<date>.log.
 #
 # Usage (from anywhere; runs in the repository root):
 #   bash benchmarks/gpu_check.sh                 # on a machine with an NVIDIA GPU
 #   bash benchmarks/gpu_check.sh --cpu           # same steps on the CPU, small sizes
+#   bash benchmarks/gpu_check.sh --fit           # also the GPU fit (tens of minutes)
 #   bash benchmarks/gpu_check.sh --wheels DIR    # first install pdmodel and jax[cuda12]
 #                                                # offline from the wheels in DIR
 # Python: $PYTHON if set, else .venv/bin/python if present, else python3.
@@ -32,14 +37,17 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
+orig_args=("$@")
 mode=gpu
+fit=0
 wheels=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --cpu) mode=cpu ;;
+    --fit) fit=1 ;;
     --wheels) wheels="${2:?--wheels needs a folder}"; shift ;;
     -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
-    *) echo "error: unknown option $1 (use --cpu, --wheels DIR)" >&2; exit 2 ;;
+    *) echo "error: unknown option $1 (use --cpu, --fit, --wheels DIR)" >&2; exit 2 ;;
   esac
   shift
 done
@@ -69,6 +77,13 @@ else
   nuts_timeout=${NUTS_TIMEOUT:-180}
 fi
 
+if [ "$fit" = 1 ] && [ -z "${GPU_CHECK_LOGGED:-}" ]; then  # rerun self, teeing into a log
+  mkdir -p benchmarks/results
+  log="benchmarks/results/gpu_check_$(date -u +%Y%m%d_%H%M).log"
+  GPU_CHECK_LOGGED=1 bash "$0" "${orig_args[@]}" 2>&1 | tee "$log"
+  exit "${PIPESTATUS[0]}"
+fi
+
 start=$SECONDS
 echo "pdmodel GPU check ($mode mode), $(date -u '+%Y-%m-%d %H:%M:%S UTC'), $(uname -srm)"
 if command -v nvidia-smi >/dev/null 2>&1 && [ "$mode" = gpu ]; then
@@ -86,6 +101,15 @@ if ! timeout "$nuts_timeout" "$PY" -m benchmarks.nuts_check "${args[@]}"; then
   status=1
 else
   echo "NUTS check: done"
+fi
+
+if [ "$fit" = 1 ]; then
+  echo
+  echo "== GPU fit (fits/gpu.toml, then exact-likelihood NUTS)"
+  if ! "$PY" -m benchmarks.gpu_fit; then
+    echo "GPU fit: FAILED"
+    status=1
+  fi
 fi
 
 echo

@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 
 from ..pk import TwoCompartmentPK
 
 INFLIXIMAB = TwoCompartmentPK(
-    cl=jnp.asarray(0.407), vc=jnp.asarray(3.29), q=jnp.asarray(7.14), vp=jnp.asarray(4.13),
-    tv_emax=jnp.asarray(0.0), tv_imax=jnp.asarray(0.0), tv_t50=jnp.asarray(1.0),
-    tv_hill=jnp.asarray(1.0), vmax=jnp.asarray(0.0), km=jnp.asarray(1.0),
+    cl=np.asarray(0.407), vc=np.asarray(3.29), q=np.asarray(7.14), vp=np.asarray(4.13),
+    tv_emax=np.asarray(0.0), tv_imax=np.asarray(0.0), tv_t50=np.asarray(1.0),
+    tv_hill=np.asarray(1.0), vmax=np.asarray(0.0), km=np.asarray(1.0),
 )
-"""Typical infliximab PK (Fasanmade 2009, ulcerative colitis; L, L/day)."""
+"""Typical infliximab PK (Fasanmade 2009, ulcerative colitis; L, L/day). numpy float64, not
+jax arrays: importing pdmodel must not start a JAX backend (``jax.distributed.initialize`` has
+to come first) nor fix the float width before the caller chooses float64."""
 
 
 class ManagementPolicy(eqx.Module):

@@ -35,7 +35,7 @@ def reference_states(
     ts,
     *,
     steroid_start=jnp.inf,
-    policy: ManagementPolicy = ManagementPolicy(),
+    policy: ManagementPolicy | None = None,
     options: SolverOptions = REFERENCE_OPTIONS,
 ):
     """PK amounts ``[t, agent, 2]`` and PD state ``[t, 9]`` at ``ts`` (days) for one patient.
@@ -50,6 +50,7 @@ def reference_states(
     cell_off = grid.cell_start[:, None] + grid.offset_off
     rate = infusion_rate(grid, slice(None), patient.weight_kg, patient.stop_day)  # [cell, agent]
     n_agent = grid.first_dose.shape[0]
+    policy = ManagementPolicy() if policy is None else policy  # no array made on import
     taper_from = steroid_start + policy.full_dose_days
     corners = steroid_start + jnp.array([0.0, policy.full_dose_days,
                                          policy.full_dose_days + policy.taper_days])

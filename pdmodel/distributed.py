@@ -1,0 +1,164 @@
+"""Work split across the processes of a multi-process JAX run (``jax.distributed``).
+
+pdmodel runs as one program on every process (JAX's multi-controller model): each process
+executes the same code, arrays sharded over the global device mesh (``jax.devices()``) are
+computed by all of them together, and independent work — NUTS chains, posterior draws,
+validation folds, regimen sweep points — is split into contiguous shares, one per process, then
+gathered so that every process holds the whole result. Only the main process (index 0) writes
+files. With one process (the default) every function here is the identity or a no-op, so
+library code calls them unconditionally.
+
+The runtime itself is started by the entry point (``pdmodel.cli``: ``--coordinator``,
+``--num-processes``, ``--process-id``), never on import.
+
+Examples
+--------
+>>> import numpy as np
+>>> import pdmodel.distributed as dist
+>>> dist.process_share(10, index=1, count=3)  # the second of three processes
+range(4, 7)
+>>> share = dist.process_share(5)  # one process: everything
+>>> dist.gather_shares(np.arange(5.0)[share.start:share.stop], 5).tolist()
+[0.0, 1.0, 2.0, 3.0, 4.0]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+
+from .errors import DistributedError
+
+__all__ = ["process_index", "process_count", "is_main_process", "process_share",
+           "process_items", "gather_shares", "map_rows", "all_agree", "barrier",
+           "DEFAULT_BARRIER_TIMEOUT_S"]
+
+DEFAULT_BARRIER_TIMEOUT_S = 600.0
+"""How long :func:`barrier` waits for the slowest process before failing the run."""
+
+
+def process_index() -> int:
+    """Index of this process (0 .. ``process_count() - 1``; 0 in a single-process run)."""
+    return jax.process_index()
+
+
+def process_count() -> int:
+    """Number of processes of the run (1 unless ``jax.distributed`` was initialised)."""
+    return jax.process_count()
+
+
+def is_main_process() -> bool:
+    """Whether this process writes the run's files (process 0)."""
+    return jax.process_index() == 0
+
+
+def process_share(n: int, *, index: int | None = None, count: int | None = None) -> range:
+    """The contiguous block of ``range(n)`` this process computes.
+
+    Blocks differ in size by at most one, earlier processes taking the larger ones; a process
+    may get an empty block when ``n < count``. ``index``/``count`` default to this run's.
+    """
+    index = process_index() if index is None else int(index)
+    count = process_count() if count is None else int(count)
+    if not (isinstance(n, int | np.integer) and n >= 0):
+        raise ValueError(f"process_share: n must be a non-negative integer, got {n!r}")
+    if not 0 <= index < count:
+        raise ValueError(f"process_share: index {index} outside 0..{count - 1}")
+    base, extra = divmod(int(n), count)
+    start = index * base + min(index, extra)
+    return range(start, start + base + (index < extra))
+
+
+def process_items[T](items: Sequence[T]) -> list[T]:
+    """This process's share of ``items`` (folds, sweep points, ...), in order."""
+    share = process_share(len(items))
+    return list(items[share.start:share.stop])
+
+
+def gather_shares(local, n: int) -> np.ndarray:
+    """Every process's share, concatenated in process order: ``[n, ...]`` on every process.
+
+    ``local`` holds this process's rows ``[len(process_share(n)), ...]`` (numpy or jax); all
+    processes call this together with the same ``n``, trailing shape and dtype. With one
+    process it returns ``local`` as a numpy array.
+    """
+    local = np.asarray(local)
+    count = process_count()
+    if count == 1:
+        if local.shape[0] != n:
+            raise ValueError(f"gather_shares: {local.shape[0]} rows, expected {n}")
+        return local
+    from jax.experimental import multihost_utils
+
+    sizes = [len(process_share(n, index=i, count=count)) for i in range(count)]
+    mine = sizes[process_index()]
+    if local.shape[0] != mine:
+        raise ValueError(f"gather_shares: process {process_index()} holds {local.shape[0]} "
+                         f"rows, its share is {mine}")
+    width = max(sizes)
+    padded = np.zeros((width,) + local.shape[1:], dtype=local.dtype)
+    padded[:mine] = local
+    every = np.asarray(multihost_utils.process_allgather(padded, tiled=False))
+    return np.concatenate([every[i, :size] for i, size in enumerate(sizes)])
+
+
+def map_rows(fn: Callable[[np.ndarray], np.ndarray], rows) -> np.ndarray:
+    """``fn`` applied to this process's block of ``rows``, gathered: ``fn(rows)`` everywhere.
+
+    ``fn`` maps a block ``[k, ...]`` to results ``[k, ...]`` row by row (posterior draws,
+    fold indices, sweep points); each process computes its :func:`process_share` and
+    :func:`gather_shares` assembles the whole. With fewer rows than processes every process
+    computes all of them (nothing to gain from splitting).
+    """
+    rows = np.asarray(rows)
+    n = rows.shape[0]
+    if process_count() == 1 or n < process_count():
+        return np.asarray(fn(rows))
+    share = process_share(n)
+    return gather_shares(fn(rows[share.start:share.stop]), n)
+
+
+def all_agree(value: bool | int, what: str) -> bool | int:
+    """``value`` after checking that every process holds the same one (a collective).
+
+    Raises :class:`~pdmodel.errors.DistributedError` naming ``what`` and the values of each
+    process when they differ (e.g. a checkpoint found by one process and not by another).
+    """
+    if process_count() == 1:
+        return value
+    from jax.experimental import multihost_utils
+
+    every = np.asarray(multihost_utils.process_allgather(np.asarray(int(value), np.int64)))
+    if np.any(every != every[0]):
+        raise DistributedError(f"processes disagree on {what}: {every.tolist()} (process "
+                               "0, 1, ...); every process must see the same files and "
+                               "settings")
+    return value
+
+
+def barrier(name: str, timeout_s: float = DEFAULT_BARRIER_TIMEOUT_S) -> None:
+    """Wait until every process reaches the barrier ``name``, at most ``timeout_s`` seconds.
+
+    Raises :class:`~pdmodel.errors.DistributedError` when a process did not arrive in time
+    (it failed, or is stuck): the caller then writes nothing.
+    """
+    if process_count() == 1:
+        return
+    from jax._src import distributed as _runtime  # the coordinator client: no public wrapper
+
+    client = _runtime.global_state.client
+    if client is None:  # processes without jax.distributed (e.g. one host's TPU slice)
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
+        return
+    try:
+        client.wait_at_barrier(f"pdmodel:{name}", int(timeout_s * 1000))
+    except Exception as err:  # jax raises its runtime error for timeouts and dead peers
+        raise DistributedError(
+            f"process {process_index()} of {process_count()}: not every process reached "
+            f"'{name}' within {timeout_s:g} s (one failed or is stuck; see its log). "
+            f"Nothing was written. [{type(err).__name__}: {str(err).splitlines()[0]}]"
+        ) from err
