@@ -42,9 +42,11 @@ def compilation_cache_dir() -> Path | None:
 def enable_compilation_cache() -> Path | None:
     """Turn on JAX's persistent compilation cache (entry points only: a global switch).
 
-    Programs that took at least a second to compile are stored on disk and reused by later
-    runs with the same shapes, JAX/XLA version and device, so a second ``pdmodel fit``/
-    ``predict`` starts without recompiling. A cache folder already configured for JAX
+    Every compiled program (even the small ones of single array operations, which a short
+    ``pdmodel predict`` compiles by the dozen) is stored on disk and reused by later runs with
+    the same shapes, JAX/XLA version and device, so a second ``pdmodel fit``/``predict``
+    starts without recompiling; pdmodel also keeps its traced prediction programs and the
+    stacked draws of fits there. A cache folder already configured for JAX
     (``JAX_COMPILATION_CACHE_DIR``) is kept. Returns the folder in use, or ``None``.
     """
     import jax
@@ -59,5 +61,5 @@ def enable_compilation_cache() -> Path | None:
     except OSError:
         return None  # read-only home, etc.: run without the cache
     jax.config.update("jax_compilation_cache_dir", str(path))
-    jax.config.update("jax_persistent_cache_min_compile_time_secs", 1.0)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     return path

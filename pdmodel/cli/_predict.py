@@ -1,9 +1,10 @@
-"""``pdmodel predict``: calibrated incidence curves for a regimen from a fit."""
+"""``pdmodel predict``: calibrated incidence curves for one or more regimens from a fit."""
 
 from __future__ import annotations
 
 import json
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -12,10 +13,21 @@ import typer
 from ._app import Format, app, fail
 from ._jax_setup import setup_jax
 
+KEYS = ("mean", "lower", "upper", "ci_lower", "ci_upper")
+"""Curves written by ``predict`` (``mean``, ``lower``, ``upper`` first: the stable contract)."""
+
+
+class Policy(StrEnum):
+    """Immunosuppressant rescue: none (natural course) or the default policy."""
+
+    natural = "natural"
+    default = "default"
+
 
 @app.command()
 def predict(
-    regimen: Annotated[str, typer.Option(help='Regimen text, e.g. "nivolumab 240 mg q2w".')],
+    regimen: Annotated[list[str], typer.Option(
+        help='Regimen text, e.g. "nivolumab 240 mg q2w"; repeat for several.')],
     fit: Annotated[Path, typer.Option("--fit", help="Fit run folder.")] = Path("fits/reference"),
     weeks: Annotated[float, typer.Option(help="Weeks from the first dose.")] = 52.0,
     organ: Annotated[str, typer.Option(help="any, skin, gi, liver, lung, thyroid, pituitary")]
@@ -25,33 +37,112 @@ def predict(
                                           "treatment_related, immune_mediated, select, "
                                           "all_cause.")] = "immune_related",
     weight: Annotated[float, typer.Option(help="Median body weight of the arm, kg.")] = 80.0,
+    setting: Annotated[str | None, typer.Option(
+        help="metastatic (treatment stops as in the fit, median 125 days) or adjuvant "
+             "(early-disease level, one year of treatment); default: treatment to the end.")]
+    = None,
+    tumour: Annotated[str | None, typer.Option(
+        help="melanoma, nsclc, rcc or other (default: the fit's).")] = None,
+    preexisting_ad: Annotated[float, typer.Option(
+        "--preexisting-ad", help="Fraction of patients with pre-existing autoimmune disease "
+                                 "(0-1; 1 = a patient who has it).")] = 0.0,
+    antibody_positive: Annotated[float, typer.Option(
+        "--antibody-positive", help="Fraction of patients with raised baseline autoantibody "
+                                    "titre (0-1).")] = 0.0,
+    policy: Annotated[Policy, typer.Option(help="natural (no rescue) or default (steroid/"
+                                           "infliximab rescue policy).")] = Policy.natural,
+    arm_size: Annotated[int, typer.Option(
+        "--arm-size", help="Patients in the trial arm of the predictive interval.")] = 300,
+    draws: Annotated[int, typer.Option(help="Posterior draws (evenly thinned).")] = 100,
+    plot: Annotated[Path | None, typer.Option(help="Also draw the curves and bands to this "
+                                              "PNG file.")] = None,
+    no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")]
+    = False,
     format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.csv,
 ) -> None:
-    """Calibrated cumulative incidence of an irAE for a regimen, with the 90% interval of the
-    proportion a trial arm of typical size (300 patients) would report."""
+    """Calibrated cumulative incidence of an irAE for each regimen: posterior mean, 90%
+    credible band of the population incidence (ci_lower, ci_upper) and 90% interval of the
+    proportion a trial arm of --arm-size patients would report (lower, upper)."""
+    covariates = _covariates(weight, setting, tumour, preexisting_ad, antibody_positive)
+    if not 1 <= arm_size <= 100_000:
+        fail(f"--arm-size must be a whole number of patients 1-100000, got {arm_size}")
+    if draws < 1:
+        fail(f"--draws must be at least 1, got {draws}")
+    if weeks <= 0:
+        fail(f"--weeks must be positive, got {weeks:g}")
+    if plot is not None and plot.suffix.lower() != ".png":
+        fail(f"--plot must name a .png file, got {plot}")
     setup_jax()
     import math
 
     from ..errors import FitLoadError, RegimenError
     from ..fit import load_fit
 
+    progress = not no_progress and sys.stderr.isatty()
     try:
         result = load_fit(fit)
-        ds = result.incidence(regimen, days=max(1, math.ceil(weeks * 7)), organ=organ,
-                              grade=grade, covariates={"weight_kg": weight}, endpoint=endpoint)
+        curves = [result.incidence(r, days=max(1, math.ceil(weeks * 7)), organ=organ,
+                                   grade=grade, covariates=covariates, endpoint=endpoint,
+                                   policy=policy.value, arm_size=arm_size, draws=draws,
+                                   progress=progress) for r in regimen]
     except (FitLoadError, RegimenError, ValueError) as err:
         fail(str(err))
-    if format is Format.json:
-        doc = {"regimen": ds.attrs["regimen"], "organ": organ, "grade": grade,
-               "days": [float(d) for d in ds.day.values],
-               "mean": [float(x) for x in ds["mean"].values],
-               "lower": [float(x) for x in ds["lower"].values],
-               "upper": [float(x) for x in ds["upper"].values],
-               "interval": float(ds.attrs["interval"]), "fit": str(fit)}
-        sys.stdout.write(json.dumps(doc) + "\n")
-    else:
-        lines = ["day,mean,lower,upper"]
-        lines += [f"{d:g},{m:.6g},{lo:.6g},{hi:.6g}" for d, m, lo, hi in
-                  zip(ds.day.values, ds["mean"].values, ds["lower"].values, ds["upper"].values,
-                      strict=True)]
-        sys.stdout.write("\n".join(lines) + "\n")
+    if plot is not None:
+        from ..fit import plot_bands
+
+        try:
+            plot.write_bytes(plot_bands(curves))
+        except OSError as err:
+            fail(f"--plot: cannot write {plot}: {err}")
+    sys.stdout.write((to_json(curves, str(fit)) if format is Format.json
+                      else to_csv(curves)) + "\n")
+
+
+def _covariates(weight, setting, tumour, preexisting_ad, antibody_positive) -> dict:
+    """Checked covariates (``error:`` naming the option, exit 2, on a bad value)."""
+    from ..vocab import TUMOURS
+
+    if not weight > 0:
+        fail(f"--weight must be a positive body weight in kg, got {weight:g}")
+    if setting is not None and setting not in ("metastatic", "adjuvant"):
+        fail(f"--setting must be metastatic or adjuvant, got {setting!r}")
+    if tumour is not None and tumour not in TUMOURS:
+        fail(f"--tumour must be one of {', '.join(TUMOURS)}, got {tumour!r}")
+    for name, x in (("--preexisting-ad", preexisting_ad),
+                    ("--antibody-positive", antibody_positive)):
+        if not 0 <= x <= 1:
+            fail(f"{name} must be a fraction 0-1, got {x:g}")
+    cov = {"weight_kg": weight, "preexisting_ad": preexisting_ad,
+           "a0_positive_fraction": antibody_positive, "setting": setting}
+    return cov | ({"tumour": tumour} if tumour else {})
+
+
+def to_json(curves: list, fit: str) -> str:
+    """One regimen: the README's object (``regimen``, ``organ``, ``grade``, ``days``, ``mean``,
+    ``lower``, ``upper``, ``interval``, ``fit``, then ``ci_lower``, ``ci_upper``, ``arm_size``,
+    ``draws``, ``policy``, ``endpoint``); several: ``{"curves": [object, ...]}``."""
+    docs = []
+    for ds in curves:
+        a = ds.attrs
+        doc = {"regimen": a["regimen"], "organ": a["organ"], "grade": a["grade"],
+               "days": [float(d) for d in ds.day.values]}
+        doc |= {k: [float(x) for x in ds[k].values] for k in ("mean", "lower", "upper")}
+        doc |= {"interval": float(a["interval"]), "fit": fit}
+        doc |= {k: [float(x) for x in ds[k].values] for k in ("ci_lower", "ci_upper")}
+        doc |= {"arm_size": int(a["arm_size"]), "draws": int(a["draws"]),
+                "policy": a["policy"], "endpoint": a["endpoint"]}
+        docs.append(doc)
+    return json.dumps(docs[0] if len(docs) == 1 else {"curves": docs})
+
+
+def to_csv(curves: list) -> str:
+    """``day,mean,lower,upper,ci_lower,ci_upper``; with several regimens a leading
+    ``regimen`` column."""
+    many = len(curves) > 1
+    lines = [("regimen," if many else "") + "day," + ",".join(KEYS)]
+    for ds in curves:
+        lead = f'"{ds.attrs["regimen"]}",' if many else ""
+        cols = [ds[k].values for k in KEYS]
+        lines += [lead + f"{d:g}," + ",".join(f"{c[i]:.6g}" for c in cols)
+                  for i, d in enumerate(ds.day.values)]
+    return "\n".join(lines)

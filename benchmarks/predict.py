@@ -1,0 +1,119 @@
+"""``pdmodel predict`` latency (issue 16) and the Monte Carlo cost of its speed.
+
+* whole process, cold (empty compilation cache) and warm (median of runs), and the import of
+  ``pdmodel.fit`` alone (the floor under any command);
+* in one process: a second ``Fit.incidence`` for another organ/grade, covariate and regimen of
+  the same shape, with the number of XLA compilations;
+* error of the defaults (``PREDICT_DRAWS`` of the stored draws, curves computed at
+  ``band_knots`` and interpolated) against every stored draw and every day.
+
+``python -m benchmarks.predict [--runs N]`` → ``benchmarks/results/predict.json``.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.common import machine_info, write_result
+
+ROOT = Path(__file__).resolve().parents[1]
+REGIMEN = "nivolumab 240 mg q2w"
+FIT = "fits/reference"
+
+
+def _run(args: list[str], env: dict) -> float:
+    t = time.perf_counter()
+    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    return time.perf_counter() - t
+
+
+def whole_process(runs: int) -> dict:
+    """Cold and warm ``pdmodel predict`` (json, one regimen, 52 weeks), seconds."""
+    exe = [sys.executable, "-m", "pdmodel.cli", "predict", "--regimen", REGIMEN, "--fit", FIT,
+           "--format", "json"]
+    if not (ROOT / "pdmodel" / "cli" / "__main__.py").is_file():
+        exe = [str(Path(sys.executable).with_name("pdmodel")), *exe[3:]]
+    with tempfile.TemporaryDirectory() as cache:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("PDMODEL_NO_CACHE", "JAX_COMPILATION_CACHE_DIR",
+                            "PYTHONDONTWRITEBYTECODE")} | {"PDMODEL_CACHE_DIR": cache}
+        cold = _run(exe, env)
+        warm = [_run(exe, env) for _ in range(runs)]
+        imp = [_run([sys.executable, "-c", "import pdmodel.fit"], env) for _ in range(runs)]
+    return {"cold_s": cold, "warm_s": warm, "warm_median_s": statistics.median(warm),
+            "import_pdmodel_fit_median_s": statistics.median(imp),
+            "target_warm_median_s": 2.0}
+
+
+def in_process() -> dict:
+    """Second-call latency and compilations of ``Fit.incidence``; Monte Carlo error."""
+    import jax
+    import numpy as np
+
+    jax.config.update("jax_enable_x64", True)
+    import pdmodel as pdm
+    from pdmodel.fit import _predict
+    from pdmodel.fit._likelihood import reported_incidence
+    from pdmodel.fit._result import PREDICT_DRAWS
+    from tests.test_scale import CompileCounter
+
+    fit = pdm.load_fit(ROOT / FIT)
+    out = {"draws_default": PREDICT_DRAWS, "draws_stored": int(fit.draws.shape[0]),
+           "patients": fit.config.model.patients}
+    t = time.perf_counter()
+    fit.incidence(REGIMEN, days=364, grade="3+")
+    out["first_call_s"] = time.perf_counter() - t
+    calls = {"other_organ_grade": (REGIMEN, {"organ": "gi", "grade": "any"}),
+             "other_covariate": (REGIMEN, {"grade": "3+",
+                                           "covariates": {"preexisting_ad": 1.0}}),
+             "other_regimen_same_shape": ("nivolumab 3 mg/kg q2w", {"grade": "3+"})}
+    for name, (reg, kw) in calls.items():
+        with CompileCounter() as c:
+            t = time.perf_counter()
+            fit.incidence(reg, days=364, **kw)
+            dt = time.perf_counter() - t
+        out[name] = {"seconds": dt, "compilations": c.count}
+    out["target_second_call_s"] = 0.3
+    # Monte Carlo and interpolation error of the defaults, 1-year curves, grades any and 3+
+    errs = {}
+    for grade in ("any", "3+"):
+        fast = fit.incidence(REGIMEN, days=364, grade=grade)
+        full = fit.incidence(REGIMEN, days=364, grade=grade, draws=None)
+        errs[grade] = {k: float(np.max(np.abs(fast[k] - full[k]))) for k in fast.data_vars}
+        errs[grade]["mc_se_mean_default"] = fast.attrs["mc_se_mean"]
+    out["max_abs_error_default_vs_all_draws"] = errs
+    m = fit.config.model
+    reg = pdm.Regimen.parse(REGIMEN)
+    pop = _predict.population(jax.random.key(0), m.patients, max_agents=2, tumour=m.tumour)
+    prob = pdm.IraeProblem.build(reg, days=364, steps_per_day=m.steps_per_day, refine=m.refine)
+    u = fit.draws[:: max(1, len(fit.draws) // 20)][:20]
+    fast = _predict.curves(fit.spec, u, reg, pop, days=364, steps_per_day=m.steps_per_day,
+                           refine=m.refine)
+    one = jax.jit(lambda x: reported_incidence(fit.spec.to_params(x), prob, pop,
+                                               "immune_related"))
+    exact = np.stack([np.asarray(one(x)) for x in u])
+    out["max_abs_error_interpolation_vs_daily"] = float(np.max(np.abs(fast - exact)))
+    out["knots"] = int(len(_predict.band_knots(364)))
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    runs = int(argv[argv.index("--runs") + 1]) if "--runs" in argv else 5
+    payload = {"machine": machine_info(), "regimen": REGIMEN, "fit": FIT,
+               "whole_process": whole_process(runs), "in_process": in_process()}
+    path = write_result("predict", payload)
+    print(path)
+    return payload
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,369 @@
+"""Posterior incidence curves, fast: every posterior draw × virtual patient in one program.
+
+The PK is fixed at published values, so a regimen's concentrations are computed once per
+population (:func:`prepare`); each posterior draw then only steps the PD states (the
+likelihood's solver, :func:`pdmodel.irae.solvers.running_max_injury`) and maps the running
+maxima to reported incidence in float32 (the normal CDF over ``[patient, day, organ, grade]``
+is the costly part; float32 is 10x faster and exact to ~1e-7). Step grids are padded to a
+multiple of :data:`STEP_BUCKET` steps and agents to :data:`AGENT_SLOTS`, so regimens of
+similar length share one compiled program (:func:`natural_curves`). Bands are computed from the
+curves of whole draws (:func:`bands`), so they are smooth and monotone in time.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import math
+from pathlib import Path
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.special import gammaln
+from jaxtyping import Array, Float, Int
+from scipy.special import ndtri
+
+from ..io import atomic_write_bytes
+from ..irae import IraeProblem, ManagementPolicy, Population, incidence_from_max, patient_pd
+from ..irae.solvers import RateConstants, running_max_injury, stage_concentrations, stage_effects
+from ..numerics import SHAPE_FLOOR
+from ..regimen import Regimen, flat_step_edges, step_grid
+from ..vocab import ENDPOINTS, SETTINGS, TUMOURS, setting_level
+from ._design import MEDIAN_TREATMENT_DAYS
+from ._parameters import FitSpec
+
+STEP_BUCKET = 64
+"""Flat solver steps are padded (zero-length steps) to a multiple of this, to share programs."""
+
+AGENT_SLOTS = 2
+"""Agent columns of every prepared regimen (more for regimens with more agents)."""
+
+TYPICAL_ARM_SIZE = 300
+"""Patients in the 'typical trial arm' of predictive intervals (CheckMate 067 arms: 313-315)."""
+
+CHUNK = 50
+"""Posterior draws simulated together (one call of the compiled program)."""
+
+ADJUVANT_DAYS = 365.0
+"""Adjuvant setting: treatment stops after one year (CheckMate 238, KEYNOTE-054)."""
+
+PREDICT_SETTINGS = ("metastatic", "adjuvant")
+"""Settings a prediction accepts (``None``: treatment continues to the horizon)."""
+
+POLICIES = ("natural", "default")
+"""``natural``: no immunosuppressant rescue; ``default``: ``ManagementPolicy()``."""
+
+
+def _source_hash() -> str:
+    """Hash of pdmodel's source (exported programs are rebuilt when it changes)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(jax.__version__.encode())
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+_PROGRAMS: dict = {}
+
+
+def _aot(name: str, fn, *args):
+    """``fn(*args)`` (one array out), traced once per shape and kept on disk as a serialized
+    ``jax.export`` program next to JAX's persistent compilation cache (when one is
+    configured): a new process then skips Python tracing as well as compilation (``name``
+    must name everything static about ``fn``). Without a cache: ``jax.jit``."""
+    leaves, tree = jax.tree.flatten(args)
+    spec = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
+    key = hashlib.sha256(repr((name, str(tree), [(s.shape, str(s.dtype)) for s in spec],
+                               jax.default_backend(), jax.config.jax_enable_x64)).encode())
+    key = key.hexdigest()[:24]
+    if key not in _PROGRAMS:
+        cache = jax.config.jax_compilation_cache_dir
+        if not cache:
+            _PROGRAMS[key] = jax.jit(lambda *xs: fn(*jax.tree.unflatten(tree, xs)))
+        else:
+            path = Path(cache) / "pdmodel-export" / f"{name}-{_SOURCE()}-{key}.bin"
+            if path.is_file():
+                exported = jax.export.deserialize(bytearray(path.read_bytes()))
+            else:
+                exported = jax.export.export(jax.jit(
+                    lambda *xs: fn(*jax.tree.unflatten(tree, xs))))(*spec)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write_bytes(path, bytes(exported.serialize()))
+                except OSError:
+                    pass  # read-only cache: trace again next time
+            _PROGRAMS[key] = jax.jit(exported.call)
+    return _PROGRAMS[key](*leaves)
+
+
+@functools.cache
+def _SOURCE() -> str:  # noqa: N802 - a constant computed once
+    return _source_hash()
+
+
+class Prepared(eqx.Module):
+    """A regimen and population prepared for :func:`natural_curves` (no fitted parameters).
+
+    ``edges`` flat step boundaries ``[step + 1]`` (days); ``conc`` serum concentrations at
+    every step's start, middle and end ``[patient, step, 3, agent]`` (mg/L); ``ec50`` (mg/L),
+    ``target_index``, ``agent_index`` ``[agent]``; ``targets`` ``[agent, target]`` one-hot;
+    ``day_end`` the step ending each day of :func:`band_knots` ``[knot]`` and
+    those days ``knot_day``.
+    """
+
+    edges: Float[Array, " step1"]
+    conc: Float[Array, "patient step 3 agent"]
+    ec50: Float[Array, " agent"]
+    targets: Float[Array, "agent target"]
+    target_index: Int[Array, " agent"]
+    agent_index: Int[Array, " agent"]
+    day_end: Int[Array, " knot"]
+    knot_day: Float[Array, " knot"]
+
+
+def _concentrations(problem: IraeProblem, pop: Population, grid, *, pad: int, mm: bool
+                    ) -> Float[Array, "patient step 3 agent"]:
+    """Every patient's concentrations on ``grid``, agent columns padded by ``pad``."""
+    pk = jax.tree.map(lambda x: jnp.concatenate([x] + [x[:, :1]] * pad, axis=1),
+                      problem.patient_pk(pop))
+    return jax.vmap(lambda p, w, s: stage_concentrations(p, grid, w, s, michaelis_menten=mm))(
+        pk, pop.weight_kg, pop.stop_day)
+
+
+def prepare(regimen: Regimen, pop: Population, *, days: int, steps_per_day: int, refine: int,
+            models=None) -> Prepared:
+    """Concentrations of ``pop`` under ``regimen`` over ``days`` on the padded step grid."""
+    prob = IraeProblem.build(regimen, days=days, steps_per_day=steps_per_day, refine=refine,
+                             models=models)
+    n_agent = max(AGENT_SLOTS, len(prob.agents))
+    pad = n_agent - len(prob.agents)
+    needed = flat_step_edges(regimen, days, steps_per_day, refine).size - 1
+    grid = step_grid(regimen, prob.agents + ("",) * pad, days, steps_per_day, refine,
+                     STEP_BUCKET * math.ceil(needed / STEP_BUCKET))
+    mm = prob.michaelis_menten
+    conc = _aot(f"concentrations_mm{int(mm)}_pad{pad}",
+                functools.partial(_concentrations, pad=pad, mm=mm), prob, pop, grid)
+    edges = np.asarray(grid.edges)
+    day_end = np.searchsorted(edges, band_knots(days), side="left") - 1
+    return Prepared(
+        edges=grid.edges, conc=conc, ec50=jnp.concatenate([prob.ec50, jnp.ones(pad)]),
+        targets=jnp.concatenate([prob.targets, jnp.zeros((pad, prob.targets.shape[1]))]),
+        target_index=jnp.concatenate([prob.target_index, jnp.zeros(pad, int)]),
+        agent_index=jnp.concatenate([prob.agent_index, jnp.zeros(pad, int)]),
+        day_end=jnp.asarray(day_end), knot_day=jnp.asarray(band_knots(days), float))
+
+
+def _f32(tree):
+    return jax.tree.map(
+        lambda x: x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
+
+
+def natural_curves(spec: FitSpec, u: Float[Array, "draw param"], prep: Prepared,
+                   pop: Population, endpoint: Int[Array, ""]
+                   ) -> Float[Array, "draw knot organ_choice grade"]:
+    """Reported incidence of every draw ``u`` (unconstrained) at the days of
+    :func:`band_knots`, by organ and grade, natural course, as reporting definition
+    ``ENDPOINTS[endpoint]`` counts it (float32)."""
+
+    def one(ui):
+        params = spec.to_params(ui)
+        model = params.model
+        ec50 = prep.ec50 * model.ec50_scale[prep.target_index]
+        weight = jnp.exp(model.agent_effect[prep.agent_index])
+        rates = RateConstants.of(model)
+
+        def patient(conc, pd):
+            eff = stage_effects(model, conc, ec50, prep.targets, weight)
+            return running_max_injury(rates, pd, eff, prep.edges)[prep.day_end]
+
+        mx = jax.vmap(patient)(prep.conc, patient_pd(model, pop))  # [patient, knot, organ]
+        return incidence_from_max(
+            _f32(model), mx.astype(jnp.float32), pop, ManagementPolicy.none(),
+            days=prep.knot_day.astype(jnp.float32),
+            drug_weight=params.obs.endpoint_drug[endpoint].astype(jnp.float32),
+            background_weight=params.obs.endpoint_background[endpoint].astype(jnp.float32))
+
+    return jax.vmap(one)(u)
+
+
+@eqx.filter_jit
+def policy_curves(spec: FitSpec, u: Float[Array, "draw param"], problem: IraeProblem,
+                  pop: Population, policy: ManagementPolicy, endpoint: Int[Array, ""]
+                  ) -> Float[Array, "draw day organ_choice grade"]:
+    """As :func:`natural_curves` under the rescue ``policy`` (the full solver; slower)."""
+
+    def one(ui):
+        params = spec.to_params(ui)
+        daily, _ = problem.run(params.model, pop, policy)
+        return incidence_from_max(params.model, daily.max_injury, pop, policy,
+                                  drug_weight=params.obs.endpoint_drug[endpoint],
+                                  background_weight=params.obs.endpoint_background[endpoint]
+                                  ).astype(jnp.float32)
+
+    return jax.vmap(one)(u)
+
+
+def population(key, n: int, *, max_agents: int, tumour: str = "melanoma",
+               setting: str | None = None, **covariates) -> Population:
+    """``n`` virtual patients (:meth:`Population.sample` with ``covariates``). ``setting``
+    ``metastatic``: the model's metastatic level, treatment stopping as in the fit's trials
+    (exponential, median ``MEDIAN_TREATMENT_DAYS``); ``adjuvant``: the early-disease level,
+    one year of treatment; ``None``: metastatic level, treatment to the horizon."""
+    if setting is not None and setting not in PREDICT_SETTINGS:
+        raise ValueError(f"setting must be one of {PREDICT_SETTINGS} (or none), got "
+                         f"{setting!r}" + (" (a data setting, not a treatment plan)"
+                                           if setting in SETTINGS else ""))
+    if tumour not in TUMOURS:
+        raise ValueError(f"tumour must be one of {TUMOURS}, got {tumour!r}")
+    median = MEDIAN_TREATMENT_DAYS if setting == "metastatic" else None
+    pop = Population.sample(key, n, max_agents=max_agents, tumour=tumour,
+                            setting=setting_level(setting or "metastatic"),
+                            median_duration_days=median, **covariates)
+    return pop.replace(stop_day=ADJUVANT_DAYS) if setting == "adjuvant" else pop
+
+
+def curves(spec: FitSpec, draws: Float[np.ndarray, "draw param"], regimen: Regimen,
+           pop: Population, *, days: int, steps_per_day: int, refine: int, models=None,
+           endpoint: str = "immune_related", policy: str = "natural",
+           progress=None) -> Float[np.ndarray, "draw day organ_choice grade"]:
+    """Reported incidence ``[draw, day, organ_choice, grade]`` at every draw (float32),
+    :data:`CHUNK` draws per call (``progress(done)`` after each). The natural course is
+    computed at :func:`band_knots` (daily for two weeks, then weekly) and interpolated
+    linearly in between (benchmarks/predict.py gives the error against every day)."""
+    if policy not in POLICIES:
+        raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
+    if endpoint not in ENDPOINTS:
+        raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {ENDPOINTS}")
+    e = jnp.asarray(ENDPOINTS.index(endpoint))
+    if policy == "natural":
+        prep = prepare(regimen, pop, days=days, steps_per_day=steps_per_day, refine=refine,
+                       models=models)
+
+        weights = _interpolation(days)
+
+        def run(u):
+            inc = _aot("natural_curves", natural_curves, spec, u, prep, pop, e)
+            return np.einsum("dk...,tk->dt...", np.asarray(inc), weights)
+    else:
+        prob = IraeProblem.build(regimen, days=days, steps_per_day=steps_per_day,
+                                 refine=refine, models=models)
+
+        def run(u):
+            return policy_curves(spec, u, prob, pop, ManagementPolicy(), e)
+
+    n = len(draws)
+    size = min(CHUNK, n)
+    padded = np.concatenate([draws, np.repeat(draws[-1:], -n % size, axis=0)])
+    out = []
+    for i in range(0, len(padded), size):
+        out.append(np.asarray(run(jnp.asarray(padded[i:i + size]))))
+        if progress is not None:
+            progress(min(i + size, n))
+    return np.concatenate(out)[:n]
+
+
+@jax.jit
+def concentration(spec: FitSpec, u: Float[Array, "draw param"]) -> Float[Array, " draw"]:
+    """Beta-binomial concentration φ of every draw ``u``."""
+    return jax.vmap(lambda x: spec.to_params(x).obs.concentration)(u)
+
+
+def trial_sd(spec: FitSpec, u: Float[Array, "draw param"]) -> Float[Array, " draw"]:
+    """SD of the trial effect (logit scale) of every draw ``u``."""
+    return jax.vmap(lambda x: spec.to_params(x).obs.trial_sd)(u)
+
+
+TRIAL_QUANTILES = 9
+"""Equally weighted normal quantiles standing for a new trial's effect in predictive bands."""
+
+
+def with_trial_effect(mu: Float[np.ndarray, "draw day"], sd: Float[np.ndarray, " draw"]
+                      ) -> Float[np.ndarray, "draw9 day"]:
+    """Draws of a new trial's expected proportion: every draw's curve moved on the logit scale
+    by ``sd·z`` at :data:`TRIAL_QUANTILES` equally weighted normal quantiles ``z`` (midpoint
+    rule on the normal CDF; docs/model.md §5.2). Curves stay monotone in time."""
+    z = ndtri((np.arange(TRIAL_QUANTILES) + 0.5) / TRIAL_QUANTILES)
+    m = np.clip(np.asarray(mu, np.float64), 1e-12, 1 - 1e-12)
+    logit = np.log(m) - np.log1p(-m)
+    moved = logit[:, None] + np.asarray(sd, np.float64)[:, None, None] * z[None, :, None]
+    return (1.0 / (1.0 + np.exp(-moved))).reshape(-1, mu.shape[-1])
+
+
+@jax.jit
+def _log_pmf0(a: Float[Array, "draw day"], b: Float[Array, "draw day"],
+              n) -> Float[Array, "draw day"]:
+    """``log P(k = 0)`` of ``BetaBinomial(n, a, b)``."""
+    return gammaln(n + b) + gammaln(a + b) - gammaln(b) - gammaln(n + a + b)
+
+
+def _mixture_cdf(mu: Float[np.ndarray, "draw day"], phi: Float[np.ndarray, " draw"],
+                 n: int) -> Float[np.ndarray, "day k"]:
+    """CDF of the count of an arm of ``n`` patients at ``k = 0..n`` by day, mixed over draws:
+    ``BetaBinomial(n, μφ, (1−μ)φ)`` (float32 recurrence in ``k``; numpy, whose cumulative
+    sums are linear-time on the CPU)."""
+    a = np.clip(mu * phi[:, None], SHAPE_FLOOR, None)
+    b = np.clip((1 - mu) * phi[:, None], SHAPE_FLOOR, None)
+    log0 = np.asarray(_log_pmf0(a, b, float(n)), np.float32)[..., None]
+    k = np.arange(n, dtype=np.float32)
+    a, b = a[..., None].astype(np.float32), b[..., None].astype(np.float32)
+    step = np.log((n - k) * (k + a) / ((k + 1) * (n - k - 1 + b)))  # log pmf(k+1)/pmf(k)
+    logpmf = np.concatenate([log0, log0 + np.cumsum(step, -1)], -1)
+    return np.cumsum(np.exp(logpmf), -1).mean(0)
+
+
+def _cdf_quantile(cdf: Float[np.ndarray, "day k"], q: float) -> Float[np.ndarray, " day"]:
+    """Continuous quantile of a count with CDF ``cdf`` (each count spread evenly over
+    ``[k − ½, k + ½]``); monotone in the day when the CDFs are."""
+    cdf = np.minimum(np.maximum.accumulate(cdf, axis=1), 1.0)
+    k = np.minimum((cdf < q).sum(axis=1), cdf.shape[1] - 1)
+    rows = np.arange(cdf.shape[0])
+    below = np.where(k > 0, cdf[rows, np.maximum(k - 1, 0)], 0.0)
+    mass = np.maximum(cdf[rows, k] - below, 1e-12)
+    return np.clip(k - 0.5 + np.clip((q - below) / mass, 0.0, 1.0), 0.0, cdf.shape[1] - 1)
+
+
+def bands(mu: Float[np.ndarray, "draw day"], phi: Float[np.ndarray, " draw"], *,
+          interval: float, arm_size: int,
+          trial_sd: Float[np.ndarray, " draw"] | None = None
+          ) -> dict[str, Float[np.ndarray, " day"]]:
+    """Posterior mean, central ``interval`` credible band of the population incidence
+    (``ci_lower``, ``ci_upper``: quantiles of the draws' curves) and of the proportion an arm of
+    ``arm_size`` patients reports (``lower``, ``median``, ``upper``: quantiles of the
+    beta-binomial predictive mixed over draws, computed exactly at :func:`band_knots` and
+    interpolated linearly between them).
+
+    Every draw's curve rises with time and the predictive is stochastically increasing in
+    it, so all bands are monotone in time; none carries sampling noise from the arm. With
+    ``trial_sd`` the arm is a new trial: its effect is mixed in (:func:`with_trial_effect`).
+    """
+    a = (1 - interval) / 2
+    mu = np.asarray(mu, np.float64)
+    ci_lo, ci_hi = np.quantile(mu, [a, 1 - a], axis=0)
+    days = np.arange(1, mu.shape[1] + 1)
+    knots = band_knots(mu.shape[1]) - 1
+    phi = np.asarray(phi, np.float64)
+    arm = mu[:, knots]
+    if trial_sd is not None:
+        arm = with_trial_effect(arm, trial_sd)
+        phi = np.repeat(phi, TRIAL_QUANTILES)
+    cdf = _mixture_cdf(arm, phi, int(arm_size))
+    lo, med, hi = (np.interp(days, knots + 1, _cdf_quantile(cdf, q) / arm_size)
+                   for q in (a, 0.5, 1 - a))
+    return {"mean": mu.mean(0), "median": med, "lower": lo, "upper": hi, "ci_lower": ci_lo,
+            "ci_upper": ci_hi}
+
+
+def _interpolation(days: int) -> Float[np.ndarray, "day knot"]:
+    """Weights of linear interpolation from :func:`band_knots` to days ``1..days``."""
+    return np.stack([np.interp(np.arange(1, days + 1), band_knots(days), row)
+                     for row in np.eye(len(band_knots(days)))], axis=1).astype(np.float32)
+
+
+def band_knots(days: int) -> Int[np.ndarray, " knot"]:
+    """Days at which curves and predictive quantiles are computed: daily for two weeks, then
+    weekly, and the last day (linear in between keeps them monotone; the curves bend on a
+    scale of weeks)."""
+    return np.unique(np.concatenate([np.arange(1, min(days, 14) + 1),
+                                     np.arange(14, days + 1, 7), [days]]))

@@ -1,0 +1,154 @@
+"""Fast posterior predictions (pdmodel.fit._predict, Fit.incidence, pdmodel predict): the fast
+path against the full solver, both bands, no recompilation, covariates, the CLI contract."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import pdmodel as pdm
+from pdmodel.cli import app
+from pdmodel.fit import _predict, fit_spec, load_config
+from pdmodel.fit._likelihood import predictive_counts, reported_incidence
+from tests.test_scale import CompileCounter
+
+REGIMEN = "nivolumab 240 mg q2w"
+
+
+def _prior_fit(patients=4, draws=6) -> pdm.Fit:
+    """A Fit whose 'posterior' is a cloud around the prior centre (no run folder needed)."""
+    cfg = load_config("fits/default.toml")
+    cfg = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, patients=patients))
+    spec = fit_spec(cfg)
+    u = np.asarray(spec.prior_location()) + 0.1 * np.random.default_rng(0).standard_normal(
+        (draws, spec.size))
+    return pdm.Fit(path=Path("prior"), config=cfg, spec=spec, draws=u, method="prior")
+
+
+def test_fast_curves_match_the_full_solver():
+    """At the computed days the fast path equals reported_incidence (full solver, natural
+    course) to float32 rounding; in between it interpolates linearly."""
+    fit = _prior_fit()
+    m, days = fit.config.model, 60
+    reg = pdm.Regimen.parse(REGIMEN)
+    pop = _predict.population(jax.random.key(0), 4, max_agents=2, tumour=m.tumour)
+    prob = pdm.IraeProblem.build(reg, days=days, steps_per_day=m.steps_per_day, refine=m.refine)
+    fast = _predict.curves(fit.spec, fit.draws[:2], reg, pop, days=days,
+                           steps_per_day=m.steps_per_day, refine=m.refine)
+    exact = np.stack([np.asarray(reported_incidence(fit.spec.to_params(u), prob, pop,
+                                                    "immune_related")) for u in fit.draws[:2]])
+    knots = _predict.band_knots(days) - 1
+    assert fast.shape == exact.shape == (2, days, 7, 3)
+    np.testing.assert_allclose(fast[:, knots], exact[:, knots], rtol=1e-4, atol=1e-6)  # float32
+    assert np.abs(fast - exact).max() < 0.02
+
+
+def test_bands_are_monotone_and_nested():
+    rng = np.random.default_rng(1)
+    mu = np.sort(rng.uniform(0, 0.4, (50, 120)), axis=1)  # rising curves [draw, day]
+    b = _predict.bands(mu, np.full(50, 60.0), interval=0.9, arm_size=300)
+    for k, v in b.items():
+        assert v.shape == (120,) and np.all(np.diff(v) >= -1e-12), k
+        assert np.all((v >= 0) & (v <= 1)), k
+    assert np.all(b["lower"] <= b["median"]) and np.all(b["median"] <= b["upper"])
+    assert np.all(b["ci_lower"] <= b["mean"]) and np.all(b["mean"] <= b["ci_upper"])
+    # the arm of 300 adds heterogeneity and binomial noise: wider than the credible band
+    assert np.all(b["upper"] - b["lower"] >= b["ci_upper"] - b["ci_lower"] - 1e-9)
+
+
+def test_predictive_band_is_the_beta_binomial_mixture():
+    """The exact mixture quantiles agree with sampled arms (predictive_counts) at one day."""
+    rng = np.random.default_rng(2)
+    mu = np.sort(rng.uniform(0.05, 0.3, (40, 15)), axis=1)
+    phi = rng.uniform(20, 200, 40)
+    b = _predict.bands(mu, phi, interval=0.9, arm_size=300)
+    counts = predictive_counts(np.random.default_rng(3), np.repeat(mu[:, -1], 5000),
+                               np.repeat(phi, 5000), 300) / 300
+    lo, hi = np.quantile(counts, [0.05, 0.95])
+    assert abs(b["lower"][-1] - lo) < 0.01 and abs(b["upper"][-1] - hi) < 0.01
+
+
+def test_second_call_recomputes_without_recompiling():
+    """Another organ or grade reuses the curves; another covariate or a regimen of the same
+    shape reuses the compiled programs (no XLA compilation)."""
+    fit = _prior_fit()
+    first = fit.incidence(REGIMEN, days=56, grade="3+")
+    assert list(first.data_vars) == ["mean", "median", "lower", "upper", "ci_lower",
+                                     "ci_upper"]
+    with CompileCounter() as c:
+        fit.incidence(REGIMEN, days=56, organ="gi", grade="any")
+        ad = fit.incidence(REGIMEN, days=56, grade="3+", covariates={"preexisting_ad": 1.0})
+        fit.incidence("nivolumab 3 mg/kg q2w", days=56, grade="3+",
+                      covariates={"weight_kg": 60.0, "tumour": "nsclc"})
+    assert c.count == 0
+    assert float(ad["mean"][-1]) > float(first["mean"][-1])  # pre-existing AD raises risk
+
+
+def test_covariates_policy_and_errors():
+    fit = _prior_fit()
+    nat = fit.incidence(REGIMEN, days=21, grade="2+", covariates={"setting": "adjuvant"})
+    res = fit.incidence(REGIMEN, days=21, grade="2+", policy="default")
+    assert nat.attrs["policy"] == "natural" and res.attrs["policy"] == "default"
+    adj = _predict.population(jax.random.key(0), 4, max_agents=2, setting="adjuvant")
+    met = _predict.population(jax.random.key(0), 4, max_agents=2, setting="metastatic")
+    assert np.all(adj.setting == pdm.vocab.SETTING_LEVELS.index("early"))
+    assert np.all(adj.stop_day == 365.0) and np.all(np.isfinite(met.stop_day))
+    assert np.all(met.setting == pdm.vocab.SETTING_LEVELS.index("metastatic"))
+    assert np.all((res["mean"] >= 0) & (res["mean"] <= 1))
+    for kw, match in (({"policy": "steroids"}, "policy"), ({"arm_size": 0}, "arm_size"),
+                      ({"covariates": {"setting": "pooled"}}, "setting"),
+                      ({"covariates": {"tumour": "glioma"}}, "tumour"),
+                      ({"draws": 0}, "draws")):
+        with pytest.raises(ValueError, match=match):
+            fit.incidence(REGIMEN, days=7, **kw)
+
+
+@pytest.fixture
+def prior_fit_cli(monkeypatch):
+    fit = _prior_fit()
+    monkeypatch.setattr(pdm.fit, "load_fit", lambda path: fit)
+    return fit
+
+
+def test_predict_cli_contract(prior_fit_cli, tmp_path):
+    """JSON keeps the README's keys and adds ci_lower, ci_upper, arm_size, draws, policy,
+    endpoint; CSV keeps day,mean,lower,upper first; several regimens and --plot."""
+    base = ["predict", "--regimen", REGIMEN, "--weeks", "2", "--no-progress"]
+    res = CliRunner().invoke(app, base + ["--format", "json", "--arm-size", "100",
+                                          "--preexisting-ad", "0.5", "--setting", "metastatic"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert list(doc)[:9] == ["regimen", "organ", "grade", "days", "mean", "lower", "upper",
+                             "interval", "fit"]
+    assert set(doc) - {"regimen", "organ", "grade", "days", "mean", "lower", "upper",
+                       "interval", "fit"} == {"ci_lower", "ci_upper", "arm_size", "draws",
+                                               "policy", "endpoint"}
+    assert doc["arm_size"] == 100 and len(doc["ci_lower"]) == len(doc["days"]) == 14
+    assert all(a <= b for a, b in zip(doc["mean"], doc["mean"][1:], strict=False))
+    csv = CliRunner().invoke(app, base)
+    assert csv.stdout.splitlines()[0] == "day,mean,lower,upper,ci_lower,ci_upper"
+    png = tmp_path / "curves.png"
+    two = CliRunner().invoke(app, base + ["--regimen", "pembrolizumab 200 mg q3w", "--plot",
+                                          str(png), "--format", "json"])
+    assert two.exit_code == 0, two.output
+    assert [c["regimen"] for c in json.loads(two.stdout)["curves"]] == [
+        REGIMEN, "pembrolizumab 200 mg q3w"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    two_csv = CliRunner().invoke(app, base + ["--regimen", "pembrolizumab 200 mg q3w"])
+    assert two_csv.stdout.splitlines()[0].startswith("regimen,day,mean,lower,upper")
+
+
+@pytest.mark.parametrize("args, option", [
+    (["--weight", "-3"], "--weight"), (["--setting", "palliative"], "--setting"),
+    (["--tumour", "glioma"], "--tumour"), (["--preexisting-ad", "2"], "--preexisting-ad"),
+    (["--antibody-positive", "-0.1"], "--antibody-positive"), (["--arm-size", "0"],
+                                                                "--arm-size"),
+    (["--policy", "steroids"], "--policy"), (["--plot", "x.pdf"], "--plot"),
+])
+def test_predict_cli_rejects_bad_values_naming_the_option(args, option):
+    res = CliRunner().invoke(app, ["predict", "--regimen", REGIMEN, *args])
+    assert res.exit_code == 2 and option in res.output, res.output
