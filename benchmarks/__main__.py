@@ -1,5 +1,6 @@
 """Run every benchmark: ``python -m benchmarks`` (or ``make bench``); ``--quick``: only the
-scale benchmark at small sizes (a few minutes).
+scale benchmark at small sizes (a few minutes). ``benchmarks.predict``: ``pdmodel predict``
+latency, cold and warm.
 
 pdmodel's population runs use one XLA CPU device per core (set here, before JAX starts), so
 patients are split across both cores of the machine; the scipy and RoadRunner baselines are
@@ -26,3 +27,11 @@ if __name__ == "__main__":
         from benchmarks import fit
 
         fit.main()
+    if not quick:
+        from benchmarks import design
+
+        design.main()
+    if not quick:
+        from benchmarks import predict
+
+        predict.main([])

@@ -81,6 +81,7 @@ def main(argv=None) -> dict:
         "psis_khat": diag.get("psis_khat"),
         "emulator": diag.get("emulator"),
     }
+    result["by_arms"] = cost_by_arms(load_incidence(), spec)
     write_result("fit", result)
     print("\ncalibration (2-core CPU unless the machine says otherwise)")
     print(f"  log-density {t_ld * 1e3:8.1f} ms   compile {c_ld:5.1f} s")
@@ -94,7 +95,36 @@ def main(argv=None) -> dict:
               f"{result['nuts_min_ess_bulk'] or float('nan'):.0f} "
               f"({result['nuts_min_ess_bulk_per_s'] or float('nan'):.1f}/s), "
               f"max R-hat {result['nuts_max_r_hat'] or float('nan'):.3f}")
+    for r in result["by_arms"]:
+        print(f"  {r['arms']:3d} simulated arms ({r['rows']:3d} rows): log-density "
+              f"{r['log_density_s'] * 1e3:7.1f} ms, gradient {r['gradient_s'] * 1e3:7.1f} ms")
     return result
+
+
+def cost_by_arms(rows, spec, sizes=(4, 8, 16, None), patients: int = 32) -> list[dict]:
+    """Log-density and gradient cost per evaluation against the number of simulated arms:
+    the default-fit rows of the first ``k`` arms (in the design's order; ``None``: all)."""
+    from pdmodel.fit import build_design, design_table, log_density
+
+    table = design_table(rows)
+    arms = list(dict.fromkeys(zip(table.regimen_simulated, table.horizon_days,
+                                  table.median_treatment_days, table.course_days,
+                                  strict=True)))
+    out = []
+    for k in sizes:
+        keep_arms = set(arms[: k or len(arms)])
+        keep = [a in keep_arms or r == "" for a, r in zip(
+            zip(table.regimen_simulated, table.horizon_days, table.median_treatment_days,
+                table.course_days, strict=True), table.regimen_simulated, strict=True)]
+        design = build_design(rows[rows.row_id.isin(table.row_id[keep])], patients=patients)
+        u = spec.prior_location()
+        ld = jax.jit(lambda v, d=design: log_density(v, spec, d))
+        grad = jax.jit(jax.grad(lambda v, d=design: log_density(v, spec, d)))
+        _, t_ld = _time(ld, u, repeat=3)
+        _, t_g = _time(grad, u, repeat=3)
+        out.append({"arms": len(design.units), "rows": len(design.obs.n),
+                    "log_density_s": t_ld, "gradient_s": t_g})
+    return out
 
 
 if __name__ == "__main__":

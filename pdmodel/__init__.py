@@ -9,6 +9,11 @@ Importing pdmodel changes no global JAX setting; call
 """
 
 from ._version import __version__ as __version__
+from .dosing_design import Risk as Risk
+from .dosing_design import design as design
+from .dosing_design import trade_off as trade_off
+from .errors import DesignError as DesignError
+from .errors import DesignInfeasibleError as DesignInfeasibleError
 from .errors import FitLoadError as FitLoadError
 from .errors import InvalidDoseError as InvalidDoseError
 from .errors import MissingWeightError as MissingWeightError
@@ -17,6 +22,8 @@ from .errors import RegimenError as RegimenError
 from .errors import RegimenSyntaxError as RegimenSyntaxError
 from .errors import SaveFormatError as SaveFormatError
 from .errors import UnknownAgentError as UnknownAgentError
+from .export import export_antimony as export_antimony
+from .export import export_sbml as export_sbml
 from .fit import Design as Design
 from .fit import Fit as Fit
 from .fit import FitSpec as FitSpec
@@ -29,6 +36,7 @@ from .fit import load_fit as load_fit
 from .fit import log_density as log_density
 from .fit import log_likelihood as log_likelihood
 from .fit import predicted_probability as predicted_probability
+from .fit import validate as validate
 from .irae import PARAMETER_INFO as PARAMETER_INFO
 from .irae import IraeModel as IraeModel
 from .irae import IraeProblem as IraeProblem
@@ -86,7 +94,11 @@ __all__ = [
     "Params", "ObservationParams", "FitSpec", "FittedParameter", "Prior", "build_design",
     "Design", "log_density", "log_likelihood", "predicted_probability",
     # calibrated fits
-    "load_fit", "Fit", "FitLoadError",
+    "load_fit", "Fit", "FitLoadError", "validate",
     # saving and loading
     "save", "load", "SaveFormatError",
+    # export to other engines (pdmodel.export)
+    "export_sbml", "export_antimony",
+    # regimen design (pdmodel.dosing_design)
+    "design", "trade_off", "Risk", "DesignError", "DesignInfeasibleError",
 ]

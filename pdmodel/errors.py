@@ -17,7 +17,8 @@ __all__ = [
     "RegimenError", "RegimenSyntaxError", "UnknownAgentError", "MissingWeightError",
     "InvalidDoseError",
     "ConfigError", "SaveFormatError", "FitLoadError",
-    "RunFolderError", "RunLockedError", "RunConfigMismatchError",
+    "RunFolderError", "RunLockedError", "RunConfigMismatchError", "DistributedError",
+    "DesignError", "DesignInfeasibleError",
     "DataIssue", "DataError", "DataFileError", "format_issues",
 ]
 
@@ -190,6 +191,11 @@ class RunLockedError(RunFolderError):
     """Another live process holds the run folder's lock."""
 
 
+class DistributedError(PdmodelError, RuntimeError):
+    """A multi-process run (``jax.distributed``) cannot go on: a process failed or did not
+    reach a barrier in time, or the processes disagree (settings, files); nothing is written."""
+
+
 class RunConfigMismatchError(RunFolderError):
     """The run folder holds results or checkpoints of a different configuration.
 
@@ -202,6 +208,58 @@ class RunConfigMismatchError(RunFolderError):
     def __init__(self, message: str, keys: list[str]):
         super().__init__(message)
         self.keys = keys
+
+
+class DesignError(PdmodelError, ValueError):
+    """A regimen-design specification that cannot be used (:func:`pdmodel.design`).
+
+    Attributes
+    ----------
+    field : str or None
+        The offending part of the specification (a variable name such as ``"dose"``,
+        ``"template"``, ``"constraints[0]"``, ``"risk.organ"``, ...).
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> try:
+    ...     pdm.design("nivolumab {dose} q2w", {"dose": "10-1 mg/kg"})
+    ... except pdm.DesignError as err:
+    ...     print(err.field)
+    dose
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message if field is None else f"{field}: {message}")
+        self.field = field
+
+
+class DesignInfeasibleError(DesignError):
+    """No regimen of the design space meets the constraints; the message names each
+    constraint and the best level any regimen of the space reaches.
+
+    A :class:`DesignError` (so a ``ValueError``) with ``field`` ``"constraints"``; raised by
+    :func:`pdmodel.design` (:func:`pdmodel.trade_off` keeps such levels as infeasible rows).
+    Widen the ranges of the variables or relax a level.
+
+    Examples
+    --------
+    Every dose of 1-2 mg/kg every 6-8 weeks leaves the PD-1 trough below 99.9 %:
+
+    >>> import pdmodel as pdm
+    >>> try:
+    ...     pdm.design("nivolumab {dose} q{interval}w",
+    ...                {"dose": "1-2 mg/kg step 1", "interval": "6-8 weeks"},
+    ...                constraints=["trough PD-1 >= 0.999 weeks 8-26"],
+    ...                risk=pdm.Risk(week=8), draws=2, patients=2, starts=1, steps=3)
+    ... except pdm.DesignInfeasibleError as err:
+    ...     print(err.field)
+    ...     print(err)
+    constraints
+    constraints: no regimen of the design space meets the constraints:
+    constraints[0] 'trough PD-1 ...': best in the space 0.97... (nivolumab 2 mg/kg q6w)
+    widen the ranges or relax a level
+    """
 
 
 @dataclass(frozen=True)

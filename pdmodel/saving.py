@@ -394,6 +394,8 @@ def _save_population(pop: Population, path: Path) -> None:
 
     data = {}
     for f in dataclasses.fields(pop):
+        if getattr(pop, f.name) is None:  # optional covariate not set (setting)
+            continue
         arr = np.asarray(getattr(pop, f.name))
         if arr.dtype.name not in _DTYPES or arr.ndim < 1:
             raise TypeError(f"cannot save Population.{f.name} of dtype {arr.dtype} and shape "
@@ -422,6 +424,8 @@ def _load_population(path: Path, expected: str | None) -> Population:
         raise SaveFormatError(path, f"a netCDF file whose header says it holds a {name}; only "
                                     "populations are saved as netCDF")
     names = [f.name for f in dataclasses.fields(Population) if f.init]
+    optional = {"setting"}  # files written before the setting covariate have none
+    names = [k for k in names if k in ds.data_vars or k not in optional]
     missing = [k for k in names if k not in ds.data_vars]
     if missing:
         raise SaveFormatError(path, f"Population is missing variable(s) {', '.join(missing)}")

@@ -60,6 +60,20 @@ SETTINGS: tuple[str, ...] = ("metastatic", "adjuvant", "pooled", "mixed")
 """Treatment settings (shared/data vocabulary; neoadjuvant and perioperative arms are coded
 ``mixed`` there, and :data:`SETTING_DETAILS` tells them apart)."""
 
+SETTING_LEVELS: tuple[str, ...] = ("metastatic", "early")
+"""Disease settings the model distinguishes (``setting_effect``), in array order: ``metastatic``
+(the reference level: advanced or metastatic disease, and pooled or mixed populations) and
+``early`` (resectable disease: adjuvant, neoadjuvant and perioperative treatment)."""
+
+EARLY_SETTINGS: frozenset[str] = frozenset({"adjuvant", "neoadjuvant", "perioperative"})
+"""Values of :data:`SETTING_DETAILS` that are the ``early`` level of :data:`SETTING_LEVELS`."""
+
+
+def setting_level(setting: str) -> str:
+    """The :data:`SETTING_LEVELS` level of a setting (``adjuvant`` → ``early``)."""
+    return "early" if setting in EARLY_SETTINGS else "metastatic"
+
+
 SETTING_DETAILS: tuple[str, ...] = (
     "metastatic", "adjuvant", "neoadjuvant", "perioperative", "pooled", "mixed")
 """Treatment settings with the neoadjuvant and perioperative arms of ``mixed`` named

@@ -18,7 +18,8 @@ PACKAGE = Path(__file__).resolve().parents[1] / "pdmodel"
 
 LAYERS: dict[str, int] = {
     "vocab": 0, "errors": 0, "numerics": 0, "_version": 0,
-    "io": 1, "regimen": 2, "pk": 3, "irae": 4, "data": 5, "fit": 6, "saving": 7, "cli": 8,
+    "io": 1, "distributed": 1, "regimen": 2, "pk": 3, "irae": 4, "data": 5, "fit": 6,
+    "saving": 7, "dosing_design": 7, "export": 7, "cli": 8,
 }
 """Rank of each top-level module or subpackage of pdmodel."""
 

@@ -1,14 +1,24 @@
-"""The ``pdmodel`` command line: ``agents``, ``simulate``, ``fit``, ``predict``, ``data check``.
+"""The ``pdmodel`` command line: ``agents``, ``simulate``, ``fit``, ``predict``, ``export``,
+``design``, ``report``, ``validate``, ``data check``.
 
-One module per command (``_agents``, ``_simulate``, ``_fit``, ``_predict``, ``_data``), each
-registering on the shared Typer ``app`` (``_app``). Global JAX switches (float64, the persistent
-compilation cache, ``_jax_setup``) are set by the commands, never on import; commands import the
-library lazily so that ``pdmodel --help`` starts fast.
+One module per command (``_agents``, ``_simulate``, ``_fit``, ``_predict``, ``_export``,
+``_design``, ``_data``), each registering on the shared Typer ``app`` (``_app``). Global JAX
+switches (float64, the persistent compilation cache, ``_jax_setup``) are set by the commands,
+never on import; commands import the library lazily so that ``pdmodel --help`` starts fast.
 """
 
 from __future__ import annotations
 
-from . import _agents, _fit, _predict, _simulate  # noqa: F401  (register the commands)
+from . import (  # noqa: F401  (register the commands)
+    _agents,
+    _design,
+    _export,
+    _fit,
+    _predict,
+    _report,
+    _simulate,
+    _validate,
+)
 from ._app import Format as Format
 from ._app import app as app
 from ._data import data_app

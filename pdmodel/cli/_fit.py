@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ._app import app, fail
+from ._distributed import Coordinator, NumProcesses, ProcessId, start_processes
 from ._jax_setup import setup_jax
 
 
@@ -25,20 +26,29 @@ def fit(
                      "(repeatable)."),
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    coordinator: Coordinator = None,
+    num_processes: NumProcesses = None,
+    process_id: ProcessId = None,
 ) -> None:
     """Calibrate the irAE model to the bundled incidence data (MAP, Laplace approximation,
     then NUTS on an emulator checked against the exact model; nuts.method selects) and write a
     run folder: posterior (arviz DataTree), diagnostics (R-hat, ESS, divergences), parameters,
-    incidence curves, predictive and onset checks, plots."""
+    incidence curves, predictive and onset checks, plots.
+
+    In a multi-process run (--coordinator ...) NUTS chains and the exact solves at the draws
+    are split across the processes; process 0 writes the run folder."""
     setup_jax()
+    procs = start_processes(coordinator, num_processes, process_id)
     from ..errors import ConfigError, RunFolderError
     from ..fit import apply_overrides, load_config, run_fit
 
-    try:
-        cfg = load_config(config)
-        if set_:
-            cfg = apply_overrides(cfg, list(set_))
-        out = run_fit(cfg, resume=resume, progress=progress, echo=typer.echo)
-    except (ConfigError, RunFolderError, FileNotFoundError) as err:
-        fail(str(err))
-    typer.echo(f"results written to {out}")
+    with procs.guard():
+        try:
+            cfg = load_config(config)
+            if set_:
+                cfg = apply_overrides(cfg, list(set_))
+            out = run_fit(cfg, resume=resume, progress=progress and procs.is_main,
+                          echo=procs.echo)
+        except (ConfigError, RunFolderError, FileNotFoundError) as err:
+            fail(str(err))
+        procs.echo(f"results written to {out}")

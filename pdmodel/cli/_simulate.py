@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from ._app import Format, app, fail
+from ._distributed import Coordinator, NumProcesses, ProcessId, start_processes
 from ._jax_setup import setup_jax
 
 
@@ -36,31 +37,40 @@ def simulate(
     ] = None,
     patients: Annotated[int, typer.Option(help="Virtual patients for incidence.")] = 1000,
     seed: Annotated[int, typer.Option(help="Random seed of the virtual population.")] = 0,
+    coordinator: Coordinator = None,
+    num_processes: NumProcesses = None,
+    process_id: ProcessId = None,
 ) -> None:
     """Simulate concentrations (µg/mL), receptor occupancy (0-1) and, with --organ/--grade,
-    irAE incidence curves from the model's default (prior-mean, uncalibrated) parameters."""
+    irAE incidence curves from the model's default (prior-mean, uncalibrated) parameters.
+
+    The virtual patients are split across every device (all processes' in a multi-process run,
+    --coordinator ...; process 0 writes the output)."""
     setup_jax()
+    procs = start_processes(coordinator, num_processes, process_id)
     from ..errors import RegimenError
+    from ..io import atomic_write_text
     from ..pk import simulate_pk
     from ..regimen import Regimen
 
-    try:
-        reg = Regimen.parse(regimen)  # parsed and checked once, here at the boundary
-        ds = simulate_pk(reg, days=weeks * 7.0, weight_kg=weight, step=step)
-        curves = None
-        if organ or grade:
-            curves = _incidence_curves(reg, ds, organ or ["any"], grade or ["any"],
-                                       weight, patients, seed)
-    except (RegimenError, ValueError) as err:
-        fail(str(err))
-    if format is Format.json:
-        text = to_json(ds, curves)
-    else:
-        text = to_csv(ds, curves)
-    if output is None:
-        sys.stdout.write(text)
-    else:
-        output.write_text(text)
+    with procs.guard():
+        try:
+            reg = Regimen.parse(regimen)  # parsed and checked once, here at the boundary
+            ds = simulate_pk(reg, days=weeks * 7.0, weight_kg=weight, step=step)
+            curves = None
+            if organ or grade:
+                curves = _incidence_curves(reg, ds, organ or ["any"], grade or ["any"],
+                                           weight, patients, seed)
+        except (RegimenError, ValueError) as err:
+            fail(str(err))
+        text = to_json(ds, curves) if format is Format.json else to_csv(ds, curves)
+        procs.barrier("simulate-done")  # every process finished before anything is written
+        if not procs.is_main:
+            return
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            atomic_write_text(output, text)
 
 
 def _incidence_curves(regimen, ds, organs, grades, weight, patients, seed):
@@ -77,8 +87,10 @@ def _incidence_curves(regimen, ds, organs, grades, weight, patients, seed):
     days = max(1, math.ceil(float(ds.day.values[-1])))
     pop = Population.sample(jax.random.key(seed), patients, weight_kg=weight or 80.0,
                             max_agents=ds.sizes["agent"])
+    # patients split across every device of the run (global mesh in a multi-process run)
+    devices = jax.devices() if jax.device_count() > 1 else None
     inc = incidence(IraeModel(), regimen, pop, days=days, organ=list(organs),
-                    grade=list(grades))
+                    grade=list(grades), devices=devices)
     grid = np.concatenate([[0.0], inc.day.values])
     out = {}
     for o in organs:

@@ -46,11 +46,15 @@ from ._vocabulary import organ_model as organ_model
 from ._vocabulary import round_half_up as round_half_up
 from ._vocabulary import split_agents as split_agents
 from ._vocabulary import term_level as term_level
+from ._vocabulary import treatment_weeks as treatment_weeks
+from ._vocabulary import tumour_type as tumour_type
+from ._vocabulary import window_weeks as window_weeks
 
 __all__ = [
     # published terms → pdmodel's vocabulary
     "organ_model", "term_level", "grade_range", "followup_weeks", "round_half_up",
     "events_from_percent", "ASSUMED_REGIMENS", "backbone_name", "course_weeks", "split_agents",
+    "treatment_weeks", "tumour_type", "window_weeks",
     # schema and validation
     "INCIDENCE_SCHEMA", "TIMING_SCHEMA", "ColumnSpec", "validate_incidence", "validate_timing",
     "DataIssue", "DataError", "DataFileError", "format_issues",

@@ -24,7 +24,8 @@ _INT_COLUMNS = {
     "management": ("numerator", "denominator", "derived", "verified"),
 }
 _FLOAT_COLUMNS = {
-    "incidence": ("percent", "followup_weeks", "course_weeks"),
+    "incidence": ("percent", "followup_weeks", "course_weeks", "treatment_weeks",
+                  "window_weeks"),
     "timing": ("value_weeks", "window_weeks", "fraction"),
     "management": ("value",),
 }
@@ -53,7 +54,8 @@ def load_incidence(path: str | Path | None = None) -> pd.DataFrame:
     <NA>).  Columns: the shared ``irae_incidence.csv`` columns plus ``organ_model``,
     ``term_level``, ``grade_min``, ``grade_max``, ``events_used``, ``regimen_parsed``,
     ``agents_model``, ``backbone``, ``arm_class``, ``setting_model``, ``regimen_model``,
-    ``regimen_basis``, ``course_weeks``, ``followup_weeks``, ``fit_default``,
+    ``regimen_basis``, ``course_weeks``, ``treatment_weeks``, ``window_weeks``,
+    ``tumour_model``, ``followup_weeks``, ``fit_default``,
     ``exclusion_reason`` (docs/data.md).
     """
     return _load("incidence", path)

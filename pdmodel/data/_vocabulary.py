@@ -16,7 +16,8 @@ __all__ = [
     "ASSUMED_REGIMENS", "ENDPOINT_ALIASES", "GRADE_ALIASES", "GRADE_BANDS", "ORGAN_TERMS",
     "SPECIFIC_TERMS",
     "TIMING_QUANTITIES", "TIMING_STATISTICS", "WEEKS_PER_MONTH", "WEEKS_PER_YEAR",
-    "backbone_name", "course_weeks", "events_from_percent", "followup_weeks", "grade_range",
+    "backbone_name", "course_weeks", "treatment_weeks", "tumour_type", "window_weeks",
+    "events_from_percent", "followup_weeks", "grade_range",
     "organ_model", "round_half_up",
     "split_agents", "term_level",
 ]
@@ -144,6 +145,49 @@ def course_weeks(text: str, interval_weeks: float | None = None) -> float | None
     if m and interval_weeks:
         return round(int(m.group(1)) * interval_weeks, 4)
     return None
+
+
+_TREATMENT = re.compile(r"median (?:time on treatment|treatment duration) (\d+(?:\.\d+)?) "
+                        r"(months?|mo|weeks?)")
+_TREATMENT_DOSES = re.compile(r"median (\d+) doses")
+_WINDOW = re.compile(r"(\d+) (?:days?|d) after (?:the )?(?:last|end)")
+
+
+def treatment_weeks(text: str, interval_weeks: float | None = None) -> float | None:
+    """Median treatment duration in weeks printed in a follow-up text, else None:
+    ``"median time on treatment 4.1 months"`` → 17.8145, ``"median 4 doses"`` with a 3-week
+    interval → 12 (the fourth dose starts the fourth interval)."""
+    t = str(text).lower()
+    m = _TREATMENT.search(t)
+    if m:
+        unit = {"mo": "months"}.get(m.group(2), m.group(2))
+        return round(float(m.group(1)) * _FOLLOWUP_UNITS[unit], 4)
+    m = _TREATMENT_DOSES.search(t)
+    if m and interval_weeks:
+        return round(int(m.group(1)) * interval_weeks, 4)
+    return None
+
+
+def window_weeks(text: str) -> float | None:
+    """Reporting window after the last dose in weeks printed in a follow-up text, else None:
+    ``"first dose to 100 days after last dose"`` → 14.2857."""
+    m = _WINDOW.search(str(text).lower())
+    return round(int(m.group(1)) / 7, 4) if m else None
+
+
+def tumour_type(text: str) -> str:
+    """The model's tumour type (:data:`~pdmodel.vocab.TUMOURS`) of a printed tumour: melanoma,
+    NSCLC, renal cell carcinoma, else ``other`` (other tumours and mixed populations)."""
+    t = re.sub(r"\([^)]*\)", "", str(text).lower())  # drop parenthesised details
+    if ";" in t or t.startswith("mixed"):
+        return "other"
+    if "melanoma" in t:
+        return "melanoma"
+    if "nsclc" in t or "non-small" in t:
+        return "nsclc"
+    if "renal cell" in t or "rcc" in t:
+        return "rcc"
+    return "other"
 
 
 def split_agents(text: str) -> tuple[list[str], list[str], list[str]]:

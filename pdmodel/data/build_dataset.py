@@ -30,7 +30,10 @@ from pdmodel.data import (
     organ_model,
     split_agents,
     term_level,
+    treatment_weeks,
+    tumour_type,
     validate_incidence,
+    window_weeks,
 )
 from pdmodel.errors import RegimenError
 from pdmodel.regimen import Regimen
@@ -194,6 +197,11 @@ def incidence_rows(rows: list[dict]) -> list[dict]:
                                                                        strict=True)]
 
 
+RESOLVED_BANDS = {(1, 5), (2, 5), (3, 5), (3, 4), (1, 2)}
+"""Grade bands (grade_min, grade_max) the observation model predicts (docs/model.md §5.2);
+single grades 3, 4, 5 are not (grade 4 and 5 are not resolved)."""
+
+
 def incidence_row(r: dict, reg: Regimen | None, modal: dict, controls_of: set[str]) -> dict:
     organ = _organ(r["organ"])
     gmin, gmax = _grades(r["grade"])
@@ -224,6 +232,9 @@ def incidence_row(r: dict, reg: Regimen | None, modal: dict, controls_of: set[st
         reasons.append("fatal endpoint")
     if not organ:
         reasons.append("organ not modelled")
+    if (int(gmin), int(gmax)) not in RESOLVED_BANDS:
+        reasons.append(f"grade band {gmin}-{gmax} not resolved by the model (it resolves "
+                       "grade >= 1, >= 2, >= 3 and 1-2)")
     if n is None:
         reasons.append("n unknown")
     if events is None:
@@ -249,6 +260,9 @@ def incidence_row(r: dict, reg: Regimen | None, modal: dict, controls_of: set[st
         "regimen_model": simulated,
         "regimen_basis": basis,
         "course_weeks": _fmt(course),
+        "treatment_weeks": _fmt(treatment_weeks(r["followup"], interval)),
+        "window_weeks": _fmt(window_weeks(r["followup"])),
+        "tumour_model": tumour_type(r["tumour"]),
         "followup_weeks": _fmt(followup_weeks(r["followup"])),
         "fit_default": "0" if reasons else "1",
         "exclusion_reason": "; ".join(reasons),

@@ -198,21 +198,67 @@ def trade_off(template: str, variables: Mapping, sweep: Constraint | str,
               seed: int = 0) -> TradeOff:
     """The Pareto front: the lowest risk at each level of the ``sweep`` constraint.
 
-    ``sweep`` is a constraint (its own level is replaced by each of ``levels``: fractions
-    for occupancy, µg/mL for exposure, visits for infusions); ``references`` are regimens
-    (same agents as the template) drawn on the plot for comparison. Other arguments as in
-    :func:`design`; the specification is prepared once for every level. Levels no regimen
-    meets are kept as infeasible rows.
+    For each level, the regimen of :func:`design` with the ``sweep`` constraint at that level
+    (the other ``constraints`` at their own). The specification (space, posterior draws,
+    virtual patients) is prepared once for every level. Levels no regimen meets are kept as
+    infeasible rows.
+
+    Parameters
+    ----------
+    template : str
+        Regimen text with placeholders, as in :func:`design`.
+    variables : mapping of str to Dose, Interval, Count or text
+        One per placeholder, as in :func:`design`.
+    sweep : constraint or its text
+        The constraint swept, e.g. ``"trough PD-1 >= 0.9 weeks 12-52"``; its own level is
+        replaced by each of ``levels``.
+    levels : sequence of float
+        Levels of ``sweep``, in its unit: fractions 0-1 for occupancy, µg/mL for exposure,
+        visits per year for infusions.
+    constraints : sequence of constraints or their text
+        Further constraints, at their own levels at every point of the front.
+    references : sequence of str
+        Regimens (same agents as the template) evaluated for comparison: rows of kind
+        ``"reference"`` and labelled points on the plot.
+    risk : Risk
+        The objective (default: grade ≥ 3 irAE of any organ by week 52, posterior mean).
+    fit : Fit, run folder or None
+        Posterior of a calibrated fit (``load_fit``); ``None``: draws from the priors.
+    covariates : mapping
+        Keyword arguments of :meth:`pdmodel.Population.sample`, as in :func:`design`.
+    draws, patients : int
+        Posterior draws (evenly spaced) and virtual patients per draw.
+    starts, steps : int
+        Starts and Adam steps of the relaxed search at each level.
+    seed : int
+        Seed of the population, prior draws and starts.
+
+    Returns
+    -------
+    TradeOff
+        The design at each level (``None`` where infeasible) and the reference regimens;
+        ``rows()``, ``to_csv()``, ``to_json()``, ``plot()`` and ``write(folder)``
+        (``tradeoff.csv``, ``.json``, ``.png``).
+
+    Raises
+    ------
+    DesignError
+        A bad specification (``err.field`` names it), or no ``levels``.
 
     Examples
     --------
-    >>> from pdmodel.dosing_design import trade_off
-    >>> front = trade_off("nivolumab {dose} q{interval}w",
-    ...                   {"dose": "1-3 mg/kg step 1", "interval": "2-3 weeks"},
-    ...                   "trough PD-1 >= 0.5 weeks 4-8", [0.5, 0.9], risk=Risk(week=8),
-    ...                   draws=2, patients=2, starts=1, steps=3)
-    >>> [r["kind"] for r in front.rows()]
-    ['optimum', 'optimum']
+    A level no regimen of the space reaches gives an infeasible row (quick: nothing is
+    optimised); feasible levels give the designed regimen, its risk and the swept metric.
+
+    >>> import pdmodel as pdm
+    >>> front = pdm.trade_off("nivolumab {dose} q{interval}w",
+    ...                       {"dose": "1-3 mg/kg step 1", "interval": "2-3 weeks"},
+    ...                       "trough PD-1 >= 0.5 weeks 4-8", [0.999], risk=pdm.Risk(week=8),
+    ...                       draws=2, patients=2, starts=1, steps=3)
+    >>> front.sweep, front.levels
+    ('trough PD-1 >= 0.5 weeks 4-8', (0.999,))
+    >>> [(r["kind"], r["level"], r["feasible"]) for r in front.rows()]
+    [('optimum', 0.999, False)]
     """
     sweep_c = parse_constraint(sweep, "sweep") if isinstance(sweep, str) else sweep
     if len(levels) == 0:

@@ -30,8 +30,36 @@ from ..vocab import GRADES, ORGAN_CHOICES, TARGETS, get_agent
 class Risk:
     """Objective: grade ≥ ``grade`` incidence of ``organ`` by week ``week``.
 
-    ``stat``: ``"mean"`` over posterior draws, or ``"qNN"`` (the NN-th percentile, e.g.
-    ``"q90"``); ``background``: include drug-independent events.
+    The fraction of virtual patients (0-1) with an event of ``organ`` of grade ≥ ``grade`` by
+    week ``week``, drug-related, under the natural course (no rescue), for each posterior
+    draw; summarised over the draws by ``stat``. Pass it as ``risk=`` to :func:`design` or
+    :func:`trade_off` (default: ``Risk()``, grade ≥ 3 irAE of any organ by week 52).
+
+    Attributes
+    ----------
+    organ : str
+        ``"any"`` (any organ, combined per patient) or one of :data:`pdmodel.ORGANS`.
+    grade : str
+        Lowest grade counted: ``"any"``, ``"2+"`` or ``"3+"``.
+    week : float
+        Horizon, weeks from the first dose (0 < week ≤ 520, a whole number of days).
+    stat : str
+        Summary over posterior draws: ``"mean"``, or ``"qNN"``, the NN-th percentile (e.g.
+        ``"q90"``: risk-averse).
+    background : bool
+        Also count drug-independent background events.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> risk = pdm.Risk(organ="gi", grade="3+", week=26, stat="q90")
+    >>> print(risk)
+    grade 3+ gi irAE by week 26 (posterior q90)
+    >>> risk.days, risk.quantile
+    (182, 0.9)
+    >>> risk.check()  # raises DesignError naming a bad field; this one is valid
+    >>> print(pdm.Risk())  # the default objective
+    grade 3+ any irAE by week 52 (posterior mean)
     """
 
     organ: str = "any"

@@ -144,6 +144,40 @@ def export_antimony(
     """The model of :func:`export_sbml` as Antimony text (human-readable, with a comment
     giving the unit and source of every value).
 
+    Parameters
+    ----------
+    regimen : str or Regimen
+        Dosing text (``"nivolumab 240 mg q2w"``) or object; infusions starting before
+        ``days`` become events.
+    fit : Fit or path, optional
+        Parameters from a fit (posterior mean, or posterior draw ``draw``); its PK models and
+        tumour type are used too.
+    model : IraeModel, optional
+        Parameters to use instead of a fit; neither: prior means (``IraeModel()``).
+    draw : int, optional
+        0-based posterior draw of ``fit`` (``None``: posterior mean).
+    patient : ``"typical"`` or int
+        The typical 80-kg patient (random effects 0), or virtual patient number k.
+    policy : ManagementPolicy, optional
+        Immunosuppressant rescue, as events (``None``: natural course).
+    days : int
+        Horizon of the dosing events, days.
+    path : path, optional
+        Also write the file there (atomically).
+
+    Returns
+    -------
+    str
+        The Antimony model (time in days, amounts in mg, volumes in L, concentrations in
+        mg/L).
+
+    Raises
+    ------
+    UnknownAgentError, RegimenError
+        Bad regimen text.
+    FitLoadError
+        A fit folder that cannot be read, or a draw out of range.
+
     Examples
     --------
     >>> import pdmodel as pdm

@@ -33,10 +33,18 @@ from ..errors import RegimenError
 from ..irae import IraeProblem, Population
 from ..irae.solvers import stage_concentrations
 from ..regimen import Regimen, flat_step_edges, step_grid
-from ..vocab import BACKBONES, ENDPOINTS, ORGANS, TERMS
+from ..vocab import BACKBONES, ENDPOINTS, ORGANS, SETTING_LEVELS, TERMS, TUMOURS, setting_level
 
 HORIZON_DAYS = 365
-"""Assumed reporting horizon of every arm (the curated data give no usable follow-up)."""
+"""Default simulated days (``build_design(days=...)``; the fit's config sets its own): the
+reporting horizon of an arm whose source gives none (assumption)."""
+
+REPORTING_WINDOW_DAYS = 100.0
+"""Assumed reporting window after the last dose of a fixed course when the source prints none
+(the longest window the data print: 100 days, CheckMate 238, inc-0300-series notes)."""
+
+MIN_HORIZON_DAYS = 28
+"""Shortest horizon an arm is simulated for (days)."""
 
 MEDIAN_TREATMENT_DAYS = 125.0
 """Assumed median treatment duration (exponential stop times): 4.1 months, Brahmer 2024
@@ -48,8 +56,12 @@ class Observations(NamedTuple):
     """Training rows ``[row]``, stored as tuples (hashable: part of the static design)."""
 
     row_id: tuple[str, ...]
-    regimen: tuple[int, ...]  # index into Design.regimens, -1 for control arms
+    regimen: tuple[int, ...]  # index into Design.units (simulated arms), -1 for control arms
     backbone: tuple[int, ...]  # index into BACKBONES, -1 for none
+    horizon: tuple[int, ...]  # days from the first dose to the end of reporting
+    tumour: tuple[int, ...]  # index into TUMOURS
+    setting: tuple[int, ...]  # index into SETTING_LEVELS
+    trial: tuple[int, ...]  # index into Design.trials (rows of one study share a trial effect)
     organ: tuple[int, ...]  # 0 = any, 1.. = ORGANS
     lo: tuple[int, ...]  # lowest grade of the band, 1..3
     upper: tuple[int, ...]  # grade whose P(>=) is subtracted: 3 for band 1-2, else 0 (none)
@@ -79,24 +91,40 @@ class StackedRegimens(eqx.Module):
     agent_index: Int[Array, "regimen agent"]
 
 
+class SimulatedArm(NamedTuple):
+    """One simulated arm: a regimen, how long it is followed and how long it is given.
+
+    Rows of arms that share all four share one solve (``Design.units``).
+    """
+
+    regimen: str  # canonical regimen text
+    days: int  # reporting horizon: days simulated
+    median_treatment_days: float  # median of the exponential treatment durations, days
+    course_days: float  # planned maximum treatment duration, days (inf: none)
+
+
 class Design(eqx.Module):
-    """Everything fixed during a fit: regimens, their stacked problem, population, data.
+    """Everything fixed during a fit: simulated arms, their stacked problem, population, data.
 
     Built by :func:`build_design`; a pytree (arrays are leaves, the rest static), so it can be
     passed to jitted log-densities.
 
     Attributes
     ----------
-    regimens : tuple of str
-        Canonical text of every simulated regimen.
+    units : tuple of SimulatedArm
+        Every simulated arm (regimen, horizon, treatment duration), in the order of the
+        stacked ``regimen`` axis.
     stacked : StackedRegimens
-        The regimens padded and stacked on a leading ``regimen`` axis, with precomputed PK.
+        The arms padded and stacked on a leading ``regimen`` axis, with precomputed PK.
     population : Population
-        The virtual patients every regimen is simulated for (common random numbers).
+        The virtual patients every arm is simulated for (common random numbers).
     obs : Observations
-        The training rows: regimen index, organ, grade band, endpoint, term, ``n``, ``y``.
+        The training rows: arm index, organ, grade band, endpoint, term, horizon, tumour,
+        setting, trial, ``n``, ``y``.
+    trials : tuple of str
+        The studies of the rows (``obs.trial`` indexes them).
     horizon : int
-        Reporting horizon of every arm, days.
+        Longest reporting horizon, days.
 
     Examples
     --------
@@ -113,11 +141,17 @@ class Design(eqx.Module):
     (('nivolumab 240 mg q2w',), 28, (60, 5))
     """
 
-    regimens: tuple[str, ...] = eqx.field(static=True)
+    units: tuple[SimulatedArm, ...] = eqx.field(static=True)
     stacked: StackedRegimens
     population: Population
     obs: Observations = eqx.field(static=True)
+    trials: tuple[str, ...] = eqx.field(static=True)
     horizon: int = eqx.field(static=True)
+
+    @property
+    def regimens(self) -> tuple[str, ...]:
+        """Regimen text of every simulated arm (an arm per ``regimen`` axis entry)."""
+        return tuple(u.regimen for u in self.units)
 
 
 @partial(jax.jit, static_argnames="michaelis_menten")
@@ -128,23 +162,38 @@ def _population_concentrations(pk, grid, weight_kg, stop_day, *, michaelis_mente
                     in_axes=(0, None, 0, 0))(pk, grid, weight_kg, stop_day)
 
 
-def stack_regimens(regimens: tuple[str, ...], pop: Population, *, days: int,
+def arm_stop_days(pop: Population, arm: SimulatedArm) -> Float[Array, " patient"]:
+    """Treatment stop day of every patient in ``arm``: the population's exponential stop days
+    (median :data:`MEDIAN_TREATMENT_DAYS`) rescaled to the arm's median and capped at its
+    planned course (common random numbers across arms)."""
+    scale = arm.median_treatment_days / MEDIAN_TREATMENT_DAYS
+    return jnp.minimum(pop.stop_day * scale, arm.course_days)
+
+
+def stack_regimens(units, pop: Population, *, days: int | None = None,
                    steps_per_day: int, refine: int, models=None) -> StackedRegimens:
-    """Prepare ``regimens`` for one batched simulation of ``pop``: flat step grids padded to
-    one length, and every patient's concentrations on them."""
-    parsed = [Regimen.parse(t) for t in regimens]
+    """Prepare simulated arms for one batched simulation of ``pop``: flat step grids (each to
+    its own horizon) padded to one length, and every patient's concentrations on them.
+
+    ``units`` are :class:`SimulatedArm` s, or regimen texts simulated for ``days`` with the
+    population's own stop days."""
+    units = tuple(u if isinstance(u, SimulatedArm) else
+                  SimulatedArm(str(u), int(days), MEDIAN_TREATMENT_DAYS, float("inf"))
+                  for u in units)
+    parsed = [Regimen.parse(u.regimen) for u in units]
     n_agent = max(len(r.agents) for r in parsed)
-    n_steps = max(flat_step_edges(r, days, steps_per_day, refine).size - 1 for r in parsed)
+    n_steps = max(flat_step_edges(r, u.days, steps_per_day, refine).size - 1
+                  for r, u in zip(parsed, units, strict=True))
     edges, conc, ec50, targets, tidx, aidx = [], [], [], [], [], []
-    for r in parsed:
-        prob = IraeProblem.build(r, days=days, steps_per_day=steps_per_day, refine=refine,
+    for r, u in zip(parsed, units, strict=True):
+        prob = IraeProblem.build(r, days=u.days, steps_per_day=steps_per_day, refine=refine,
                                  models=models)
         pad = n_agent - len(r.agents)
         agents = r.agents + ("",) * pad
-        grid = step_grid(r, agents, days, steps_per_day, refine, n_steps)
+        grid = step_grid(r, agents, u.days, steps_per_day, refine, n_steps)
         pk = jax.tree.map(lambda x, pad=pad: jnp.concatenate([x] + [x[:, :1]] * pad, axis=1),
                           prob.patient_pk(pop))  # [patient, agent]
-        conc.append(_population_concentrations(pk, grid, pop.weight_kg, pop.stop_day,
+        conc.append(_population_concentrations(pk, grid, pop.weight_kg, arm_stop_days(pop, u),
                                                michaelis_menten=prob.michaelis_menten))
         edges.append(grid.edges)
         ec50.append(jnp.concatenate([prob.ec50, jnp.ones(pad)]))
@@ -166,11 +215,26 @@ def _band(gmin: int, gmax: int) -> tuple[int, int] | None:
     return None
 
 
+def _text(row, column: str) -> str:
+    value = row.get(column, "")
+    return "" if value is None or (not isinstance(value, str) and pd.isna(value)) else \
+        str(value)
+
+
+def _weeks(row, column: str) -> float | None:
+    value = row.get(column)
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return None
+    return x if np.isfinite(x) and x > 0 else None
+
+
 def _sim_regimen(row) -> str | None:
     """Canonical text of the regimen a row's arm is simulated with (None for a control arm)."""
-    if row["arm_class"] == "control" or not str(row.get("agents_model", "")):
+    if row["arm_class"] == "control" or not _text(row, "agents_model"):
         return None
-    text = str(row.get("regimen_model", "")) or str(row["regimen"])
+    text = _text(row, "regimen_model") or _text(row, "regimen")
     try:
         return str(Regimen.parse(text))
     except RegimenError as err:
@@ -178,15 +242,65 @@ def _sim_regimen(row) -> str | None:
                            f"({err}); give `regimen_model` or a pdmodel regimen") from None
 
 
+def arm_timing(row, days: int, max_days: int | None = None) -> dict:
+    """How long a row's arm is followed and treated, and why (the design table's columns):
+    ``horizon_days`` (printed follow-up; else the planned course plus its reporting window,
+    printed or :data:`REPORTING_WINDOW_DAYS`; else ``days``; within
+    [:data:`MIN_HORIZON_DAYS`, ``max_days``], ``max_days`` defaulting to ``days``),
+    ``median_treatment_days`` (printed median treatment
+    duration, else :data:`MEDIAN_TREATMENT_DAYS`), ``course_days`` (printed planned maximum,
+    else inf), and ``horizon_basis`` / ``treatment_basis`` in words."""
+    follow, course = _weeks(row, "followup_weeks"), _weeks(row, "course_weeks")
+    window, treated = _weeks(row, "window_weeks"), _weeks(row, "treatment_weeks")
+    if follow is not None:
+        horizon, hb = follow * 7, "printed follow-up"
+    elif course is not None:
+        extra = REPORTING_WINDOW_DAYS if window is None else window * 7
+        horizon = course * 7 + extra
+        hb = ("planned course + printed reporting window" if window is not None else
+              f"planned course + {REPORTING_WINDOW_DAYS:g} days (assumed window)")
+    else:
+        horizon, hb = days, f"{days} days (assumed: no follow-up printed)"
+    cap = days if max_days is None else max(days, max_days)
+    horizon = int(round(min(max(horizon, MIN_HORIZON_DAYS), cap)))
+    if treated is not None:
+        median, tb = treated * 7, "printed median treatment duration"
+    else:
+        median, tb = MEDIAN_TREATMENT_DAYS, f"median {MEDIAN_TREATMENT_DAYS:g} days (assumed)"
+    if course is not None:
+        tb += f", at most the planned {course * 7:g} days"
+    return {"horizon_days": horizon, "median_treatment_days": float(median),
+            "course_days": float("inf") if course is None else float(course * 7),
+            "horizon_basis": hb, "treatment_basis": tb}
+
+
 def _backbone(row) -> int:
     """Index of the row's backbone in :data:`BACKBONES`, -1 for none."""
-    name = str(row.get("backbone", ""))
+    name = _text(row, "backbone")
     if not name:
         return -1
     if name not in BACKBONES:
         raise ValueError(f"row {row['row_id']}: backbone {name!r} is not modelled; known: "
                          f"{', '.join(BACKBONES)}")
     return BACKBONES.index(name)
+
+
+def _tumour(row) -> int:
+    name = _text(row, "tumour_model") or "melanoma"
+    if name not in TUMOURS:
+        raise ValueError(f"row {row['row_id']}: tumour_model {name!r} is not one of "
+                         f"{', '.join(TUMOURS)}")
+    return TUMOURS.index(name)
+
+
+def _setting(row) -> int:
+    name = _text(row, "setting_model") or _text(row, "setting") or "metastatic"
+    return SETTING_LEVELS.index(setting_level(name))
+
+
+def _trial(row) -> str:
+    return _text(row, "study") or _text(row, "source") or _text(row, "citation") or \
+        str(row["row_id"])
 
 
 def select_rows(df: pd.DataFrame) -> pd.DataFrame:
@@ -201,12 +315,33 @@ def select_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df[keep]
 
 
-def _row_fields(r, regimen: int) -> dict:
-    """One selected row as the :class:`Observations` fields (``regimen``: its index)."""
+def design_table(df: pd.DataFrame, *, days: int = HORIZON_DAYS,
+                 max_days: int | None = None) -> pd.DataFrame:
+    """For every selected row, the arm it is simulated as and why: ``row_id``, ``study``,
+    ``agents_model``, ``backbone``, ``regimen_simulated`` (empty for control arms),
+    ``regimen_basis``, ``horizon_days``, ``horizon_basis``, ``median_treatment_days``,
+    ``course_days``, ``treatment_basis``, ``tumour_model``, ``setting_level``."""
+    out = []
+    for _, r in select_rows(df).iterrows():
+        text = _sim_regimen(r)
+        timing = arm_timing(r, days, max_days)
+        out.append({
+            "row_id": r["row_id"], "study": _trial(r), "agents_model": _text(r, "agents_model"),
+            "backbone": _text(r, "backbone"), "regimen_simulated": text or "",
+            "regimen_basis": (_text(r, "regimen_basis") or ("printed in the source" if text
+                                                             else "control arm: not simulated")),
+            **timing,
+            "tumour_model": TUMOURS[_tumour(r)], "setting_level": SETTING_LEVELS[_setting(r)]})
+    return pd.DataFrame(out)
+
+
+def _row_fields(r, regimen: int, horizon: int, trial: int) -> dict:
+    """One selected row as the :class:`Observations` fields (``regimen``: its arm index)."""
     lo, upper = _band(int(r.grade_min), int(r.grade_max))
     organ = r.organ_model
     return {
-        "row_id": r.row_id, "regimen": regimen, "backbone": _backbone(r),
+        "row_id": r.row_id, "regimen": regimen, "backbone": _backbone(r), "horizon": horizon,
+        "tumour": _tumour(r), "setting": _setting(r), "trial": trial,
         "organ": 0 if organ == "any" else 1 + ORGANS.index(organ), "lo": lo, "upper": upper,
         "endpoint": ENDPOINTS.index(r.endpoint),
         "term": TERMS.index(r.organ) if r.term_level == "specific" else -1,
@@ -214,27 +349,37 @@ def _row_fields(r, regimen: int) -> dict:
     }
 
 
-def _observations(rows: pd.DataFrame) -> tuple[Observations, tuple[str, ...]]:
-    """The selected rows as :class:`Observations`, and the distinct regimens they simulate
-    (in order of first use; a row's ``regimen`` indexes them, -1 for control arms)."""
-    regimens: list[str] = []
+def _observations(rows: pd.DataFrame, days: int = HORIZON_DAYS, max_days: int | None = None
+                  ) -> tuple[Observations, tuple[SimulatedArm, ...], tuple[str, ...]]:
+    """The selected rows as :class:`Observations`, the distinct arms they simulate (in order
+    of first use; a row's ``regimen`` indexes them, -1 for control arms) and their studies."""
+    units: list[SimulatedArm] = []
+    trials: list[str] = []
     fields = {k: [] for k in Observations._fields}
     for _, r in rows.iterrows():
         text = _sim_regimen(r)
-        if text is not None and text not in regimens:
-            regimens.append(text)
-        row = _row_fields(r, -1 if text is None else regimens.index(text))
+        timing = arm_timing(r, days, max_days)
+        index = -1
+        if text is not None:
+            unit = SimulatedArm(text, timing["horizon_days"], timing["median_treatment_days"],
+                                timing["course_days"])
+            if unit not in units:
+                units.append(unit)
+            index = units.index(unit)
+        trial = _trial(r)
+        if trial not in trials:
+            trials.append(trial)
+        row = _row_fields(r, index, timing["horizon_days"], trials.index(trial))
         for k, v in row.items():
             fields[k].append(v)
     obs = Observations(row_id=tuple(fields.pop("row_id")),
                        **{k: tuple(int(x) for x in v) for k, v in fields.items()})
-    return obs, tuple(regimens)
+    return obs, tuple(units), tuple(trials)
 
 
-def _design_population(regimens: tuple[str, ...], *, patients: int, seed: int,
-                       tumour: str) -> Population:
-    """The virtual patients every regimen is simulated for (common random numbers)."""
-    max_agents = max(len(Regimen.parse(t).agents) for t in regimens)
+def _design_population(units, *, patients: int, seed: int, tumour: str) -> Population:
+    """The virtual patients every arm is simulated for (common random numbers)."""
+    max_agents = max(len(Regimen.parse(u.regimen).agents) for u in units)
     return Population.sample(jax.random.key(seed), patients, tumour=tumour,
                              median_duration_days=MEDIAN_TREATMENT_DAYS, max_agents=max_agents)
 
@@ -244,6 +389,7 @@ def build_design(
     *,
     patients: int = 64,
     days: int = HORIZON_DAYS,
+    max_days: int | None = None,
     seed: int = 0,
     steps_per_day: int = 1,
     refine: int = 1,
@@ -253,8 +399,10 @@ def build_design(
     """Training design from incidence rows (e.g. ``pdmodel.data.load_incidence()``).
 
     Keeps the rows with ``fit_default == 1`` and a grade band the model resolves, simulates
-    each distinct regimen (label regimen where the source prints no doses) and samples one
-    virtual population for all of them.
+    each distinct arm (regimen, horizon, treatment duration: :func:`arm_timing`; an assumed
+    regimen where the source prints no dose, ``regimen_model``) and samples one virtual
+    population for all of them. Tumour type and setting act on organ susceptibility after the
+    solve (:func:`pdmodel.fit.predicted_probability`), so arms differing only in those share one.
 
     Parameters
     ----------
@@ -262,22 +410,26 @@ def build_design(
         Incidence rows in the bundled format (docs/data.md); the bundled table is
         ``pdmodel.data.load_incidence()``.
     patients : int
-        Virtual patients per regimen.
+        Virtual patients per arm.
     days : int
-        Simulated days = reporting horizon of every arm.
+        Horizon of arms whose source gives none, days (assumed).
+    max_days : int, optional
+        Longest horizon, days (default ``days``): printed follow-up and planned courses beyond
+        it are cut to it.
     seed : int
         Seed of the population's random numbers.
     steps_per_day, refine : int
         Fixed-grid resolution (PD steps a day, geometric sub-steps in each infusion).
     tumour : str
-        Tumour type of the population (one of :data:`TUMOURS`).
+        Tumour type of the simulated population (one of :data:`TUMOURS`): the reference level;
+        each row's own tumour acts through ``tumour_effect`` relative to it.
     models : dict of str to str, optional
         PK model id per agent (default :data:`DEFAULT_MODELS`).
 
     Returns
     -------
     Design
-        Regimens, population and observation rows, ready for :func:`log_density`.
+        Arms, population and observation rows, ready for :func:`log_density`.
 
     Examples
     --------
@@ -293,8 +445,12 @@ def build_design(
     >>> len(design.obs.n), design.population.size
     (2, 4)
     """
-    obs, regimens = _observations(select_rows(df))
-    pop = _design_population(regimens, patients=patients, seed=seed, tumour=tumour)
-    stacked = stack_regimens(regimens, pop, days=days, steps_per_day=steps_per_day,
-                             refine=refine, models=models)
-    return Design(regimens=regimens, stacked=stacked, population=pop, obs=obs, horizon=days)
+    obs, units, trials = _observations(select_rows(df), days, max_days)
+    if not units:
+        raise ValueError("build_design: no checkpoint-inhibitor arm among the rows (control "
+                         "arms alone cannot be fitted)")
+    pop = _design_population(units, patients=patients, seed=seed, tumour=tumour)
+    stacked = stack_regimens(units, pop, steps_per_day=steps_per_day, refine=refine,
+                             models=models)
+    return Design(units=units, stacked=stacked, population=pop, obs=obs, trials=trials,
+                  horizon=max(u.days for u in units))

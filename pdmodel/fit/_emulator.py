@@ -226,12 +226,27 @@ def fit_emulator(
     return emu, report._replace(seconds=time.perf_counter() - t0), des
 
 
+HESSIAN_BATCH = 32
+"""Hessian-vector products computed together for the feature weights (bounds memory: the
+full Hessian of thousands of features, taken at once, does not fit in memory)."""
+
+
+@eqx.filter_jit
+def _grad_and_hessian_diagonal(loglik, mode_u, f0):
+    grad = jax.grad(lambda f: loglik(mode_u, f))
+
+    def diagonal(i):
+        e = jnp.zeros_like(f0).at[i].set(1.0)
+        return jax.jvp(grad, (f0,), (e,))[1][i]
+
+    return grad(f0), jax.lax.map(diagonal, jnp.arange(f0.shape[0]), batch_size=HESSIAN_BATCH)
+
+
 def feature_weights(loglik, mode_u, centre) -> Float[Array, " feature"]:
-    """Gauss–Newton weight of each feature: squared sensitivity of the log-likelihood, with a
-    floor so no feature is ignored."""
-    f0 = jnp.asarray(centre)
-    g = jax.grad(lambda f: loglik(mode_u, f))(f0)
-    h = jnp.diag(jax.hessian(lambda f: loglik(mode_u, f))(f0))
+    """Gauss–Newton weight of each feature: squared sensitivity of the log-likelihood plus
+    the magnitude of its curvature (the Hessian's diagonal, by Hessian-vector products in
+    batches of :data:`HESSIAN_BATCH`), with a floor so no feature is ignored."""
+    g, h = _grad_and_hessian_diagonal(loglik, jnp.asarray(mode_u), jnp.asarray(centre))
     w = jnp.abs(h) + g**2
     return w + 1e-3 * jnp.mean(w)
 

@@ -22,6 +22,7 @@ emulator learns, and :func:`features_loglik` is the likelihood given those featu
 
 from __future__ import annotations
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -46,7 +47,11 @@ from ._parameters import FitSpec, ObservationParams, Params
 def max_injuries(params: Params, design: Design) -> Float[Array, "regimen patient organ"]:
     """Running maximum of organ injury at the horizon, natural course
     ``[regimen, patient, organ]`` (the ODE part of the likelihood)."""
-    model = params.model
+    # tumour type and setting act after the solve (drug_probabilities): the ODE sees the
+    # reference levels only, so it does not depend on the fitted covariate effects
+    model = eqx.tree_at(lambda m: (m.tumour_effect, m.setting_effect), params.model,
+                        (jnp.ones_like(params.model.tumour_effect),
+                         jnp.ones_like(params.model.setting_effect)))
     st = design.stacked
     n_regimen, n_patient = st.concentration.shape[:2]
     # every constant of the loop given per regimen and patient, so that reverse mode sums
@@ -70,9 +75,10 @@ def max_injuries(params: Params, design: Design) -> Float[Array, "regimen patien
                              st.agent_index, lanes, rates)  # [regimen, patient, organ]
 
 
-ODE_FREE_FIELDS = ("log_gap2", "log_gap3", "background")
-"""IraeModel fields that act after the ODE (thresholds, background): ``max_injuries`` does
-not depend on them (nor on the observation parameters)."""
+ODE_FREE_FIELDS = ("log_gap2", "log_gap3", "background", "tumour_effect", "setting_effect")
+"""IraeModel fields that act after the ODE (thresholds, background, covariate effects on
+susceptibility): ``max_injuries`` does not depend on them (nor on the observation
+parameters)."""
 
 
 def ode_parameter_index(spec: FitSpec) -> tuple[int, ...]:
@@ -87,23 +93,49 @@ def log_max_injury(params: Params, design: Design) -> Float[Array, " feature"]:
     return jnp.log(jnp.maximum(max_injuries(params, design), LOG_FLOOR)).reshape(-1)
 
 
-def drug_probabilities(
+def _arm_cells(o: Observations) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (simulated arm, tumour, setting) cells of the rows ``[cell, 3]`` and the
+    cell of every row ``[row]`` (static: rows of one arm share its drug probabilities)."""
+    key = np.stack([np.maximum(o.regimen, 0), o.tumour, o.setting], axis=1)
+    cells, cell_of_row = np.unique(key, axis=0, return_inverse=True)
+    return cells, cell_of_row.reshape(-1)
+
+
+def _cell_drug_probabilities(
     params: Params, design: Design, log_max: Float[Array, " feature"] | None = None
-) -> Float[Array, "regimen patient organ grade"]:
-    """Per-patient drug-related probabilities at the horizon ``[regimen, patient, organ, g]``
-    (from ``log_max`` = :func:`log_max_injury` when given, else by solving the ODEs)."""
+) -> tuple[Float[Array, "cell patient organ grade"], np.ndarray]:
+    """:func:`drug_probabilities` once per (arm, tumour, setting) cell, and the cell of every
+    row (the likelihood computes each cell once, not once per row)."""
     st = design.stacked
+    model = params.model
     if log_max is None:
         m = max_injuries(params, design)
     else:
         m = jnp.exp(log_max).reshape(st.ec50.shape[0], design.population.size, len(ORGANS))
-    return drug_probability(params.model, m)
+    cells, cell_of_row = _arm_cells(design.obs.arrays())
+    factor = model.tumour_effect[cells[:, 1]] * model.setting_effect[cells[:, 2]]  # [cell, o]
+    return drug_probability(model, m[cells[:, 0]] * factor[:, None, :]), cell_of_row
+
+
+def drug_probabilities(
+    params: Params, design: Design, log_max: Float[Array, " feature"] | None = None
+) -> Float[Array, "row patient organ grade"]:
+    """Per-patient drug-related probabilities of every row's arm at its horizon
+    ``[row, patient, organ, g]`` (from ``log_max`` = :func:`log_max_injury` when given, else by
+    solving the ODEs). The row's tumour type and setting multiply organ susceptibility, hence
+    the running maximum of injury (linear in it, natural course), after the solve:
+    ``M · tumour_effect[t, o] · setting_effect[s, o]`` (melanoma and metastatic are the
+    reference levels, fixed at 1; docs/model.md §5.2). Control-arm rows get the first arm's
+    values (multiplied by 0 later)."""
+    cells, cell_of_row = _cell_drug_probabilities(params, design, log_max)
+    return cells[cell_of_row]
 
 
 def predicted_probability(params: Params, design: Design,
                           p_drug=None) -> Float[Array, " row"]:
     """Model mean ``μ`` of every observation row ``[row]``: the probability a patient of that
-    arm has the row's event as its endpoint counts it (docs/model.md §5).
+    arm has the row's event as its endpoint counts it (docs/model.md §5), before the trial
+    effect (:func:`trial_loglik`).
 
     Parameters
     ----------
@@ -111,8 +143,9 @@ def predicted_probability(params: Params, design: Design,
         Model and observation parameters (natural scale).
     design : Design
         Training design (:func:`build_design`).
-    p_drug : array [regimen, patient, organ, grade], optional
-        Precomputed drug-related probabilities at the horizon; ``None`` solves the model.
+    p_drug : array [row, patient, organ, grade], optional
+        Precomputed drug-related probabilities (:func:`drug_probabilities`); ``None`` solves
+        the model.
 
     Returns
     -------
@@ -134,12 +167,24 @@ def predicted_probability(params: Params, design: Design,
     >>> mu.shape, bool(mu[0] > mu[1])  # any irAE is more likely than grade >= 3 colitis
     ((2,), True)
     """
-    p_drug = drug_probabilities(params, design) if p_drug is None else p_drug
     o = design.obs.arrays()
-    q = -jnp.expm1(-params.model.background * design.horizon)  # [organ, grade]
-    r = -jnp.expm1(-params.obs.backbone_hazard() * design.horizon)  # [backbone, organ, grade]
+    if p_drug is None:
+        p_drug, cell_of_row = _cell_drug_probabilities(params, design)
+    else:
+        cell_of_row = np.arange(len(o.n))
+    return _predicted_from_cells(params, o, p_drug, cell_of_row)
+
+
+def _predicted_from_cells(params: Params, o: Observations,
+                          p_drug: Float[Array, "cell patient organ grade"],
+                          cell_of_row: np.ndarray) -> Float[Array, " row"]:
+    """:func:`predicted_probability` from the drug probabilities of each row's cell."""
+    horizon = jnp.asarray(o.horizon, p_drug.dtype)[:, None, None]  # [row, 1, 1] days
+    q = -jnp.expm1(-params.model.background[None] * horizon)  # [row, organ, grade]
+    r = -jnp.expm1(-params.obs.backbone_hazard()[np.maximum(o.backbone, 0)]
+                   * horizon)  # [row, organ, grade]
     k, b = _counted_fractions(params.obs, o, p_drug.dtype)
-    chosen = _patient_probabilities(p_drug, q, k, b, o)  # [row, patient, g]
+    chosen = _patient_probabilities(p_drug, cell_of_row, q, k, b, o)  # [row, patient, g]
     chosen = _with_backbone(chosen, r, _backbone_fractions(params.obs, o, p_drug.dtype), o)
     return _band_probability(jnp.mean(chosen, axis=1), o)
 
@@ -152,15 +197,15 @@ def _backbone_fractions(obsp: ObservationParams, o: Observations,
 
 
 def _with_backbone(chosen: Float[Array, "row patient grade"],
-                   r: Float[Array, "backbone organ grade"], g: Float[Array, " row"],
+                   r: Float[Array, "row organ grade"], g: Float[Array, " row"],
                    o: Observations) -> Float[Array, "row patient grade"]:
     """Add each row's backbone events (independent of the patient's other events):
     ``1 − (1 − P)(1 − γ·r)``, with ``r`` of the row's organ, or of any organ
     (``1 − Π_o(1 − γ·r_o)``)."""
-    bb = np.maximum(o.backbone, 0)
+    rows = np.arange(len(o.n))
     organ = np.maximum(o.organ - 1, 0)
-    one = g[:, None] * r[bb, organ]  # [row, g]: one organ
-    every = 1.0 - jnp.prod(1.0 - g[:, None, None] * r[bb], axis=1)  # [row, g]: any organ
+    one = g[:, None] * r[rows, organ]  # [row, g]: one organ
+    every = 1.0 - jnp.prod(1.0 - g[:, None, None] * r, axis=1)  # [row, g]: any organ
     extra = jnp.where((o.organ == 0)[:, None], every, one)
     return 1.0 - (1.0 - chosen) * (1.0 - extra[:, None, :])
 
@@ -176,27 +221,24 @@ def _counted_fractions(obsp: ObservationParams, o: Observations, dtype):
     return (kappa * lam * drug)[:, None, None], (beta * lam)[:, None, None]
 
 
-def _patient_probabilities(p_drug, q, k, b,
+def _patient_probabilities(p_drug, cell_of_row: np.ndarray, q, k, b,
                            o: Observations) -> Float[Array, "row patient grade"]:
     """Probability that each virtual patient of each row's arm has an event the row counts,
-    by grade threshold ``[row, patient, g]`` (one organ, or any organ)."""
-    reg = np.maximum(o.regimen, 0)
-    chosen = jnp.zeros((len(o.n), p_drug.shape[1], 3), p_drug.dtype)  # [row, patient, g]
-    # one organ: gather only that organ's probabilities
-    single = np.flatnonzero(o.organ > 0)
-    if single.size:
-        oi = o.organ[single] - 1
-        p = p_drug[reg[single], :, oi]  # [row, patient, g]
-        per = 1.0 - (1.0 - k[single] * p) * (1.0 - b[single] * q[oi][:, None])
-        chosen = chosen.at[single].set(per)
-    # any organ: combine organs within each patient, 1 − Π(1 − P_o)
-    anyrows = np.flatnonzero(o.organ == 0)
-    if anyrows.size:
-        p = p_drug[reg[anyrows]]  # [row, patient, organ, g]
-        kk, bb = k[anyrows][..., None], b[anyrows][..., None]
-        none = (1.0 - kk * p) * (1.0 - bb * q[None, None])
-        chosen = chosen.at[anyrows].set(1.0 - jnp.prod(none, axis=2))
-    return chosen
+    by grade threshold ``[row, patient, g]`` (one organ, or any organ); ``p_drug`` is
+    ``[cell, patient, organ, g]`` (row r's cell: ``cell_of_row[r]``) and ``q``
+    ``[row, organ, g]``."""
+    rows = np.arange(len(o.n))
+    organ = np.maximum(o.organ - 1, 0)
+    # one organ: that organ's probabilities
+    p = p_drug[cell_of_row, :, organ]  # [row, patient, g]
+    out = 1.0 - (1.0 - k * p) * (1.0 - b * q[rows, organ][:, None, :])
+    # any organ (those rows only): combine organs within each patient, 1 − Π(1 − P_o)
+    any_rows = np.flatnonzero(o.organ == 0)
+    if any_rows.size:
+        kk, bb = k[any_rows, ..., None], b[any_rows, ..., None]
+        none = (1.0 - kk * p_drug[cell_of_row[any_rows]]) * (1.0 - bb * q[any_rows][:, None])
+        out = out.at[any_rows].set(1.0 - jnp.prod(none, axis=2))
+    return out
 
 
 def _band_probability(mean: Float[Array, "row grade"], o: Observations) -> Float[Array, " row"]:
@@ -220,16 +262,24 @@ def beta_binomial_logpmf(y, n, mu, phi):
     return log_choose + _betaln(y + a, n - y + b) - _betaln(a, b)
 
 
-def predictive_counts(rng: np.random.Generator, mu, phi, n) -> Int[np.ndarray, "draw ..."]:
-    """Event counts trial arms of ``n`` patients would report: ``p ~ Beta(μφ, (1−μ)φ)`` (shapes
-    floored at ``SHAPE_FLOOR``), then ``Binomial(n, p)``.
+def predictive_counts(rng: np.random.Generator, mu, phi, n,
+                      trial_sd=None) -> Int[np.ndarray, "draw ..."]:
+    """Event counts trial arms of ``n`` patients would report: with ``trial_sd`` (``[draw]``)
+    a new trial's effect first, ``logit μ' = logit μ + σ_trial·z``, ``z ~ N(0, 1)`` one per
+    draw and element; then ``p ~ Beta(μφ, (1−μ)φ)`` (shapes floored at ``SHAPE_FLOOR``), then
+    ``Binomial(n, p)``.
 
     ``mu`` is ``[draw, ...]``, ``phi`` ``[draw]`` and ``n`` broadcasts against ``mu``. Draws
-    ``rng.beta`` once, then ``rng.binomial`` once (the fit's posterior predictive and
-    :meth:`Fit.incidence` rely on this order for reproducible streams).
+    ``rng.normal`` once (with ``trial_sd``), ``rng.beta`` once, then ``rng.binomial`` once
+    (the fit's posterior predictive and :meth:`Fit.incidence` rely on this order for
+    reproducible streams).
     """
     mu = np.asarray(mu)
     phi = np.asarray(phi).reshape((-1,) + (1,) * (mu.ndim - 1))
+    if trial_sd is not None:
+        sd = np.asarray(trial_sd).reshape((-1,) + (1,) * (mu.ndim - 1))
+        m = np.clip(mu, PROB_FLOOR, 1 - PROB_FLOOR)
+        mu = 1.0 / (1.0 + np.exp(-(np.log(m / (1 - m)) + sd * rng.normal(size=mu.shape))))
     p = rng.beta(np.clip(mu * phi, SHAPE_FLOOR, None),
                  np.clip((1 - mu) * phi, SHAPE_FLOOR, None))
     return rng.binomial(n, p)
@@ -247,11 +297,92 @@ def reported_incidence(params: Params, problem: IraeProblem, pop: Population,
                               background_weight=params.obs.endpoint_background[e])
 
 
-def log_likelihood(params: Params, design: Design) -> Float[Array, " row"]:
-    """Pointwise log-likelihood of every observation row ``[row]`` (for LOO as well).
+TRIAL_NODES = 9
+"""Gauss–Hermite nodes of the adaptive quadrature over each trial's random effect."""
 
-    ``y ~ BetaBinomial(n, μφ, (1 − μ)φ)`` with ``μ`` from :func:`predicted_probability` and
-    ``φ`` = ``params.obs.concentration``.
+NEWTON_STEPS = 5
+"""Newton steps locating each trial's posterior mode of its effect (the quadrature's centre)."""
+
+
+def _trial_nodes(dtype):
+    x, w = np.polynomial.hermite_e.hermegauss(TRIAL_NODES)  # weight exp(-x²/2)
+    return jnp.asarray(x, dtype), jnp.asarray(np.log(w / w.sum()), dtype)
+
+
+def _row_loglik_at(params: Params, design: Design, mu, z):
+    """log BetaBinomial of every row with its trial effect at ``z`` (``z`` [row, ...]):
+    ``logit μ_row + σ_trial·z``."""
+    o = design.obs.arrays()
+    logit = jnp.log(mu) - jnp.log1p(-mu)
+    shape = (-1,) + (1,) * (z.ndim - 1)
+    m = jnp.clip(jax.nn.sigmoid(logit.reshape(shape) + params.obs.trial_sd * z),
+                 PROB_FLOOR, 1.0 - PROB_FLOOR)
+    y = jnp.asarray(o.y, mu.dtype).reshape(shape)
+    n = jnp.asarray(o.n, mu.dtype).reshape(shape)
+    return beta_binomial_logpmf(y, n, m, params.obs.concentration)
+
+
+def _adaptive_nodes(params: Params, design: Design, mu, groups, n_groups: int, weight):
+    """Centre ``ẑ`` and scale ``s`` of the quadrature for every group of rows (a trial, or a
+    single row): the mode of ``Σ_rows ℓ_r(z) − z²/2`` by Newton's method, and
+    ``1/sqrt(−curvature)`` there. Held fixed under differentiation (the integral does not
+    depend on them)."""
+
+    def total(z_rows):
+        return jnp.sum(weight * _row_loglik_at(params, design, mu, z_rows))
+
+    d1 = jax.grad(total)
+
+    def d2(z_rows):  # rows are independent: the Hessian is diagonal
+        return jax.jvp(d1, (z_rows,), (jnp.ones_like(z_rows),))[1]
+
+    def newton(z, _):
+        z_rows = z[groups]
+        g = jax.ops.segment_sum(d1(z_rows), groups, n_groups) - z
+        h = jnp.minimum(jax.ops.segment_sum(d2(z_rows), groups, n_groups) - 1.0, -1.0)
+        return jnp.clip(z - g / h, -8.0, 8.0), h
+
+    mu = jax.lax.stop_gradient(mu)
+    params = jax.lax.stop_gradient(params)
+    z, hs = jax.lax.scan(newton, jnp.zeros(n_groups, mu.dtype), None, length=NEWTON_STEPS)
+    return z, 1.0 / jnp.sqrt(-hs[-1])
+
+
+def _grouped_loglik(params: Params, design: Design, mu, groups, n_groups: int, weight=None):
+    """``log ∫ Π_{rows of g} BetaBinomial(y_r | n_r, μ_r(z))^w_r N(z; 0, 1) dz`` for every group
+    g of rows ``[group]`` (``w_r`` = ``weight``, default 1; 0 leaves a row out), by
+    Gauss–Hermite quadrature centred at the mode (adaptive)."""
+    x, logw = _trial_nodes(mu.dtype)
+    weight = jnp.ones_like(mu) if weight is None else jnp.asarray(weight, mu.dtype)
+    centre, scale = _adaptive_nodes(params, design, mu, groups, n_groups, weight)
+    z = centre[:, None] + scale[:, None] * x[None, :]  # [group, node]
+    ll = weight[:, None] * _row_loglik_at(params, design, mu, z[groups])  # [row, node]
+    per = jax.ops.segment_sum(ll, groups, n_groups)  # [group, node]
+    log_normal = -0.5 * (z**2 - x[None, :] ** 2) + jnp.log(scale)[:, None]  # φ(z)·s / φ(x)
+    return jax.scipy.special.logsumexp(per + log_normal + logw[None, :], axis=1)
+
+
+def trial_loglik(params: Params, design: Design, mu=None,
+                 weight=None) -> Float[Array, " trial"]:
+    """Log-likelihood of each trial's rows together ``[trial]``: the rows of one study share
+    a random effect ``z ~ N(0, 1)`` on the logit of their means, ``logit μ + σ_trial·z``
+    (``σ_trial`` = ``params.obs.trial_sd``), integrated out by adaptive Gauss–Hermite
+    quadrature (:data:`TRIAL_NODES` nodes centred at each trial's mode); given ``z`` the rows
+    are independent beta-binomials (docs/model.md §5.2). ``weight`` ``[row]`` (default 1)
+    weights each row's term; a row of weight 0 is left out (cross-validation folds)."""
+    mu = predicted_probability(params, design) if mu is None else mu
+    trials = jnp.asarray(design.obs.trial)
+    return _grouped_loglik(params, design, mu, trials, len(design.trials), weight)
+
+
+def log_likelihood(params: Params, design: Design) -> Float[Array, " row"]:
+    """Pointwise log-likelihood of every observation row ``[row]`` (for LOO and checks):
+    each row alone, its trial effect integrated out.
+
+    ``y ~ BetaBinomial(n, μ'φ, (1 − μ')φ)`` with ``logit μ' = logit μ + σ_trial·z``, ``μ``
+    from :func:`predicted_probability`, ``φ`` = ``params.obs.concentration``. The fit's
+    log density uses :func:`trial_loglik` instead (rows of a trial share ``z``), so the sum
+    of these is not the total log-likelihood when a trial has several rows.
 
     Parameters
     ----------
@@ -280,10 +411,14 @@ def log_likelihood(params: Params, design: Design) -> Float[Array, " row"]:
     >>> ll.shape, bool((ll < 0).all())
     ((2,), True)
     """
-    mu = predicted_probability(params, design)
-    o = design.obs.arrays()
-    return beta_binomial_logpmf(jnp.asarray(o.y, float), jnp.asarray(o.n, float), mu,
-                                params.obs.concentration)
+    return row_loglik(params, design, predicted_probability(params, design))
+
+
+def row_loglik(params: Params, design: Design, mu) -> Float[Array, " row"]:
+    """:func:`log_likelihood` given the rows' means ``mu`` ``[row]``: each row alone, its trial
+    effect integrated out."""
+    rows = jnp.arange(len(design.obs.n))
+    return _grouped_loglik(params, design, mu, rows, len(design.obs.n))
 
 
 def log_density(u: Float[Array, " param"], spec: FitSpec, design: Design) -> Float[Array, ""]:
@@ -323,7 +458,7 @@ def log_density(u: Float[Array, " param"], spec: FitSpec, design: Design) -> Flo
     >>> value.shape, bool(jax.numpy.isfinite(value))  # use jax.grad(pdm.log_density) to fit
     ((), True)
     """
-    return spec.log_prior(u) + jnp.sum(log_likelihood(spec.to_params(u), design))
+    return spec.log_prior(u) + jnp.sum(trial_loglik(spec.to_params(u), design))
 
 
 # The fit's functions of the unconstrained vector. The spec and design come first, so that
@@ -348,7 +483,8 @@ def log_max_injury_of(spec: FitSpec, design: Design,
 
 def _probability_given_features(params: Params, design: Design,
                                 f: Float[Array, " feature"]) -> Float[Array, " row"]:
-    return predicted_probability(params, design, drug_probabilities(params, design, f))
+    p_drug, cell_of_row = _cell_drug_probabilities(params, design, f)
+    return _predicted_from_cells(params, design.obs.arrays(), p_drug, cell_of_row)
 
 
 def features_probability(spec: FitSpec, design: Design):
@@ -363,12 +499,10 @@ def features_probability(spec: FitSpec, design: Design):
 
 def features_loglik(spec: FitSpec, design: Design):
     """``loglik(u, f)``: total log-likelihood given the ODE features ``f`` (log max injury)."""
-    o = design.obs.arrays()
-    y, n = jnp.asarray(o.y, float), jnp.asarray(o.n, float)
 
     def loglik(u, f):
         p = spec.to_params(u)
         mu = _probability_given_features(p, design, f)
-        return jnp.sum(beta_binomial_logpmf(y, n, mu, p.obs.concentration))
+        return jnp.sum(trial_loglik(p, design, mu))
 
     return loglik

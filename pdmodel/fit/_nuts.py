@@ -4,11 +4,15 @@ Chains run in the coordinates whitened by the Laplace approximation (``u = û + 
 sampler starts with a well-conditioned geometry and its diagonal mass-matrix adaptation only
 has to correct what the Laplace approximation got wrong. Chains are split across devices
 (``chain_method="parallel"``) when there are at least as many devices as chains, and vectorised
-on one device otherwise — the same code on CPU, one GPU or several.
+on one device otherwise — the same code on CPU, one GPU or several. In a multi-process run
+(``jax.distributed``) each process runs its share of the chains (:func:`pdmodel.distributed.
+process_share`) with the keys and starting points the single-process run gives them, and the
+draws are gathered, so every process holds all chains, the same as on one process.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -18,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Bool, Float, Int
 
+from ..distributed import gather_shares, process_count, process_share
 from ._emulator import Whitening
 
 
@@ -62,25 +67,44 @@ def run_nuts(
 
     kernel = NUTS(potential_fn=potential, target_accept_prob=target_accept,
                   max_tree_depth=max_tree_depth)
-    method = chain_method(chains)
-    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=chains,
-                chain_method=method, progress_bar=progress)
     k_init, k_run = jax.random.split(key)
     z0 = init_scale * jax.random.normal(k_init, (chains, n))
-    if chains == 1:
-        z0 = z0[0]
+    # chains split across processes when each gets at least one (else all run all of them)
+    split = process_count() > 1 and chains >= process_count()
+    share = process_share(chains) if split else range(chains)
+    mine = len(share)
+    if split:
+        keys = jax.random.split(k_run, chains)[share.start:share.stop]  # what MCMC.run does
+        run_key, z_init = (keys, z0[share.start:share.stop]) if mine > 1 else (keys[0],
+                                                                                z0[share.start])
+        method = _local_parallel(mine) if chain_method(mine) == "parallel" else "vectorized"
+    else:
+        run_key, z_init = k_run, (z0 if chains > 1 else z0[0])
+        method = chain_method(chains)
+    mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=mine,
+                chain_method=method, progress_bar=progress)
     t0 = time.perf_counter()
-    mcmc.run(k_run, init_params=z0,
+    mcmc.run(run_key, init_params=z_init,
              extra_fields=("diverging", "accept_prob", "num_steps", "potential_energy",
                            "adapt_state.step_size"))
     z = np.asarray(mcmc.get_samples(group_by_chain=True))
-    seconds = time.perf_counter() - t0
     extra = {k: np.asarray(v) for k, v in mcmc.get_extra_fields(group_by_chain=True).items()}
+    if split:
+        z = gather_shares(z, chains)
+        extra = {k: gather_shares(v, chains) for k, v in extra.items()}
+        method = "parallel" if callable(method) else method
+    seconds = time.perf_counter() - t0
     u = np.asarray(jax.vmap(jax.vmap(whitening.to_u))(jnp.asarray(z)))
     return NutsResult(
         u=u, log_density=-extra["potential_energy"], diverging=extra["diverging"].astype(bool),
         acceptance_rate=extra["accept_prob"], n_steps=extra["num_steps"],
         step_size=extra["adapt_state.step_size"][:, -1], seconds=seconds, chain_method=method)
+
+
+def _local_parallel(chains: int) -> Callable:
+    """numpyro ``chain_method``: one chain per local device of this process (``pmap`` over
+    this process's devices only; numpyro's ``"parallel"`` would span every process's)."""
+    return functools.partial(jax.pmap, devices=jax.local_devices()[:chains])
 
 
 MIN_PSIS_DRAWS = 50

@@ -3,13 +3,14 @@
 The stored draws are re-evaluated with the *exact* model (their ODE features come from the
 pipeline's ``exact`` stage): pointwise log-likelihood and posterior predictive of the training
 rows, parameter summaries with R-hat and ESS, incidence curves with bands, the onset-timing
-check, diagnostics, the arviz DataTree and two plots. :func:`results_files` returns them as
-``{relative path: content}`` for :meth:`RunFolder.publish`.
+check, diagnostics, the arviz DataTree, two plots and ``report.html`` (pdmodel.fit._report).
+:func:`results_files` returns them as ``{relative path: content}`` for
+:meth:`RunFolder.publish`.
 """
 
 from __future__ import annotations
 
-import io
+import dataclasses
 import json
 import os
 import tempfile
@@ -25,25 +26,36 @@ import xarray as xr
 from jaxtyping import Array, Float, Int
 from tqdm import tqdm
 
-from ..irae import IraeProblem, Population
+from ..errors import FitLoadError
+from ..io import atomic_write_text, versions_info
 from ..regimen import Regimen
 from ..vocab import GRADES, ORGAN_CHOICES
 from ._checks import onset_check
-from ._config import FitConfig
+from ._config import FitConfig, dump_config
 from ._design import Design
-from ._likelihood import (
-    beta_binomial_logpmf,
-    features_probability,
-    predictive_counts,
-    reported_incidence,
-)
+from ._figures import plot_ppc, png
+from ._likelihood import features_probability, predictive_counts, row_loglik
 from ._nuts import NutsResult
 from ._parameters import FitSpec
 from ._posterior import dim_name, element_label, posterior_variables
+from ._predict import (
+    AGENT_SLOTS,
+    TYPICAL_ARM_SIZE,
+    bands,
+    concentration,
+    curves,
+    population,
+    trial_sd,
+)
+from ._report import ResultFiles, report_html
+from ._result import load_fit
 
 CURVE_ENDPOINT = "immune_related"
 """Curves are reported as trials report immune-related adverse events (background included at
 the fitted immune-related attribution)."""
+
+CURVE_COLUMNS = ("mean", "lower", "median", "upper", "ci_lower", "ci_upper")
+"""``curves.csv`` value columns (after regimen, organ, grade, endpoint, day)."""
 
 MAX_DRAWS = 200
 """At most this many posterior draws are simulated for the incidence-curve bands."""
@@ -57,7 +69,8 @@ ONSET_DRAWS = 40
 METHOD_DESCRIPTIONS = {
     "emulator": "NUTS on the emulated likelihood (exact-model PSIS check)",
     "exact": "NUTS on the exact likelihood",
-    "laplace": "Laplace approximation at the MAP (not NUTS)",
+    "laplace": "Laplace approximation at the MAP (not NUTS; PSIS check against the exact "
+               "posterior)",
 }
 """``diagnostics.json`` ``method`` for each ``nuts.method``."""
 
@@ -110,7 +123,7 @@ def results_files(config: FitConfig, spec: FitSpec, design: Design, mode: Mode,
     diagnostics = (run_diagnostics(config, sample, table, mode, ppc, timings) | info
                    | {"onset_within_range": (f"{int(onset.within.sum())}/{len(onset)}"
                                              if len(onset) else None)})
-    return {
+    files = {
         "parameters.csv": parameters_table(spec, flat, mode, table).to_csv(index=False),
         "diagnostics.csv": table.to_csv(index=False),
         "ppc.csv": ppc.to_csv(index=False),
@@ -121,6 +134,10 @@ def results_files(config: FitConfig, spec: FitSpec, design: Design, mode: Mode,
         "plots/curves.png": plot_curves(curves),
         "plots/ppc.png": plot_ppc(ppc),
     }
+    files["report.html"] = report_html(ResultFiles(files, top={
+        "config.toml": dump_config(config), "seed.txt": f"{config.seed}\n",
+        "versions.json": json.dumps(versions_info(), indent=2)}))
+    return files
 
 
 # --------------------------------------------------------------------------- tables
@@ -156,13 +173,16 @@ def exact_predictions(spec: FitSpec, design: Design, flat: Float[np.ndarray, "dr
     (predictive draws from ``numpy.random.default_rng(seed)``)."""
     mus = np.asarray(jax.jit(jax.vmap(features_probability(spec, design)))(
         jnp.asarray(flat), jnp.asarray(features)))
-    phi = np.asarray(jax.vmap(lambda u: spec.to_params(u).obs.concentration)(jnp.asarray(flat)))
-    o = design.obs.arrays()
-    y, n = np.asarray(o.y, float), np.asarray(o.n, float)
-    pointwise = np.asarray(jax.vmap(lambda mu, ph: beta_binomial_logpmf(y, n, mu, ph))(
-        jnp.asarray(mus), jnp.asarray(phi)))  # [draw, row]
-    y_rep = predictive_counts(np.random.default_rng(seed), mus, phi,
-                              n.astype(int)[None]).astype(np.int32)  # [draw, row]
+    obs = jax.vmap(lambda u: spec.to_params(u).obs)(jnp.asarray(flat))
+    phi, trial_sd = np.asarray(obs.concentration), np.asarray(obs.trial_sd)
+    n = np.asarray(design.obs.n, float)
+    # each row alone, its trial effect integrated out (docs/model.md §5.2)
+    pointwise = np.asarray(jax.jit(jax.vmap(
+        lambda u, mu: row_loglik(spec.to_params(u), design, mu)))(
+        jnp.asarray(flat), jnp.asarray(mus)))  # [draw, row]
+    # replicated arms: a new trial effect per draw and row, then the beta-binomial
+    y_rep = predictive_counts(np.random.default_rng(seed), mus, phi, n.astype(int)[None],
+                              trial_sd=trial_sd).astype(np.int32)  # [draw, row]
     return Predictions(mus, pointwise, y_rep)
 
 
@@ -199,31 +219,32 @@ def ppc_table(design: Design, pred: Predictions) -> pd.DataFrame:
 
 def incidence_curves(config: FitConfig, spec: FitSpec, draws: Float[np.ndarray, "draw param"],
                      progress: bool) -> pd.DataFrame:
-    """Weekly incidence (mean, band, median) of every ``output.curves_regimens`` regimen by
-    organ and grade, as :data:`CURVE_ENDPOINT` reports it, over ``draws``."""
-    days = 7 * config.output.weeks
-    alpha = (1.0 - config.output.interval) / 2
-    rows = []
+    """Weekly incidence of every ``output.curves_regimens`` regimen by organ and grade, as
+    :data:`CURVE_ENDPOINT` reports it, over ``draws``: ``mean``, ``lower``/``median``/``upper``
+    (predictive interval of an arm of ``TYPICAL_ARM_SIZE``, as ``pdmodel predict``) and
+    ``ci_lower``/``ci_upper`` (credible band of the population incidence); the same
+    computation as :meth:`Fit.incidence` (pdmodel.fit._predict)."""
+    m, days = config.model, 7 * config.output.weeks
+    weekly = np.arange(0, days, 7)
+    phi = np.asarray(concentration(spec, jnp.asarray(draws)))
+    sd = np.asarray(trial_sd(spec, jnp.asarray(draws)))
+    frames = []
     for text in tqdm(config.output.curves_regimens, desc="curves", disable=not progress):
         reg = Regimen.parse(text)
-        prob = IraeProblem.build(reg, days=days, steps_per_day=config.model.steps_per_day,
-                                 refine=config.model.refine)
-        pop = Population.sample(jax.random.key(config.seed), config.model.patients,
-                                tumour=config.model.tumour, max_agents=len(reg.agents))
-
-        def one(u, prob=prob, pop=pop):
-            return reported_incidence(spec.to_params(u), prob, pop, CURVE_ENDPOINT)
-
-        inc = np.asarray(jax.lax.map(jax.jit(one), jnp.asarray(draws)))  # [draw, day, o, g]
-        qs = np.quantile(inc, [alpha, 0.5, 1 - alpha], axis=0)
-        mean = inc.mean(0)
+        pop = population(jax.random.key(config.seed), m.patients, tumour=m.tumour,
+                         max_agents=max(AGENT_SLOTS, len(reg.agents)))
+        inc = curves(spec, draws, reg, pop, days=days, steps_per_day=m.steps_per_day,
+                     refine=m.refine, models=dict(m.pk_models) or None,
+                     endpoint=CURVE_ENDPOINT)  # [draw, day, organ, grade]
         for oi, organ in enumerate(ORGAN_CHOICES):
             for gi, grade in enumerate(GRADES):
-                for d in range(0, days, 7):
-                    rows.append((text, organ, grade, CURVE_ENDPOINT, d + 1, mean[d, oi, gi],
-                                 qs[0, d, oi, gi], qs[1, d, oi, gi], qs[2, d, oi, gi]))
-    return pd.DataFrame(rows, columns=["regimen", "organ", "grade", "endpoint", "day", "mean",
-                                       "lower", "median", "upper"])
+                b = bands(inc[:, :, oi, gi], phi, interval=config.output.interval,
+                          arm_size=TYPICAL_ARM_SIZE, trial_sd=sd)
+                frames.append(pd.DataFrame(
+                    {"regimen": text, "organ": organ, "grade": grade,
+                     "endpoint": CURVE_ENDPOINT, "day": weekly + 1}
+                    | {k: b[k][weekly] for k in CURVE_COLUMNS}))
+    return pd.concat(frames, ignore_index=True)
 
 
 def onset_table(config: FitConfig, spec: FitSpec,
@@ -307,6 +328,8 @@ def datatree_bytes(spec: FitSpec, design: Design, sample: PosteriorSample,
         if sample.log_w is not None:
             stats["log_importance_weight"] = sample.log_w.reshape(chains, n_stored)
         data["sample_stats"] = stats
+    elif sample.log_w is not None:  # Laplace draws: their importance weights
+        data["sample_stats"] = {"log_importance_weight": sample.log_w.reshape(chains, n_stored)}
     dims = dims | {"y": ["row"], "n": ["row"]}
     coords = coords | {"row": rows}
     tree = azb.from_dict(data, dims=dims, coords=coords)
@@ -320,14 +343,8 @@ def datatree_bytes(spec: FitSpec, design: Design, sample: PosteriorSample,
 # --------------------------------------------------------------------------- plots
 
 
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    return buf.getvalue()
-
-
 def plot_curves(curves: pd.DataFrame) -> bytes:
-    """PNG: any-organ incidence (mean and band) of every regimen, grades any and 3+."""
+    """PNG: any-organ incidence (mean, credible band) of every regimen, grades any and 3+."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -339,27 +356,34 @@ def plot_curves(curves: pd.DataFrame) -> bytes:
         for r in regs:
             c = curves[(curves.regimen == r) & (curves.organ == "any") & (curves.grade == grade)]
             ax.plot(c.day / 7, c["mean"], label=r[:40])
-            ax.fill_between(c.day / 7, c.lower, c.upper, alpha=0.15)
+            ax.fill_between(c.day / 7, c.ci_lower, c.ci_upper, alpha=0.15)
         ax.set(xlabel="weeks since first dose", ylabel="cumulative incidence",
                title=f"any irAE, grade {grade}")
     axes[0].legend(fontsize=6)
-    return _png(fig)
+    return png(fig)
 
 
-def plot_ppc(ppc: pd.DataFrame) -> bytes:
-    """PNG: observed against predicted incidence of the training rows, 90% intervals."""
-    import matplotlib
+def write_report(run: str | Path, *, progress: bool = False) -> Path:
+    """Redraw ``run/results/report.html`` from the run folder's files; returns its path.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.vlines(ppc.predicted_mean, ppc.lower_90, ppc.upper_90, lw=0.6, alpha=0.5,
-              label="90% predictive interval")
-    ax.scatter(ppc.predicted_mean, ppc.observed, s=8, c=np.where(ppc.covered, "C0", "C3"),
-               label="observed")
-    ax.plot([0, 1], [0, 1], "k--", lw=0.8)
-    ax.legend(fontsize=7)
-    ax.set(xlabel="predicted mean incidence", ylabel="observed incidence",
-           title=f"training arms: {ppc.covered.mean():.0%} inside 90% intervals")
-    return _png(fig)
+    A ``curves.csv`` written before the predictive band was added is recomputed in memory
+    from the fit (when this pdmodel can still load it; float64, as :func:`run_fit`), so the
+    report shows both bands.
+    """
+    rf = ResultFiles.from_folder(run)
+    curves = rf.csv("curves.csv")
+    if curves is not None and "ci_lower" not in curves:
+        jax.config.update("jax_enable_x64", True)  # as run_fit: the fit is float64
+        try:
+            fit = load_fit(run)
+        except FitLoadError:
+            fit = None
+        if fit is not None:
+            draws = fit.draws[np.linspace(0, len(fit.draws) - 1,
+                                          min(MAX_DRAWS, len(fit.draws))).astype(int)]
+            fresh = incidence_curves(fit.config, fit.spec, draws, progress)
+            rf = dataclasses.replace(rf, files=rf.files | {"curves.csv": fresh.to_csv(
+                index=False)})
+    out = Path(run) / "results" / "report.html"
+    atomic_write_text(out, report_html(rf))
+    return out

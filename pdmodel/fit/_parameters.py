@@ -20,7 +20,7 @@ from jax.scipy.stats import norm
 from jaxtyping import Array, Float
 
 from ..irae import IraeModel
-from ..vocab import BACKBONES, ENDPOINTS, ORGANS, TERMS
+from ..vocab import BACKBONES, ENDPOINTS, ORGANS, TERMS, TUMOURS
 
 
 class ObservationParams(eqx.Module):
@@ -48,6 +48,9 @@ class ObservationParams(eqx.Module):
     backbone_grade : array [2], fraction 0-1
         Grade profile of backbone events: the fraction of grade ≥ 2 among them, and of grade
         ≥ 3 among those of grade ≥ 2 (shared by backbones and organs).
+    trial_sd : scalar, 1
+        SD of the trial random effect on the logit of a trial's expected proportions (rows of
+        one study move together; docs/model.md §5.2).
     endpoint_backbone : array [endpoint], fraction 0-1
         Fraction of backbone events counted under each endpoint (all-cause counts them all;
         investigators attribute most of them to treatment, few to an immune mechanism).
@@ -70,6 +73,7 @@ class ObservationParams(eqx.Module):
     backbone_background: Float[Array, "backbone organ"] = eqx.field(
         converter=jnp.asarray, default=tuple((2e-4,) * len(ORGANS) for _ in BACKBONES))
     backbone_grade: Float[Array, " 2"] = eqx.field(converter=jnp.asarray, default=(0.4, 0.4))
+    trial_sd: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.3)
     endpoint_backbone: Float[Array, " endpoint"] = eqx.field(
         converter=jnp.asarray, default=(0.7, 0.1, 0.05, 0.2, 1.0))
 
@@ -254,6 +258,16 @@ def _default_entries() -> tuple[FittedParameter, ...]:
                 for t in range(len(TERMS))]
     entries.append(FittedParameter("obs", "concentration",
                                    Prior("lognormal", float(o.concentration), wide)))
+    entries.append(FittedParameter("obs", "trial_sd", Prior("lognormal", float(o.trial_sd), mid)))
+    # covariate effects on susceptibility: melanoma and metastatic are the reference levels
+    te = np.asarray(m.tumour_effect)
+    entries += [FittedParameter("model", "tumour_effect", Prior("lognormal", float(te[t, j]), mid),
+                                _idx(t, j))
+                for t in range(1, len(TUMOURS)) for j in range(len(ORGANS))]
+    se = np.asarray(m.setting_effect)
+    entries += [FittedParameter("model", "setting_effect", Prior("lognormal", float(se[1, j]),
+                                                                 mid), _idx(1, j))
+                for j in range(len(ORGANS))]
     # backbones (docs/model.md §5.3): assumed, weakly informative priors
     bb = np.asarray(o.backbone_background)
     entries += [FittedParameter("obs", "backbone_background",

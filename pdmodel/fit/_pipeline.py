@@ -15,6 +15,12 @@ Stages (each checkpointed by :func:`run_stage`, so ``--resume`` continues a kill
    curves with bands, diagnostics, plots; published atomically into ``<folder>/results``.
 
 ``nuts.method = "laplace"`` skips 3–4 and uses draws of the Laplace approximation (quick looks).
+
+In a multi-process run (``jax.distributed``) every process runs the same stages; NUTS chains and
+the exact solves at the draws are split across processes and gathered (pdmodel.distributed), and
+only process 0 touches the run folder: it locks it, checkpoints, and publishes ``results/``
+after every process has reached the end (a barrier with a timeout), so a failed process leaves
+no new results. ``--resume`` then needs the run folder on a file system all processes read.
 """
 
 from __future__ import annotations
@@ -32,8 +38,10 @@ from jaxtyping import Array, Float
 from tqdm import tqdm
 
 from ..data import load_incidence
+from ..distributed import all_agree, barrier, is_main_process, map_rows, process_count
+from ..errors import DistributedError
 from ._config import FitConfig, fit_spec
-from ._design import Design, build_design
+from ._design import Design, build_design, design_table
 from ._emulator import Emulator, Whitening, emulator_from_design, evaluate, solve_design
 from ._likelihood import features_loglik, log_density_of, log_max_injury_of, ode_parameter_index
 from ._map import Laplace, laplace_scale, map_fit
@@ -63,9 +71,13 @@ def run_fit(config: FitConfig, *, resume: bool = False, progress: bool = True,
     """Run the fit described by ``config``; returns the results folder."""
     jax.config.update("jax_enable_x64", True)
     fit = _prepare(config, progress, echo)
-    with RunFolder.open(config.output.folder, config, resume=resume, seed=config.seed) as run:
+    with _open_run(config, resume) as run:
 
         def stage(s: Stage):
+            if run.resume and process_count() > 1:
+                all_agree(run.load_checkpoint(s.name) is not None,
+                          f"whether checkpoint '{s.name}' exists (--resume reads the run "
+                          "folder on every process)")
             return run_stage(run, s, run.resume)
 
         best = stage(_map_stage(fit))
@@ -76,13 +88,63 @@ def run_fit(config: FitConfig, *, resume: bool = False, progress: bool = True,
         info = {"laplace_nonconcave_directions": laplace.nonconcave}
         timings = {"map_s": best.seconds}
         if config.nuts.method == "laplace":
-            sample = _laplace_sample(fit, stage, whitening)
+            sample = _laplace_sample(fit, stage, whitening, info)
         else:
             sample = _nuts_sample(fit, stage, whitening, info, timings)
         mode = Mode(best.u, laplace.sd, best.starts_log_density, best.grad_norm)
         files = results_files(config, fit.spec, fit.design, mode, sample, info, timings,
                               progress)
+        # every training row: the arm it is simulated as (regimen, horizon, treatment) and why
+        files["design.csv"] = design_table(_training_rows(config),
+                                           max_days=config.model.days).to_csv(index=False)
+        barrier("fit-results")  # every process got here: publish (process 0 only)
         return run.publish(files)
+
+
+class _ReaderRun:
+    """The run folder as a process other than 0 sees it: reads checkpoints when resuming,
+    writes nothing."""
+
+    def __init__(self, config: FitConfig, resume: bool):
+        self._folder = RunFolder(config.output.folder, config)
+        self.resume = resume
+
+    def load_checkpoint(self, stage: str):
+        return self._folder.load_checkpoint(stage)
+
+    def save_checkpoint(self, stage: str, arrays, meta=None) -> None:
+        return None
+
+    def publish(self, files) -> Path:
+        return self._folder.results_path
+
+    def __enter__(self) -> _ReaderRun:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def _open_run(config: FitConfig, resume: bool) -> RunFolder | _ReaderRun:
+    """The locked run folder on process 0; a read-only view on the others. Every process
+    fails if process 0 cannot open the folder (locked, another configuration)."""
+    if process_count() == 1:
+        return RunFolder.open(config.output.folder, config, resume=resume, seed=config.seed)
+    run, error = None, None
+    if is_main_process():
+        try:
+            run = RunFolder.open(config.output.folder, config, resume=resume, seed=config.seed)
+        except Exception as err:  # noqa: BLE001 - re-raised below, after telling the others
+            error = err
+    else:
+        run = _ReaderRun(config, resume)
+    try:
+        all_agree(error is None, "opening the run folder on process 0 (1 = opened)")
+    except DistributedError:
+        if error is not None:
+            raise error from None
+        raise
+    return run
 
 
 # --------------------------------------------------------------------------- set-up
@@ -113,10 +175,11 @@ def _training_rows(config: FitConfig) -> pd.DataFrame:
 def _prepare(config: FitConfig, progress: bool, echo) -> _Fit:
     m = config.model
     design = build_design(_training_rows(config), patients=m.patients, seed=config.seed,
-                          steps_per_day=m.steps_per_day, refine=m.refine, tumour=m.tumour,
-                          models=dict(m.pk_models) or None)
+                          max_days=m.days, steps_per_day=m.steps_per_day, refine=m.refine,
+                          tumour=m.tumour, models=dict(m.pk_models) or None)
     spec = fit_spec(config)
-    echo(f"data: {len(design.obs.n)} arm-level rows, {len(design.regimens)} simulated regimens; "
+    echo(f"data: {len(design.obs.n)} arm-level rows of {len(design.trials)} studies, "
+         f"{len(design.units)} simulated arms ({len(set(design.regimens))} regimens); "
          f"{spec.size} fitted parameters")
     # Partials, not closures: the jitted stages take them as arguments, so the design's arrays
     # are inputs of the compiled programs rather than constants folded into them
@@ -216,10 +279,13 @@ def _exact_stage(fit: _Fit, name: str,
     """Exact ODE features (log max injury) at every stored draw ``[draw, feature]``."""
 
     def compute():
-        flat = jnp.asarray(stored.reshape(-1, stored.shape[-1]))
+        flat = np.asarray(stored.reshape(-1, stored.shape[-1]))
         bar = tqdm(total=flat.shape[0], desc="exact model at posterior draws",
                    disable=not fit.progress)
-        feats = evaluate(fit.features, flat, progress=lambda done: bar.update(done - bar.n))
+        # draws split across processes (all on one in a single-process run)
+        feats = map_rows(lambda rows: evaluate(fit.features, jnp.asarray(rows),
+                                               progress=lambda done: bar.update(done - bar.n)),
+                         flat)
         bar.close()
         return feats
 
@@ -246,13 +312,37 @@ def _with_exact_features(fit: _Fit, stage, name: str, draws: Float[np.ndarray, "
     return PosteriorSample(draws, stored, step, feats, nuts, None)
 
 
-def _laplace_sample(fit: _Fit, stage, whitening: Whitening) -> PosteriorSample:
-    """Draws of the Laplace approximation instead of NUTS (``nuts.method = "laplace"``)."""
+def _laplace_sample(fit: _Fit, stage, whitening: Whitening, info: dict) -> PosteriorSample:
+    """Draws of the Laplace approximation instead of NUTS (``nuts.method = "laplace"``),
+    checked against the exact posterior: importance weights ``log p(u | y) − log q(u)``
+    (exact log posterior at the draws over the Laplace density, up to constants) and their
+    Pareto k̂ go into ``info`` (k̂ < 0.7: the Laplace draws are a usable stand-in)."""
     n_draws = min(fit.config.nuts.draws, MAX_STORED_DRAWS)
     z = jax.random.normal(jax.random.fold_in(fit.key, 2), (1, n_draws, fit.spec.size))
     draws = np.asarray(whitening.to_u(z))
     fit.echo(f"Laplace approximation: {n_draws} draws (no NUTS)")
-    return _with_exact_features(fit, stage, "exact", draws, None)
+    sample = _with_exact_features(fit, stage, "exact", draws, None)
+    flat = sample.stored.reshape(-1, fit.spec.size)
+    zs = np.asarray(z).reshape(-1, fit.spec.size)[:: sample.step]
+    log_post = _exact_log_posterior(fit, flat, sample.features)
+    log_w = log_post + 0.5 * np.sum(zs**2, axis=1)
+    khat, rel_ess = psis_check(log_w)
+    info |= {"psis_khat": khat, "psis_relative_ess": rel_ess,
+             "importance_log_weight_sd": float(np.std(log_w)),
+             "psis_check": "Laplace draws against the exact posterior"}
+    fit.echo(f"Laplace check against the exact posterior at {len(flat)} draws: Pareto k "
+             f"= {khat:.2f} ({'reliable' if khat < PSIS_KHAT_OK else 'not reliable'})")
+    return sample._replace(log_w=log_w)
+
+
+def _exact_log_posterior(fit: _Fit, u: Float[np.ndarray, "draw param"],
+                         features: Float[np.ndarray, "draw feature"],
+                         batch: int = 50) -> Float[np.ndarray, " draw"]:
+    """Exact log posterior at draws ``u`` given their exact ODE features (in batches)."""
+    f = jax.jit(jax.vmap(lambda uu, ff: fit.spec.log_prior(uu) + fit.loglik(uu, ff)))
+    return np.concatenate([np.asarray(f(jnp.asarray(u[i:i + batch]),
+                                        jnp.asarray(features[i:i + batch])))
+                           for i in range(0, len(u), batch)])
 
 
 def _train(fit: _Fit, des: dict, whitening: Whitening, extra=None):

@@ -13,7 +13,7 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Float
 
-from ..vocab import AGENTS, BACKBONES, ENDPOINTS, GRADES, ORGANS, TERMS
+from ..vocab import AGENTS, BACKBONES, ENDPOINTS, GRADES, ORGANS, SETTING_LEVELS, TERMS, TUMOURS
 from ._parameters import FitSpec, _forward
 
 _AXES: dict[str, tuple[tuple[str, ...], ...]] = {
@@ -23,6 +23,8 @@ _AXES: dict[str, tuple[tuple[str, ...], ...]] = {
     "endpoint_background": (ENDPOINTS,),
     "term_fraction": (TERMS,),
     "backbone_background": (BACKBONES, ORGANS),
+    "tumour_effect": (TUMOURS, ORGANS),
+    "setting_effect": (SETTING_LEVELS, ORGANS),
     "backbone_grade": (GRADES[1:],),
     "endpoint_backbone": (ENDPOINTS,),
 }

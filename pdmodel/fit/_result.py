@@ -2,37 +2,50 @@
 
 ``load_fit(path)`` reads ``config.toml`` and ``results/posterior.nc`` of a run folder written
 by ``pdmodel fit`` (or the committed ``fits/reference``); :meth:`Fit.incidence` simulates a
-regimen for every posterior draw and returns the posterior mean curve and the interval of the
-incidence *proportion a trial arm of typical size would report* (beta-binomial posterior
-predictive, so between-trial heterogeneity and binomial noise are included).
+regimen for posterior draws (pdmodel.fit._predict) and returns the posterior mean curve, the
+credible band of the population incidence and the interval of the incidence *proportion a
+trial arm of typical size would report* (beta-binomial posterior predictive, so between-trial
+heterogeneity and binomial noise are included).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import xarray as xr
-from jaxtyping import Float
+from jaxtyping import Float, Int
+from tqdm import tqdm
 
 from ..errors import FitLoadError
-from ..irae import IraeProblem, Population
+from ..io import atomic_write_bytes
 from ..regimen import Regimen
-from ..vocab import ENDPOINTS, GRADES, ORGAN_CHOICES, check_choices
+from ..vocab import GRADES, ORGAN_CHOICES, check_choices
 from ._config import FitConfig, fit_spec, load_config
-from ._likelihood import predictive_counts, reported_incidence
 from ._parameters import FitSpec
 from ._posterior import unconstrained_draws
+from ._predict import (
+    AGENT_SLOTS,
+    TYPICAL_ARM_SIZE,
+    bands,
+    concentration,
+    curves,
+    population,
+    trial_sd,
+)
 
-TYPICAL_ARM_SIZE = 300
-"""Patients in the 'typical trial arm' of predictive intervals (CheckMate 067 arms: 313-315)."""
+MAX_ARM_SIZE = 100_000
+"""Largest trial arm a predictive interval is computed for."""
 
-
-
+PREDICT_DRAWS = 100
+"""Posterior draws (evenly thinned) behind a prediction by default; benchmarks/predict.py
+gives the Monte Carlo error against all stored draws."""
 
 @dataclass(frozen=True)
 class Fit:
@@ -65,7 +78,7 @@ class Fit:
     >>> cur = few.incidence("nivolumab 240 mg q2w", days=28, organ="any", grade="any",
     ...                     patients=4)
     >>> list(cur.data_vars), cur.sizes["day"]
-    (['mean', 'median', 'lower', 'upper'], 28)
+    (['mean', 'median', 'lower', 'upper', 'ci_lower', 'ci_upper'], 28)
     """
 
     path: Path
@@ -73,6 +86,7 @@ class Fit:
     spec: FitSpec
     draws: Float[np.ndarray, "draw param"]
     method: str
+    _memo: dict = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def datatree(self) -> xr.DataTree:
         """The fit's arviz ``DataTree``, loaded in memory.
@@ -110,49 +124,79 @@ class Fit:
         arm_size: int = TYPICAL_ARM_SIZE,
         patients: int | None = None,
         seed: int = 0,
+        policy: str = "natural",
+        draws: int | None = PREDICT_DRAWS,
+        progress: bool = False,
     ) -> xr.Dataset:
         """Posterior incidence curve of ``organ`` × ``grade`` for ``regimen`` (days 1..days).
 
         ``covariates`` are keyword arguments of :meth:`Population.sample` (e.g.
-        ``{"preexisting_ad": 1.0}``, ``{"tumour": "nsclc"}``, ``{"weight_kg": 60}``);
-        ``endpoint`` is the reporting definition (``ENDPOINTS``). Returns ``mean``, ``lower``,
-        ``upper`` (central ``interval`` of the proportion reported by an arm of ``arm_size``)
-        and ``median`` by ``day``.
+        ``{"preexisting_ad": 1.0}``, ``{"tumour": "nsclc"}``, ``{"weight_kg": 60}``,
+        ``{"a0_positive_fraction": 1.0}``) plus ``"setting"`` (``metastatic``: stop times as
+        in the fit; ``adjuvant``: one year; absent: treatment to the horizon); ``endpoint`` is
+        the reporting definition (``ENDPOINTS``); ``policy`` ``natural`` (no rescue) or
+        ``default`` (``ManagementPolicy()``). ``draws`` posterior draws, evenly thinned
+        (``None``: all), times ``patients`` virtual patients (default: the fit's).
+
+        Returns ``mean`` (posterior mean), ``ci_lower``/``ci_upper`` (central ``interval``
+        credible band of the population incidence), ``lower``/``median``/``upper``
+        (predictive quantiles of the proportion an arm of ``arm_size`` reports) by ``day``;
+        all fractions 0-1, monotone in ``day``. Curves of every organ and grade are kept per
+        fit, so asking for another organ or grade recomputes nothing.
         """
         check_choices([organ], [grade])
-        if endpoint not in ENDPOINTS:
-            raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {ENDPOINTS}")
         if not 0 < interval < 1:
             raise ValueError(f"interval must be in (0, 1), got {interval!r}")
+        if not (isinstance(arm_size, int | np.integer) and 1 <= arm_size <= MAX_ARM_SIZE):
+            raise ValueError(f"arm_size must be a whole number 1-{MAX_ARM_SIZE}, got "
+                             f"{arm_size!r}")
         reg = Regimen.parse(regimen) if isinstance(regimen, str) else regimen
-        m = self.config.model
-        problem = IraeProblem.build(reg, days=int(days), steps_per_day=m.steps_per_day,
-                                    refine=m.refine, models=dict(m.pk_models) or None)
-        kw = {"tumour": m.tumour} | dict(covariates or {})
-        pop = Population.sample(jax.random.key(seed), patients or m.patients,
-                                max_agents=len(reg.agents), **kw)
-        io, ig = ORGAN_CHOICES.index(organ), GRADES.index(grade)
-        spec = self.spec
-
-        def one(u):
-            params = spec.to_params(u)
-            inc = reported_incidence(params, problem, pop, endpoint)
-            return inc[:, io, ig], params.obs.concentration
-
-        mu, phi = jax.lax.map(jax.jit(one), jnp.asarray(self.draws))
-        mu = np.asarray(mu)
-        reported = predictive_counts(np.random.default_rng(seed), mu, phi, arm_size) / arm_size
-        a = (1 - interval) / 2
-        lo, med, hi = np.quantile(reported, [a, 0.5, 1 - a], axis=0)
+        idx = self._draw_index(draws)
+        key = (str(reg), int(days), tuple(sorted((covariates or {}).items())), endpoint,
+               policy, patients, seed, len(idx))
+        if key not in self._memo:
+            self._memo.clear()  # one set of curves at a time: memory stays bounded
+            self._memo[key] = self._curves(reg, int(days), covariates, endpoint, policy,
+                                           patients, seed, idx, progress)
+        inc, phi, sd = self._memo[key]
+        oi, gi = ORGAN_CHOICES.index(organ), GRADES.index(grade)
+        b = bands(inc[:, :, oi, gi], phi, interval=interval, arm_size=int(arm_size),
+                  trial_sd=sd)
         day = np.arange(1, int(days) + 1, dtype=float)
         return xr.Dataset(
-            {"mean": ("day", mu.mean(0)), "median": ("day", med), "lower": ("day", lo),
-             "upper": ("day", hi)},
+            {k: ("day", b[k]) for k in ("mean", "median", "lower", "upper", "ci_lower",
+                                        "ci_upper")},
             coords={"day": day},
             attrs={"regimen": str(reg), "organ": organ, "grade": grade, "endpoint": endpoint,
-                   "interval": interval, "arm_size": arm_size, "fit": str(self.path),
-                   "method": self.method, "draws": int(self.draws.shape[0])},
+                   "interval": interval, "arm_size": int(arm_size), "fit": str(self.path),
+                   "method": self.method, "draws": len(idx),
+                   "patients": int(patients or self.config.model.patients), "policy": policy,
+                   "mc_se_mean": float(np.max(inc[:, :, oi, gi].std(0)) / np.sqrt(len(idx)))},
         )
+
+    def _draw_index(self, draws: int | None) -> Int[np.ndarray, " draw"]:
+        n = self.draws.shape[0]
+        if draws is None or draws >= n:
+            return np.arange(n)
+        if not (isinstance(draws, int | np.integer) and draws >= 1):
+            raise ValueError(f"draws must be a positive whole number or None, got {draws!r}")
+        return np.linspace(0, n - 1, int(draws)).round().astype(int)
+
+    def _curves(self, reg: Regimen, days: int, covariates: dict | None, endpoint: str,
+                policy: str, patients: int | None, seed: int, idx, progress: bool):
+        m = self.config.model
+        cov = {"tumour": m.tumour} | dict(covariates or {})
+        pop = population(jax.random.key(seed), patients or m.patients,
+                         max_agents=max(AGENT_SLOTS, len(reg.agents)), **cov)
+        u = self.draws[idx]
+        bar = tqdm(total=len(idx), desc="posterior draws", unit="draw", leave=False,
+                   disable=not progress)
+        inc = curves(self.spec, u, reg, pop, days=days, steps_per_day=m.steps_per_day,
+                     refine=m.refine, models=dict(m.pk_models) or None, endpoint=endpoint,
+                     policy=policy, progress=lambda done: bar.update(done - bar.n))
+        bar.close()
+        return (inc, np.asarray(concentration(self.spec, jnp.asarray(u))),
+                np.asarray(trial_sd(self.spec, jnp.asarray(u))))
 
 
 def load_fit(path: str | Path) -> Fit:
@@ -181,7 +225,7 @@ def load_fit(path: str | Path) -> Fit:
     >>> reference = pathlib.Path(pdm.__file__).parents[1] / "fits" / "reference"
     >>> fit = pdm.load_fit(reference)
     >>> fit.method, fit.draws.shape[1] == fit.spec.size
-    ('nuts', True)
+    ('laplace', True)
     """
     path = Path(path)
     cfg_path, post_path = path / "config.toml", path / "results" / "posterior.nc"
@@ -190,6 +234,11 @@ def load_fit(path: str | Path) -> Fit:
             raise FitLoadError(f"{path} is not a fit: {f.name} missing ({f}); run "
                                "'pdmodel fit' or use fits/reference")
     config = load_config(cfg_path)
+    spec = fit_spec(config)
+    cached = _cached_draws(post_path, spec)
+    if cached is not None:
+        return Fit(path=path, config=config, spec=spec, draws=cached,
+                   method=config.nuts.method if config.nuts.method == "laplace" else "nuts")
     try:
         tree = xr.open_datatree(post_path, engine="h5netcdf")
         posterior = tree["posterior"].to_dataset().load()
@@ -198,7 +247,6 @@ def load_fit(path: str | Path) -> Fit:
     except Exception as err:  # noqa: BLE001 - any read failure is a corrupt file
         raise FitLoadError(f"cannot read {post_path} as a pdmodel posterior (arviz DataTree "
                            f"with a posterior group): {err}") from err
-    spec = fit_spec(config)
     if names != list(spec.names):
         raise FitLoadError(f"{post_path} was written for other parameters than this pdmodel "
                            f"fits ({len(names or [])} vs {spec.size}); refit with "
@@ -211,4 +259,39 @@ def load_fit(path: str | Path) -> Fit:
     if not np.all(np.isfinite(draws)):
         raise FitLoadError(f"{post_path} holds non-finite draws")
     method = config.nuts.method if config.nuts.method == "laplace" else "nuts"
+    _cache_draws(post_path, spec, draws)
     return Fit(path=path, config=config, spec=spec, draws=draws, method=method)
+
+
+def _draws_cache(post_path: Path, spec: FitSpec) -> Path | None:
+    """Where the stacked draws of ``post_path`` are kept (next to JAX's persistent
+    compilation cache, when one is configured; keyed by the file's path, size, time and the
+    parameter names), or ``None``."""
+    cache = jax.config.jax_compilation_cache_dir
+    if not cache:
+        return None
+    st = post_path.stat()
+    key = hashlib.sha256(repr((str(post_path.resolve()), st.st_size, st.st_mtime_ns,
+                               spec.names)).encode()).hexdigest()[:24]
+    return Path(cache) / "pdmodel-draws" / f"{key}.npy"
+
+
+def _cached_draws(post_path: Path, spec: FitSpec) -> Float[np.ndarray, "draw param"] | None:
+    f = _draws_cache(post_path, spec)
+    try:
+        return None if f is None or not f.is_file() else np.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _cache_draws(post_path: Path, spec: FitSpec, draws) -> None:
+    f = _draws_cache(post_path, spec)
+    if f is None:
+        return
+    try:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        np.save(buf, draws)
+        atomic_write_bytes(f, buf.getvalue())
+    except OSError:
+        pass  # read-only cache: read the netCDF next time

@@ -26,7 +26,7 @@ import equinox as eqx
 import jax.numpy as jnp
 from jaxtyping import Array, Float
 
-from ..vocab import GRADES, ORGANS, TUMOURS
+from ..vocab import GRADES, ORGANS, SETTING_LEVELS, TUMOURS
 
 ORGAN_FIELDS = ("susceptibility", "k_rep", "w_ab", "w_pd", "w_ctla4", "log_gap2", "log_gap3",
                 "sigma")
@@ -76,6 +76,8 @@ PARAMETER_INFO: dict[str, ParameterInfo] = {p.name: p for p in (
           "(fitted to placebo/chemotherapy/vaccine arms)"),
     _info("ad_e0", "fold", "baseline autoreactive pool with pre-existing autoimmune disease"),
     _info("tumour_effect", "1", "organ-susceptibility factors by tumour type [tumour, organ]"),
+    _info("setting_effect", "1", "organ-susceptibility factors by disease setting "
+          "[setting, organ] (metastatic = reference, early = adjuvant/neoadjuvant/perioperative)"),
     _info("omega_g", "1", "log-normal IIV (SD) of g_pd1"),
     _info("omega_a", "1", "log-normal IIV (SD) of a_ctla4"),
     _info("omega_s", "1", "patient-level log-normal IIV (SD) shared by all organs' susceptibility"),
@@ -146,6 +148,9 @@ class IraeModel(eqx.Module):
         Baseline autoreactive pool with pre-existing autoimmune disease.
     tumour_effect : [tumour, organ], 1
         Organ-susceptibility factors by tumour type [tumour, organ].
+    setting_effect : [setting, organ], 1
+        Organ-susceptibility factors by disease setting [setting, organ] (metastatic =
+        reference, early = adjuvant/neoadjuvant/perioperative).
     omega_g : scalar, 1
         Log-normal IIV (SD) of g_pd1.
     omega_a : scalar, 1
@@ -209,6 +214,8 @@ class IraeModel(eqx.Module):
     ad_e0: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=1.5)
     tumour_effect: Float[Array, "tumour organ"] = eqx.field(
         converter=jnp.asarray, default=tuple((1.0,) * 6 for _ in TUMOURS))
+    setting_effect: Float[Array, "setting organ"] = eqx.field(
+        converter=jnp.asarray, default=tuple((1.0,) * 6 for _ in SETTING_LEVELS))
     omega_g: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.6)
     omega_a: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.5)
     omega_s: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.5)
@@ -230,6 +237,10 @@ class IraeModel(eqx.Module):
         if self.tumour_effect.shape != (len(TUMOURS), n):
             raise ValueError(f"IraeModel.tumour_effect must have shape ({len(TUMOURS)}, {n}) "
                              f"[tumour {TUMOURS}, organ], got {self.tumour_effect.shape}")
+        if self.setting_effect.shape != (len(SETTING_LEVELS), n):
+            raise ValueError(f"IraeModel.setting_effect must have shape ({len(SETTING_LEVELS)}, "
+                             f"{n}) [setting {SETTING_LEVELS}, organ], got "
+                             f"{self.setting_effect.shape}")
         if self.agent_effect.shape != (8,):
             raise ValueError("IraeModel.agent_effect must have shape (8,), one per agent in "
                              f"pdmodel.AGENTS order, got {self.agent_effect.shape}")

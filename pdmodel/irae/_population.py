@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ..vocab import ORGANS, TUMOURS
+from ..vocab import ORGANS, SETTING_LEVELS, TUMOURS
 
 MAX_PK_ETA = 6
 """Random-effect slots per agent (the largest published Omega has 4)."""
@@ -33,6 +33,7 @@ class Population(eqx.Module):
     z_pd : standard normals for g_pd1, a_ctla4, shared susceptibility ``[patient, 3]``.
     z_organ : standard normals for organ susceptibility ``[patient, organ]``.
     z_threshold : standard normals for each patient's grade thresholds ``[patient, organ]``.
+    setting : index into :data:`~pdmodel.vocab.SETTING_LEVELS` (``None``: metastatic).
 
     Examples
     --------
@@ -54,6 +55,7 @@ class Population(eqx.Module):
     z_pd: Float[Array, "patient 3"]
     z_organ: Float[Array, "patient organ"]
     z_threshold: Float[Array, "patient organ"]
+    setting: Int[Array, " patient"] | None = None
 
     @property
     def size(self) -> int:
@@ -75,6 +77,7 @@ class Population(eqx.Module):
         tumour: str = "melanoma",
         median_duration_days: float | None = None,
         max_agents: int = 2,
+        setting: str = "metastatic",
     ) -> Population:
         """Draw ``n`` virtual patients from ``key`` (a ``jax.random`` key; required).
 
@@ -85,6 +88,7 @@ class Population(eqx.Module):
         a0 : baseline autoantibody titre (fold) of antibody-negative patients.
         a0_positive_fraction, a0_positive : fraction with a raised titre, and that titre.
         tumour : tumour type of every patient (one of ``TUMOURS``).
+        setting : disease setting of every patient (one of ``SETTING_LEVELS``).
         median_duration_days : median treatment duration; stop days are exponential with
             this median (``None``: treatment until the end of the simulation).
         max_agents : agent slots for PK random effects (agents in the largest regimen).
@@ -97,6 +101,7 @@ class Population(eqx.Module):
                "positive median and non-negative CV")
         _check(a0 > 0 and a0_positive > 0, "a0/a0_positive", (a0, a0_positive), "positive")
         _check(tumour in TUMOURS, "tumour", tumour, f"one of {TUMOURS}")
+        _check(setting in SETTING_LEVELS, "setting", setting, f"one of {SETTING_LEVELS}")
         if median_duration_days is not None:
             _check(median_duration_days > 0, "median_duration_days", median_duration_days,
                    "positive (days)")
@@ -119,6 +124,7 @@ class Population(eqx.Module):
             z_pd=jax.random.normal(keys[5], (n, 3)),
             z_organ=jax.random.normal(keys[6], (n, len(ORGANS))),
             z_threshold=jax.random.normal(keys[7], (n, len(ORGANS))),
+            setting=jnp.full((n,), SETTING_LEVELS.index(setting), dtype=int),
         )
 
     @classmethod
@@ -129,6 +135,7 @@ class Population(eqx.Module):
             a0=jnp.ones(n), tumour=jnp.zeros(n, dtype=int), stop_day=jnp.full((n,), jnp.inf),
             z_pk=jnp.zeros((n, max_agents, MAX_PK_ETA)), z_pd=jnp.zeros((n, 3)),
             z_organ=jnp.zeros((n, len(ORGANS))), z_threshold=jnp.zeros((n, len(ORGANS))),
+            setting=jnp.zeros(n, dtype=int),
         )
 
     def take(self, index) -> Population:

@@ -170,10 +170,12 @@ class IraeProblem(eqx.Module):
         return jax.vmap(one)(inputs)
 
     def reference(self, model: IraeModel, patient: PatientInputs, ts, *,
-                  steroid_start=jnp.inf, policy: ManagementPolicy = ManagementPolicy(),
+                  steroid_start=jnp.inf, policy: ManagementPolicy | None = None,
                   options: SolverOptions = REFERENCE_OPTIONS):
         """One patient by the adaptive reference solver (:func:`pdmodel.irae.solvers.
-        reference_states`): PK amounts ``[t, agent, 2]`` and PD state ``[t, 9]`` at ``ts``."""
+        reference_states`): PK amounts ``[t, agent, 2]`` and PD state ``[t, 9]`` at ``ts``.
+        ``policy`` ``None``: ``ManagementPolicy()`` (made here: no JAX array on import)."""
+        policy = ManagementPolicy() if policy is None else policy
         ec50, weight = self.potency(model)
         return reference_states(model, patient, self.grid, ec50, self.targets, weight, ts,
                                 steroid_start=steroid_start, policy=policy, options=options)
@@ -182,6 +184,8 @@ class IraeProblem(eqx.Module):
 def patient_pd(model: IraeModel, pop: Population) -> PatientPD:
     """Each patient's PD constants: covariates and random effects applied to ``model``."""
     tumour = model.tumour_effect[pop.tumour]  # [patient, organ]
+    if pop.setting is not None:
+        tumour = tumour * model.setting_effect[pop.setting]
     shared = model.omega_s * pop.z_pd[:, 2:3]
     return PatientPD(
         e0=1.0 + (model.ad_e0 - 1.0) * pop.preexisting_ad,

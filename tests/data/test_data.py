@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 import pdmodel.data as D
 from pdmodel.cli import app
+from pdmodel.data.build_dataset import RESOLVED_BANDS
 from pdmodel.regimen import Regimen
 from pdmodel.vocab import AGENTS, BACKBONES, ORGAN_CHOICES, SETTING_DETAILS
 from tests.conftest import SHARED_DATA
@@ -228,10 +229,12 @@ def test_fit_default_rule(inc):
     rule = ((inc["verified"] == 1) & inc["n"].notna() & inc["events_used"].notna()
             & (inc["organ_model"] != "") & (inc["endpoint"] != "fatal")
             & ~inc["notes"].str.startswith("NOT AN INCIDENCE") & (inc["arm_class"] != "pooled")
-            & inc["backbone"].isin(["", *BACKBONES]))
+            & inc["backbone"].isin(["", *BACKBONES])
+            & pd.Series([(a, b) in RESOLVED_BANDS for a, b in zip(
+                inc.grade_min, inc.grade_max, strict=True)], index=inc.index))
     assert (inc["fit_default"] == 1).eq(rule).all()
     assert ((inc["fit_default"] == 1) == (inc["exclusion_reason"] == "")).all()
-    assert int(rule.sum()) == 368
+    assert int(rule.sum()) == 344
     fatal = inc[inc["notes"].str.startswith("NOT AN INCIDENCE")]
     assert len(fatal) == 17 and (fatal["fit_default"] == 0).all()
 
@@ -300,6 +303,21 @@ def test_backbone_course_and_agent_vocabulary():
     assert D.course_weeks("placebo q3w up to 18 doses (placebo arm)", 3.0) == 54
     assert D.course_weeks("placebo q3w up to 18 doses") is None  # no interval given
     assert D.course_weeks("pooled analysis") is None
+    assert D.treatment_weeks("pooled trial data (median time on treatment 4.1 months)") == \
+        pytest.approx(4.1 * 4.345)
+    assert D.treatment_weeks("median treatment duration 4.2 mo (label)") == \
+        pytest.approx(4.2 * 4.345)
+    assert D.treatment_weeks("median 4 doses (range 1-4)", 3.0) == 12
+    assert D.treatment_weeks("label") is None
+    assert D.window_weeks("first dose to 100 days after last dose") == pytest.approx(100 / 7,
+                                                                                      abs=1e-4)
+    assert D.window_weeks("on treatment or within 30 days after end of the treatment") == \
+        pytest.approx(30 / 7, abs=1e-4)
+    assert [D.tumour_type(t) for t in (
+        "melanoma (untreated advanced)", "advanced NSCLC (stage III/IV, no EGFR/ALK/ROS1; "
+        "first-line)", "renal cell carcinoma (advanced)", "extensive-stage SCLC (first-line)",
+        "melanoma; NSCLC", "mixed (19 cancer types)")] == [
+        "melanoma", "nsclc", "rcc", "other", "other", "other"]
 
 
 def test_issue_format():
@@ -508,3 +526,10 @@ def test_data_summary_bad_file(tmp_path):
     plain.write_text("row_id,n\nr1,5\n")
     res = run("summary", plain)
     assert res.exit_code == 2 and "missing column(s) agents_model, fit_default" in res.output
+
+
+def test_every_default_row_enters_the_design(inc):
+    """The fit drops no `fit_default` row silently: its grade band is one the model resolves."""
+    from pdmodel.fit import select_rows
+
+    assert len(select_rows(inc)) == int((inc["fit_default"] == 1).sum())

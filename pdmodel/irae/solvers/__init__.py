@@ -4,6 +4,7 @@
   patient (``vmap`` for many);
 * :func:`max_injury_course` with :func:`stage_concentrations` / :func:`stage_effects` — the
   likelihood's solver (natural course, running maximum of injury only);
+  :func:`running_max_injury` records that maximum after every step (fast predictions);
 * :func:`reference_states` — the adaptive diffrax reference, for accuracy checks.
 
 The two fixed-grid solvers take the same step (:func:`pk_half_step`, :func:`rk4_step`).
@@ -17,6 +18,7 @@ from ._full import PatientInputs as PatientInputs
 from ._full import simulate_patient as simulate_patient
 from ._likelihood import RateConstants as RateConstants
 from ._likelihood import max_injury_course as max_injury_course
+from ._likelihood import running_max_injury as running_max_injury
 from ._likelihood import stage_concentrations as stage_concentrations
 from ._likelihood import stage_effects as stage_effects
 from ._reference import reference_states as reference_states
@@ -27,5 +29,5 @@ from ._step import rk4_step as rk4_step
 __all__ = [
     "PatientInputs", "Daily", "Events", "simulate_patient", "drug_effects", "log_thresholds",
     "RateConstants", "stage_concentrations", "stage_effects", "max_injury_course",
-    "reference_states", "infusion_rate", "pk_half_step", "rk4_step",
+    "running_max_injury", "reference_states", "infusion_rate", "pk_half_step", "rk4_step",
 ]

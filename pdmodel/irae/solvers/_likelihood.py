@@ -115,3 +115,27 @@ def max_injury_course(rates: RateConstants, pd: PatientPD, effects: Float[Array,
                           policy=jax.checkpoint_policies.save_only_these_names("slope"))
     (_, m), _ = jax.lax.scan(step, (y0, jnp.zeros_like(b[3:])), (jnp.diff(edges), effects))
     return m
+
+
+def running_max_injury(rates: RateConstants, pd: PatientPD, effects: Float[Array, "step 3 2"],
+                       edges: Float[Array, " step1"]) -> Float[Array, "step organ"]:
+    """Running maximum of each organ's injury after every step ``[step, organ]`` (one patient,
+    natural course): the steps of :func:`max_injury_course`, with the maximum recorded at every
+    step (predictions by day; no checkpointing, not for reverse mode).
+
+    Zero-length steps (padding) leave the state unchanged.
+    """
+
+    def f(y, u):
+        return pd_rates(rates, pd, *y, u[0], u[1], 0.0, 0.0)
+
+    def step(carry, xs):
+        y, m = carry
+        h, u = xs
+        y = rk4_step(f, y, h, u[0], u[1], u[2])
+        m = jnp.maximum(m, y[3])
+        return (y, m), m
+
+    b = baseline_state(pd).astype(effects.dtype)
+    y0 = (b[0], b[1], b[2], b[3:])
+    return jax.lax.scan(step, (y0, jnp.zeros_like(b[3:])), (jnp.diff(edges), effects))[1]
