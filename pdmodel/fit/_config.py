@@ -70,7 +70,8 @@ DATA_USE: tuple[str, ...] = ("fit_default", "all")
 
 NUTS_METHODS: tuple[str, ...] = ("emulator", "exact", "laplace")
 """``nuts.method``: NUTS on an emulator of the likelihood, NUTS on the exact ODE likelihood,
-or the Laplace approximation only (no NUTS)."""
+or the Laplace approximation only (no NUTS; the default: its draws are solved exactly and
+PSIS-checked against the exact posterior, docs/model.md §5.4)."""
 
 BUNDLED = "bundled"
 NONE = "none"
@@ -222,7 +223,7 @@ class NutsConfig:
     draws: int = 1000
     target_accept: float = 0.85
     max_tree_depth: int = 8
-    method: str = "emulator"
+    method: str = "laplace"
     design_points: int = 512
 
 

@@ -105,8 +105,11 @@ def verdict(diag: dict) -> tuple[str, list[str]]:
         severe = True
     k = diag.get("psis_khat")
     if k is not None and k >= KHAT_OK:
-        issues.append(f"the emulated posterior is not a reliable stand-in for the exact model "
-                      f"(Pareto k̂ {k:.2f} ≥ {KHAT_OK})")
+        what = ("the Laplace approximation" if "laplace" in str(diag.get("method", "")).lower()
+                else "the emulated posterior")
+        issues.append(f"{what} is not a reliable stand-in for the exact posterior "
+                      f"(Pareto k̂ {k:.2f} ≥ {KHAT_OK}): the bands may be too narrow or "
+                      "misplaced")
         severe = True
     if "laplace" in str(diag.get("method", "")).lower():
         issues.append("draws are a Laplace approximation, not NUTS: a quick look only")

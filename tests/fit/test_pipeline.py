@@ -2,17 +2,20 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 import pdmodel as pdm
 from pdmodel.cli import app
+from pdmodel.fit._report import verdict
 
 TINY = [
     "--set", "map.starts=1", "--set", "map.adam_steps=2", "--set", "map.lbfgs_steps=1",
     "--set", "model.patients=4", "--set", "output.weeks=2", "--set", "nuts.draws=6",
     "--set", "nuts.warmup=6", "--set", "nuts.chains=2", "--set", "nuts.design_points=8",
+    "--set", "nuts.method=emulator",
     "--set", 'output.curves_regimens=["nivolumab 240 mg q2w"]',
     "--set", 'model.fixed=["susceptibility", "k_rep", "log_gap2", "log_gap3", "background", '
              '"agent_effect", "w_ab", "w_pd", "w_ctla4"]',
@@ -99,11 +102,15 @@ def test_committed_reference_fit_loads_and_is_calibrated():
         assert diag["max_r_hat"] < 1.01 and diag["min_ess_bulk"] > 400
         assert diag["divergences"] <= 5
         assert (table.r_hat < 1.01).all()
+        assert diag["psis_khat"] < 0.7  # the emulated posterior against the exact one
     else:
-        # Laplace draws at a proper mode (every direction concave)
+        # Laplace draws at a proper mode (every direction concave), checked against the exact
+        # posterior by PSIS; the report's verdict must say when that check fails
         assert diag["stored_draws"] >= 1000 and diag["laplace_nonconcave_directions"] == 0
-    # the draws (emulated NUTS, or Laplace) checked against the exact posterior by PSIS
-    assert diag["psis_khat"] < 0.7
+        assert diag["psis_check"].startswith("Laplace") and np.isfinite(diag["psis_khat"])
+        level, reasons = verdict(diag)
+        assert (level == "unreliable") == (diag["psis_khat"] >= 0.7)
+        assert any("Laplace" in r for r in reasons)
     assert diag["ppc_coverage_90"] >= 0.9  # training arms inside their 90% predictive intervals
     ppc = pd.read_csv("fits/reference/results/ppc.csv")
     assert len(ppc) == diag["rows"] and ppc.covered.mean() == diag["ppc_coverage_90"]
