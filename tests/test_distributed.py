@@ -170,6 +170,7 @@ TINY_FIT = [
     "--set", "map.starts=1", "--set", "map.adam_steps=2", "--set", "map.lbfgs_steps=1",
     "--set", "model.patients=4", "--set", "output.weeks=2", "--set", "nuts.draws=4",
     "--set", "nuts.warmup=4", "--set", "nuts.chains=4", "--set", "nuts.method=exact",
+    "--set", "nuts.max_tree_depth=3", "--set", "model.days=28",  # 22 arms: keep solves short
     "--set", 'output.curves_regimens=["nivolumab 240 mg q2w"]',
     "--set", 'model.fixed=["susceptibility", "k_rep", "log_gap2", "log_gap3", "background", '
              '"agent_effect", "w_ab", "w_pd", "w_ctla4"]',
