@@ -12,15 +12,19 @@ from ._version import __version__ as __version__
 from .dosing_design import Risk as Risk
 from .dosing_design import design as design
 from .dosing_design import trade_off as trade_off
+from .errors import ConfigWarning as ConfigWarning
 from .errors import DesignError as DesignError
 from .errors import DesignInfeasibleError as DesignInfeasibleError
 from .errors import FitLoadError as FitLoadError
 from .errors import InvalidDoseError as InvalidDoseError
 from .errors import MissingWeightError as MissingWeightError
+from .errors import ParameterError as ParameterError
 from .errors import PdmodelError as PdmodelError
 from .errors import RegimenError as RegimenError
 from .errors import RegimenSyntaxError as RegimenSyntaxError
+from .errors import ResultsIntegrityError as ResultsIntegrityError
 from .errors import SaveFormatError as SaveFormatError
+from .errors import SimulationError as SimulationError
 from .errors import UnknownAgentError as UnknownAgentError
 from .export import export_antimony as export_antimony
 from .export import export_sbml as export_sbml
@@ -94,7 +98,8 @@ __all__ = [
     "Params", "ObservationParams", "FitSpec", "FittedParameter", "Prior", "build_design",
     "Design", "log_density", "log_likelihood", "predicted_probability",
     # calibrated fits
-    "load_fit", "Fit", "FitLoadError", "validate",
+    "load_fit", "Fit", "FitLoadError", "ResultsIntegrityError", "validate",
+    "ParameterError", "SimulationError", "ConfigWarning",
     # saving and loading
     "save", "load", "SaveFormatError",
     # export to other engines (pdmodel.export)

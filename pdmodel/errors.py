@@ -20,7 +20,19 @@ __all__ = [
     "RunFolderError", "RunLockedError", "RunConfigMismatchError", "DistributedError",
     "DesignError", "DesignInfeasibleError",
     "DataIssue", "DataError", "DataFileError", "format_issues",
+    "ResultsIntegrityError", "ParameterError", "SimulationError", "ConfigWarning",
+    "EXIT_OK", "EXIT_INVALID_DATA", "EXIT_USAGE", "EXIT_RUNTIME", "exit_code",
 ]
+
+#: Exit codes of the ``pdmodel`` command line (README, "Exit codes").
+EXIT_OK = 0
+#: Invalid data: a data file (CSV) with problems; every problem is listed.
+EXIT_INVALID_DATA = 1
+#: Usage error: an option, config key, regimen, parameter or specification that cannot be used.
+EXIT_USAGE = 2
+#: Runtime failure: a run folder or result that cannot be used (corrupt, locked, from another
+#: run), a solver failure, a failed process of a multi-process run, an unexpected error.
+EXIT_RUNTIME = 3
 
 
 class PdmodelError(Exception):
@@ -183,6 +195,20 @@ class FitLoadError(PdmodelError, ValueError):
     """
 
 
+class ResultsIntegrityError(FitLoadError):
+    """A fit's published ``results/`` do not match their manifest (a file changed, missing or
+    added after publishing); the message names the file. A :class:`FitLoadError`.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> issubclass(pdm.ResultsIntegrityError, pdm.FitLoadError)
+    True
+    >>> pdm.errors.exit_code(pdm.ResultsIntegrityError("results/posterior.nc changed"))
+    3
+    """
+
+
 class RunFolderError(PdmodelError, RuntimeError):
     """A run folder cannot be used as asked (message says why and what to do)."""
 
@@ -291,6 +317,69 @@ class DataError(PdmodelError, ValueError):
 
 class DataFileError(DataError):
     """A file that cannot be read as CSV text at all (missing, binary, not CSV)."""
+
+
+class ParameterError(PdmodelError, ValueError):
+    """A model parameter, covariate or population value out of its allowed range (negative
+    rate, fraction outside [0, 1], non-finite value, empty population).
+
+    Attributes
+    ----------
+    field : str or None
+        The parameter or covariate (``"IraeModel.g_pd1"``, ``"Population.weight_kg"``, ...).
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> try:
+    ...     pdm.IraeModel(k_e=-5.0)
+    ... except pdm.ParameterError as err:
+    ...     print(err.field)
+    IraeModel.k_e
+    """
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message if field is None else f"{field}: {message}")
+        self.field = field
+
+
+class SimulationError(PdmodelError, RuntimeError):
+    """A simulation that did not give a finite answer (solver failure or non-finite state); the
+    message names the regimen, patient or parameter and the day.
+
+    Examples
+    --------
+    >>> import pdmodel as pdm
+    >>> isinstance(pdm.SimulationError("incidence is not finite from day 12"), RuntimeError)
+    True
+    """
+
+
+class ConfigWarning(UserWarning):
+    """A configuration key, option or value that is legal but unusual (a 300 kg patient,
+    200,000 virtual patients); the message names the key or option and the usual range.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> import pdmodel as pdm
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warnings.warn("model.patients = 200000 is above 100000", pdm.ConfigWarning)
+    >>> caught[0].category.__name__
+    'ConfigWarning'
+    """
+
+
+def exit_code(err: BaseException) -> int:
+    """The command-line exit code of an error (see ``EXIT_*``)."""
+    if isinstance(err, DataError):
+        return EXIT_INVALID_DATA
+    if isinstance(err, (FitLoadError, RunFolderError, DistributedError, SimulationError)):
+        return EXIT_RUNTIME
+    if isinstance(err, (PdmodelError, ValueError)):
+        return EXIT_USAGE
+    return EXIT_RUNTIME
 
 
 def format_issues(issues: list[DataIssue], name: str = "data") -> str:

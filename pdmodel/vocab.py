@@ -1,5 +1,5 @@
-"""pdmodel's vocabulary, defined once: agents and targets, organs, grades, tumours, settings,
-endpoints and terms.
+"""pdmodel's vocabulary, defined once: the longest horizon, agents and targets, organs, grades,
+tumours, settings, endpoints and terms.
 
 Every array axis of the model is indexed in the order of one of these tuples, and every count
 is taken from ``len(...)`` of one of them. The agent catalogue (target, class, label infusion
@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+MAX_DAYS: int = 3653
+"""Longest simulated horizon (days from the first dose): ten years, past any published
+follow-up of an irAE; longer horizons are refused (``pdmodel predict --weeks`` <= 521.8)."""
 
 TARGETS: tuple[str, ...] = ("PD-1", "PD-L1", "CTLA-4")
 """Checkpoint targets, in the order used for occupancy arrays."""

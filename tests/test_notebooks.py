@@ -31,10 +31,25 @@ def test_notebook_is_stored_clean(path):
     )
 
 
+def test_notebook_02_tiny_refit_is_the_shared_tiny_fit():
+    """The tiny fit the suite makes once (tests/conftest.py) is notebook 02's own tiny refit."""
+    import ast
+
+    from tests.conftest import TINY_FIT
+
+    nb = nbformat.read(NOTEBOOK_DIR / "02_calibration.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    tiny = next(node.value for node in ast.parse(cell.source).body
+                if isinstance(node, ast.Assign) and node.targets[0].id == "TINY")
+    assert ast.literal_eval(tiny) == TINY_FIT
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
-def test_notebook_executes(path, monkeypatch):
+def test_notebook_executes(path, monkeypatch, request):
     monkeypatch.setenv("PDMODEL_NOTEBOOK_SMALL", "1")
     monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    if path.stem.startswith("02"):  # analyse the suite's tiny fit instead of refitting
+        monkeypatch.setenv("PDMODEL_NOTEBOOK_FIT", str(request.getfixturevalue("tiny_fit")))
     nb = nbformat.read(path, as_version=4)
     client = nbclient.NotebookClient(
         nb,

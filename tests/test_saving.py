@@ -99,13 +99,23 @@ def test_float32_values_round_trip(tmp_path):
 
 
 def test_non_finite_values_round_trip_as_standard_json(tmp_path):
-    m = eqx.tree_at(lambda m: m.sigma, pdm.IraeModel(),
-                    jnp.array([np.inf, -np.inf, np.nan, 0.7, 0.7, 0.7]))
-    path = pdm.save(m, tmp_path / "m.json")
+    """Non-finite numbers (here in observation parameters, which are not range-checked) are
+    written as standard JSON and read back."""
+    obs = eqx.tree_at(lambda o: o.endpoint_backbone, pdm.ObservationParams(),
+                      jnp.array([np.inf, -np.inf, np.nan, 0.2, 1.0]))
+    path = pdm.save(obs, tmp_path / "obs.json")
     text = path.read_text()
     assert "Infinity" not in text and "NaN" not in text
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-standard constant {c}"))
-    assert_identical(m, pdm.load(path))
+    assert_identical(obs, pdm.load(path))
+
+
+def test_a_saved_model_with_a_nan_parameter_is_refused_naming_it(tmp_path):
+    m = eqx.tree_at(lambda m: m.sigma, pdm.IraeModel(),
+                    jnp.array([np.inf, -np.inf, np.nan, 0.7, 0.7, 0.7]))
+    path = pdm.save(m, tmp_path / "m.json")  # saving is allowed (e.g. to report it) ...
+    with pytest.raises(pdm.SaveFormatError, match="IraeModel.sigma: must be finite"):
+        pdm.load(path)  # ... loading it as a model is not
 
 
 def test_regimen_round_trip_uses_text(tmp_path):

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from ..data import check_file, coverage, coverage_markdown, load_incidence
-from ..errors import DataFileError
+from ..errors import DataError, DataFileError
 
 __all__ = ["Kind", "SummaryFormat", "check_command", "data_app", "summary_command"]
 
@@ -44,13 +44,9 @@ def check_command(
     """Validate FILE: list every problem (exit 1) or print a summary (exit 0).
 
     Problems are printed as "line N (row_id X), field 'F': message" (header = line 1).
-    An unreadable or non-CSV file exits with 2.
+    A missing, unreadable or non-CSV file is invalid data too: one "error:" line, exit 1.
     """
-    try:
-        issues, summary = check_file(file, kind.value)
-    except DataFileError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+    issues, summary = check_file(file, kind.value)  # DataFileError: exit 1 (cli._app)
     if issues:
         for i in issues:
             typer.echo(str(i), err=True)
@@ -72,18 +68,17 @@ def summary_command(
     the studies, arms, patients, rows, organ x grade cells, endpoints, settings, backbones
     and simulated regimens in the default fit (docs/data.md §4).
 
-    Groups with few arms or cells rest mostly on the priors.
+    Groups with few arms or cells rest mostly on the priors. A file that cannot be read or is
+    not in the bundled format exits 1.
     """
     try:
         df = load_incidence(file)
-    except (OSError, UnicodeDecodeError) as e:
-        typer.echo(f"error: cannot read {file}: {e}", err=True)
-        raise typer.Exit(2) from None
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise DataFileError(f"cannot read {file}: {e}") from None
     missing = {"fit_default", "agents_model", "organ_model"} - set(df.columns)
     if missing:
-        typer.echo(f"error: {file} is not in the bundled format (docs/data.md §2): missing "
-                   f"column(s) {', '.join(sorted(missing))}", err=True)
-        raise typer.Exit(2)
+        raise DataError(f"{file} is not in the bundled format (docs/data.md §2): missing "
+                        f"column(s) {', '.join(sorted(missing))}")
     table = coverage(df, default_fit_only=not all_rows)
     if fmt is SummaryFormat.csv:
         typer.echo(table.to_csv(index=False), nl=False)

@@ -76,8 +76,11 @@ def design(
     setup_jax()
     from ..dosing_design import Risk, trade_off
     from ..dosing_design import design as run_design
-    from ..errors import DesignError, FitLoadError, RegimenError
+    from ..errors import DesignError, RegimenError
+    from ._options import DesignOptions, checked
 
+    checked(DesignOptions, week=week, tumour=tumour, preexisting_ad=preexisting_ad,
+            weight=weight, draws=draws, patients=patients, starts=starts, steps=steps, seed=seed)
     variables = {}
     for item in vary:
         name, sep, rng = item.partition("=")
@@ -105,7 +108,7 @@ def design(
                 fail(f"--levels {levels!r}: expected comma-separated numbers")
             front = trade_off(template, variables, sweep, values,
                               references=list(reference or []), **kw)
-    except (DesignError, FitLoadError, RegimenError) as err:
+    except (DesignError, RegimenError) as err:  # a multi-line report, indented
         fail(str(err).replace("\n", "\n  "))
     if sweep is not None:
         paths = front.write(out)

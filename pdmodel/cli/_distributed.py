@@ -32,6 +32,8 @@ from typing import Annotated
 
 import typer
 
+from ..errors import exit_code
+
 COORDINATOR_ENV = "PDMODEL_COORDINATOR"
 NUM_PROCESSES_ENV = "PDMODEL_NUM_PROCESSES"
 PROCESS_ID_ENV = "PDMODEL_PROCESS_ID"
@@ -85,11 +87,12 @@ class Processes:
 
     @contextlib.contextmanager
     def guard(self) -> Iterator[None]:
-        """Turn a failure of this or another process into one clear message and exit 1.
+        """Turn a failure of this or another process into one clear message and its exit code.
 
         In a multi-process run an error (a ``DistributedError``, a collective broken by a dead
         peer, any exception) is printed as ``error: process I of N failed: ...`` and the
-        process exits at once with status 1, without waiting for the others at JAX's shutdown
+        process exits at once with :func:`pdmodel.errors.exit_code` of the error (3 for a
+        runtime failure), without waiting for the others at JAX's shutdown
         barrier (which would abort with a long native trace). A single-process run lets the
         exception through unchanged.
         """
@@ -107,7 +110,7 @@ class Processes:
             first = str(err).strip().splitlines()
             typer.echo(f"error: process {self.index} of {self.count} failed: "
                        f"{type(err).__name__}: {first[0] if first else ''}", err=True)
-            _exit_now(1)
+            _exit_now(exit_code(err))
 
 
 def _exit_now(code: int) -> None:

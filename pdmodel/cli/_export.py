@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import EXIT_RUNTIME
 from ._app import app, fail
 from ._jax_setup import setup_jax
 
@@ -49,7 +50,6 @@ def export(
     agent, occupancy, immune and organ-injury states, running maximum, grade thresholds, and
     infusions (and rescue) as events, with units and the source of every value."""
     setup_jax()
-    from ..errors import PdmodelError
     from ..export import export_antimony, export_sbml
     from ..irae import ManagementPolicy
 
@@ -63,6 +63,7 @@ def export(
     try:
         write(regimen, fit=source, draw=draw, patient=patient, policy=rescue, days=days,
               path=output)
-    except (PdmodelError, ValueError, OSError) as err:
-        fail(str(err))
+    except OSError as err:
+        fail(f"cannot write {err.filename or 'the output'}: {err.strerror or err}",
+             code=EXIT_RUNTIME)
     typer.echo(f"wrote {output}", err=True)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._app import app, fail
+from ._app import app
 from ._distributed import Coordinator, NumProcesses, ProcessId, start_processes
 from ._jax_setup import setup_jax
 
@@ -39,16 +39,12 @@ def fit(
     are split across the processes; process 0 writes the run folder."""
     setup_jax()
     procs = start_processes(coordinator, num_processes, process_id)
-    from ..errors import ConfigError, RunFolderError
     from ..fit import apply_overrides, load_config, run_fit
 
     with procs.guard():
-        try:
-            cfg = load_config(config)
-            if set_:
-                cfg = apply_overrides(cfg, list(set_))
-            out = run_fit(cfg, resume=resume, progress=progress and procs.is_main,
-                          echo=procs.echo)
-        except (ConfigError, RunFolderError, FileNotFoundError) as err:
-            fail(str(err))
+        cfg = load_config(config)
+        if set_:
+            cfg = apply_overrides(cfg, list(set_))
+        out = run_fit(cfg, resume=resume, progress=progress and procs.is_main,
+                      echo=procs.echo)
         procs.echo(f"results written to {out}")

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import EXIT_RUNTIME
 from ._app import Format, app, fail
 from ._jax_setup import setup_jax
 
@@ -63,58 +64,32 @@ def predict(
     """Calibrated cumulative incidence of an irAE for each regimen: posterior mean, 90%
     credible band of the population incidence (ci_lower, ci_upper) and 90% interval of the
     proportion a trial arm of --arm-size patients would report (lower, upper)."""
-    covariates = _covariates(weight, setting, tumour, preexisting_ad, antibody_positive)
-    if not 1 <= arm_size <= 100_000:
-        fail(f"--arm-size must be a whole number of patients 1-100000, got {arm_size}")
-    if draws < 1:
-        fail(f"--draws must be at least 1, got {draws}")
-    if weeks <= 0:
-        fail(f"--weeks must be positive, got {weeks:g}")
-    if plot is not None and plot.suffix.lower() != ".png":
-        fail(f"--plot must name a .png file, got {plot}")
-    setup_jax()
-    import math
+    from ._options import PredictOptions, checked
 
-    from ..errors import FitLoadError, RegimenError
+    opts = checked(PredictOptions, weeks=weeks, weight=weight, setting=setting, tumour=tumour,
+                   preexisting_ad=preexisting_ad, antibody_positive=antibody_positive,
+                   arm_size=arm_size, draws=draws, plot=plot)
+    covariates = {"weight_kg": opts.weight, "preexisting_ad": opts.preexisting_ad,
+                  "a0_positive_fraction": opts.antibody_positive, "setting": opts.setting}
+    covariates |= {"tumour": opts.tumour} if opts.tumour else {}
+    setup_jax()
     from ..fit import load_fit
 
     progress = not no_progress and sys.stderr.isatty()
-    try:
-        result = load_fit(fit)
-        curves = [result.incidence(r, days=max(1, math.ceil(weeks * 7)), organ=organ,
-                                   grade=grade, covariates=covariates, endpoint=endpoint,
-                                   policy=policy.value, arm_size=arm_size, draws=draws,
-                                   progress=progress) for r in regimen]
-    except (FitLoadError, RegimenError, ValueError) as err:
-        fail(str(err))
+    result = load_fit(fit)
+    curves = [result.incidence(r, days=opts.days, organ=organ, grade=grade,
+                               covariates=covariates, endpoint=endpoint, policy=policy.value,
+                               arm_size=opts.arm_size, draws=opts.draws, progress=progress)
+              for r in regimen]
     if plot is not None:
         from ..fit import plot_bands
 
         try:
             plot.write_bytes(plot_bands(curves))
         except OSError as err:
-            fail(f"--plot: cannot write {plot}: {err}")
+            fail(f"--plot: cannot write {plot}: {err}", code=EXIT_RUNTIME)
     sys.stdout.write((to_json(curves, str(fit)) if format is Format.json
                       else to_csv(curves)) + "\n")
-
-
-def _covariates(weight, setting, tumour, preexisting_ad, antibody_positive) -> dict:
-    """Checked covariates (``error:`` naming the option, exit 2, on a bad value)."""
-    from ..vocab import TUMOURS
-
-    if not weight > 0:
-        fail(f"--weight must be a positive body weight in kg, got {weight:g}")
-    if setting is not None and setting not in ("metastatic", "adjuvant"):
-        fail(f"--setting must be metastatic or adjuvant, got {setting!r}")
-    if tumour is not None and tumour not in TUMOURS:
-        fail(f"--tumour must be one of {', '.join(TUMOURS)}, got {tumour!r}")
-    for name, x in (("--preexisting-ad", preexisting_ad),
-                    ("--antibody-positive", antibody_positive)):
-        if not 0 <= x <= 1:
-            fail(f"{name} must be a fraction 0-1, got {x:g}")
-    cov = {"weight_kg": weight, "preexisting_ad": preexisting_ad,
-           "a0_positive_fraction": antibody_positive, "setting": setting}
-    return cov | ({"tumour": tumour} if tumour else {})
 
 
 def to_json(curves: list, fit: str) -> str:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import EXIT_RUNTIME
 from ._app import app, fail
 from ._jax_setup import setup_jax
 
@@ -26,6 +27,7 @@ def report(
 
     try:
         out = write_report(run, progress=not no_progress and sys.stderr.isatty())
-    except (FileNotFoundError, OSError, ValueError) as err:
-        fail(str(err))
+    except OSError as err:
+        fail(f"cannot read or write {err.filename or run}: {err.strerror or err}",
+             code=EXIT_RUNTIME)
     typer.echo(str(out))

@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from ..errors import EXIT_RUNTIME
 from ._app import Format, app, fail
 from ._distributed import Coordinator, NumProcesses, ProcessId, start_processes
 from ._jax_setup import setup_jax
@@ -46,23 +47,23 @@ def simulate(
 
     The virtual patients are split across every device (all processes' in a multi-process run,
     --coordinator ...; process 0 writes the output)."""
+    from ._options import SimulateOptions, checked
+
+    opts = checked(SimulateOptions, weeks=weeks, weight=weight, step=step, patients=patients,
+                   seed=seed, output=output)
     setup_jax()
     procs = start_processes(coordinator, num_processes, process_id)
-    from ..errors import RegimenError
     from ..io import atomic_write_text
     from ..pk import simulate_pk
     from ..regimen import Regimen
 
     with procs.guard():
-        try:
-            reg = Regimen.parse(regimen)  # parsed and checked once, here at the boundary
-            ds = simulate_pk(reg, days=weeks * 7.0, weight_kg=weight, step=step)
-            curves = None
-            if organ or grade:
-                curves = _incidence_curves(reg, ds, organ or ["any"], grade or ["any"],
-                                           weight, patients, seed)
-        except (RegimenError, ValueError) as err:
-            fail(str(err))
+        reg = Regimen.parse(regimen)  # parsed and checked once, here at the boundary
+        ds = simulate_pk(reg, days=opts.weeks * 7.0, weight_kg=opts.weight, step=opts.step)
+        curves = None
+        if organ or grade:
+            curves = _incidence_curves(reg, ds, organ or ["any"], grade or ["any"],
+                                       opts.weight, opts.patients, opts.seed)
         text = to_json(ds, curves) if format is Format.json else to_csv(ds, curves)
         procs.barrier("simulate-done")  # every process finished before anything is written
         if not procs.is_main:
@@ -70,7 +71,11 @@ def simulate(
         if output is None:
             sys.stdout.write(text)
         else:
-            atomic_write_text(output, text)
+            try:
+                atomic_write_text(output, text)
+            except OSError as err:
+                fail(f"--output: cannot write {output}: {err.strerror or err}",
+                     code=EXIT_RUNTIME)
 
 
 def _incidence_curves(regimen, ds, organs, grades, weight, patients, seed):
@@ -82,8 +87,6 @@ def _incidence_curves(regimen, ds, organs, grades, weight, patients, seed):
 
     from ..irae import IraeModel, Population, incidence
 
-    if patients < 1:
-        raise ValueError(f"--patients must be >= 1, got {patients}")
     days = max(1, math.ceil(float(ds.day.values[-1])))
     pop = Population.sample(jax.random.key(seed), patients, weight_kg=weight or 80.0,
                             max_agents=ds.sizes["agent"])

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from ._app import app, fail
+from ._app import app
 from ._jax_setup import setup_jax
 
 
@@ -43,16 +43,12 @@ def validate(
     Writes results/validation.csv (one line per held-out row), arms.csv, summary.json and
     calibration.png in the run folder, and prints a one-line summary."""
     setup_jax()
-    from ..errors import ConfigError, RunFolderError
     from ..fit import apply_overrides, load_config
     from ..fit import validate as run_validation
 
-    try:
-        cfg = load_config(config)
-        if set_:
-            cfg = apply_overrides(cfg, list(set_))
-        out = run_validation(cfg, by=by, folds=folds, draws=draws, folder=output,
-                             resume=resume, progress=progress, echo=typer.echo)
-    except (ConfigError, RunFolderError, FileNotFoundError) as err:
-        fail(str(err))
+    cfg = load_config(config)
+    if set_:
+        cfg = apply_overrides(cfg, list(set_))
+    out = run_validation(cfg, by=by, folds=folds, draws=draws, folder=output,
+                         resume=resume, progress=progress, echo=typer.echo)
     typer.echo(f"results written to {out}")

@@ -7,14 +7,17 @@ shared tables (``shared/data``) with harmonised columns added by
 and the command line; the model layers never read them.
 
 A user's own incidence table uses the long format of :data:`INCIDENCE_SCHEMA` (one row per arm
-× organ × grade band); :func:`validate_incidence` reports every problem in it at once, with
-spreadsheet line numbers (header = line 1, first data row = line 2), and never raises on bad
-data.  :func:`check_file` is the library side of ``pdmodel data check FILE.csv``
-(``pdmodel.cli.data``).
+× organ × grade band); :func:`validate_incidence` reports every problem in it at once (pandera
+schemas, ``lazy=True``), with spreadsheet line numbers (header = line 1, first data row =
+line 2), and never raises on bad data.  :func:`check_file` is the library side of
+``pdmodel data check FILE.csv`` (``pdmodel.cli.data``); :func:`load_user_incidence` checks a
+file by the same rules and harmonises it as the bundled table, for ``pdmodel fit``.
 
 Modules, in the order they build on each other: ``_vocabulary`` (published terms → pdmodel's
-vocabulary), ``_cells`` (cell parsing), ``_schema``, ``_validate``, ``_read`` (CSV files),
-``_bundled`` (the bundled tables) and ``_check`` (file check and summary).
+vocabulary), ``_cells`` (cell parsing), ``_schema`` (columns), ``_validate`` (pandera schemas
+and issues), ``_read`` (CSV files), ``_harmonise`` (the added columns, for the build script and
+user tables), ``_bundled`` (the bundled tables), ``_check`` (file check and summary) and
+``_user`` (a user's table on the bundled path).
 """
 
 from ..errors import DataError as DataError
@@ -29,11 +32,16 @@ from ._check import check_file as check_file
 from ._coverage import COVERAGE_COLUMNS as COVERAGE_COLUMNS
 from ._coverage import coverage as coverage
 from ._coverage import coverage_markdown as coverage_markdown
+from ._harmonise import usable_for_fit as usable_for_fit
 from ._read import read_csv_cells as read_csv_cells
 from ._read import read_incidence_csv as read_incidence_csv
 from ._schema import INCIDENCE_SCHEMA as INCIDENCE_SCHEMA
 from ._schema import TIMING_SCHEMA as TIMING_SCHEMA
 from ._schema import ColumnSpec as ColumnSpec
+from ._user import load_user_incidence as load_user_incidence
+from ._user import load_user_timing as load_user_timing
+from ._validate import incidence_table_schema as incidence_table_schema
+from ._validate import timing_table_schema as timing_table_schema
 from ._validate import validate_incidence as validate_incidence
 from ._validate import validate_timing as validate_timing
 from ._vocabulary import ASSUMED_REGIMENS as ASSUMED_REGIMENS
@@ -57,10 +65,12 @@ __all__ = [
     "treatment_weeks", "tumour_type", "window_weeks",
     # schema and validation
     "INCIDENCE_SCHEMA", "TIMING_SCHEMA", "ColumnSpec", "validate_incidence", "validate_timing",
+    "incidence_table_schema", "timing_table_schema",
     "DataIssue", "DataError", "DataFileError", "format_issues",
     # CSV files
     "read_csv_cells", "read_incidence_csv", "check_file", "coverage", "coverage_markdown",
     "COVERAGE_COLUMNS",
-    # the bundled tables
+    # the bundled tables, and a user's tables on their path
     "load_incidence", "load_timing", "load_management", "bundled_incidence_as_schema",
+    "load_user_incidence", "load_user_timing", "usable_for_fit",
 ]

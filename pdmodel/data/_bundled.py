@@ -15,7 +15,8 @@ import pandas as pd
 from ._cells import cell_text, float_column, int_column
 from ._vocabulary import split_agents
 
-__all__ = ["bundled_incidence_as_schema", "load_incidence", "load_management", "load_timing"]
+__all__ = ["bundled_incidence_as_schema", "load_incidence", "load_management", "load_timing",
+           "typed_table"]
 
 _INT_COLUMNS = {
     "incidence": ("n", "events", "derived", "control_arm", "verified", "grade_min", "grade_max",
@@ -31,13 +32,10 @@ _FLOAT_COLUMNS = {
 }
 
 
-def _load(kind: str, path: str | Path | None) -> pd.DataFrame:
-    if path is None:
-        ref = resources.files("pdmodel") / "data" / f"irae_{kind}.csv"
-        with ref.open("r", encoding="utf-8") as fh:
-            df = pd.read_csv(fh, dtype=str, keep_default_na=False)
-    else:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+def typed_table(df: pd.DataFrame, kind: str) -> pd.DataFrame:
+    """A table of text cells with the count columns of the bundled ``kind`` (``incidence``,
+    ``timing``, ``management``) as Int64 and its decimal columns as Float64 (blank = <NA>)."""
+    df = df.copy()
     for col in _INT_COLUMNS[kind]:
         if col in df:
             df[col] = int_column(df[col])
@@ -45,6 +43,16 @@ def _load(kind: str, path: str | Path | None) -> pd.DataFrame:
         if col in df:
             df[col] = float_column(df[col])
     return df
+
+
+def _load(kind: str, path: str | Path | None) -> pd.DataFrame:
+    if path is None:
+        ref = resources.files("pdmodel") / "data" / f"irae_{kind}.csv"
+        with ref.open("r", encoding="utf-8") as fh:
+            df = pd.read_csv(fh, dtype=str, keep_default_na=False)
+    else:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return typed_table(df, kind)
 
 
 def load_incidence(path: str | Path | None = None) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -25,10 +26,18 @@ def cell_text(v: Any) -> str:
     return str(v).strip()
 
 
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+"""A number cell: ASCII digits, one optional ``.`` and sign, an optional exponent (as
+spreadsheets write small numbers). Not ``1_000``, ``1,5``, ``٣`` or ``nan``, which Python's
+``float``/``Decimal`` would read."""
+
+
 def cell_number(s: str) -> float | None:
-    """Finite float of ``s``, or None (non-numeric, nan, inf)."""
+    """Finite float of ``s``, or None (non-numeric, ``_``, non-ASCII digits, nan, inf)."""
+    if not isinstance(s, str) or not _NUMBER.fullmatch(s.strip()):
+        return None
     try:
-        x = float(Decimal(s))
+        x = float(Decimal(s.strip()))
     except (InvalidOperation, ValueError):
         return None
     return x if math.isfinite(x) else None

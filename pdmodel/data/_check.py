@@ -14,7 +14,7 @@ from ._read import read_csv_cells
 from ._validate import validate_incidence, validate_timing
 from ._vocabulary import GRADE_BANDS, organ_model, split_agents
 
-__all__ = ["check_file"]
+__all__ = ["check_file", "checked_cells"]
 
 
 def _summary_incidence(df: pd.DataFrame, name: str) -> str:
@@ -57,6 +57,23 @@ def _summary_timing(df: pd.DataFrame, name: str) -> str:
                       f"statistics (rows): {count('statistic')}"])
 
 
+def checked_cells(path: str | Path, kind: str = "incidence"
+                  ) -> tuple[pd.DataFrame, list[DataIssue]]:
+    """The cells of a CSV file (:func:`read_csv_cells`) and every issue of the file and of
+    the ``kind`` table (``incidence`` or ``timing``), sorted by line.
+
+    Raises
+    ------
+    DataFileError
+        The file is missing, binary or not a CSV table.
+    """
+    if kind not in ("incidence", "timing"):
+        raise ValueError(f"kind must be 'incidence' or 'timing', got {kind!r}")
+    df, issues = read_csv_cells(path)
+    issues += (validate_incidence if kind == "incidence" else validate_timing)(df)
+    return df, sorted(issues, key=lambda i: i.row)
+
+
 def check_file(path: str | Path, kind: str = "incidence") -> tuple[list[DataIssue], str]:
     """Validate a CSV file: (every issue, summary text).
 
@@ -68,14 +85,7 @@ def check_file(path: str | Path, kind: str = "incidence") -> tuple[list[DataIssu
     DataFileError
         The file is missing, binary or not a CSV table.
     """
-    df, issues = read_csv_cells(path)
-    if kind == "incidence":
-        issues += validate_incidence(df)
-    elif kind == "timing":
-        issues += validate_timing(df)
-    else:
-        raise ValueError(f"kind must be 'incidence' or 'timing', got {kind!r}")
-    issues.sort(key=lambda i: i.row)
+    df, issues = checked_cells(path, kind)
     if issues:
         return issues, (f"{path}: {len(issues)} problem{'s' if len(issues) != 1 else ''} "
                         f"in {len(df)} data rows")

@@ -8,6 +8,7 @@ import io
 import re
 from collections import Counter
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 
@@ -42,11 +43,92 @@ def _read_text(path: str | Path) -> str:
     raise DataFileError(f"{p}: not a CSV text file (not UTF-8 text)")
 
 
+class _Record(NamedTuple):
+    """One CSV record: its first and last spreadsheet line and its fields."""
+
+    first: int
+    last: int
+    fields: list[str]
+
+
+def _records(text: str, path: str | Path) -> list[_Record]:
+    """Every record of ``text`` with the physical lines it spans (a quoted field may span
+    several lines)."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    out: list[_Record] = []
+    try:
+        for fields in reader:
+            first = out[-1].last + 1 if out else 1
+            out.append(_Record(first, reader.line_num, fields))
+    except csv.Error as e:
+        raise DataFileError(f"{path}: not a valid CSV file (line {reader.line_num}: {e})") \
+            from None
+    return out
+
+
+def _quote_left_open(line: str) -> bool:
+    """Whether a quote opens a field of ``line`` and is not closed on it (the CSV reader
+    would go on reading the next line into that field)."""
+    reader = csv.reader([line.rstrip("\r\n") + "\n", "\n"])
+    next(reader, None)
+    return reader.line_num > 1
+
+
+def _split_swallowed(records: list[_Record], text: str, header: list[str] | None
+                     ) -> tuple[list[_Record], list[DataIssue]]:
+    """Records whose quote is left open, read again line by line, with an issue per line
+    where a quote opens and is not closed.
+
+    A quote that opens a field and is not closed on its line makes the CSV reader swallow the
+    following lines into that field up to the next quote (a stray ``"`` in a free-text cell
+    turns five rows into one), or, on the last line, the rest of the line into one cell.
+    pdmodel tables never hold a line break in a cell, so such a quote is an error at the line
+    where it opens, and every line is read on its own, the open quote taken as a character of
+    its cell, so that the other rows are still checked.
+    """
+    physical = io.StringIO(text, newline="").readlines()
+    out, issues = [], []
+    for rec in records:
+        if rec.last == rec.first and not _quote_left_open(physical[rec.first - 1]):
+            out.append(rec)
+            continue
+        for k in range(rec.first, rec.last + 1):
+            line = physical[k - 1]
+            fields = next(csv.reader([line.rstrip("\r\n")]), [])
+            if not _quote_left_open(line):
+                out.append(_Record(k, k, fields))
+                continue
+            # the line as typed: the cells after the open quote split at their commas
+            rest = next(csv.reader([fields[-1]]), [""])
+            out.append(_Record(k, k, fields[:-1] + ['"' + rest[0], *rest[1:]]))
+            column = len(fields) - 1
+            if header is None:
+                name, rid, field = "the header", "", ""
+            else:
+                field = header[column] if column < len(header) else ""
+                name = f"column '{field}'" if field else f"field {column + 1}"
+                at = header.index("row_id") if "row_id" in header else column
+                rid = fields[at].strip() if at < column else ""
+            effect = (f"so a CSV reader runs lines {k}-{rec.last} together into one row"
+                      if k == rec.first and rec.last > k else
+                      "so a CSV reader reads the rest of the line as one cell"
+                      if k == rec.first else "so a CSV reader joins it to the next lines")
+            issues.append(DataIssue(
+                0 if header is None else k, rid or str(k), field, "",
+                f"unbalanced quote: {name} opens a '\"' that is not closed on line {k}, "
+                f"{effect}; remove the stray '\"' or close it (a cell cannot hold a line "
+                "break)"))
+    return out, issues
+
+
 def read_csv_cells(path: str | Path) -> tuple[pd.DataFrame, list[DataIssue]]:
     """All cells of a CSV file as text (blank = ``""``), plus structural issues.
 
-    Header names are stripped and lower-cased.  Rows with more fields than the header are
-    reported; shorter rows are padded with blanks.
+    Header names are stripped and lower-cased. Rows with more fields than the header are
+    reported; shorter rows are padded with blanks. A quote that is not closed on its line
+    (which would make the following lines one cell) is reported at the line where it opens,
+    and the lines it would swallow are read as rows of their own. ``df.attrs["lines"]`` holds
+    the spreadsheet line of every row.
 
     Raises
     ------
@@ -56,31 +138,33 @@ def read_csv_cells(path: str | Path) -> tuple[pd.DataFrame, list[DataIssue]]:
     text = _read_text(path)
     if not text.strip():
         raise DataFileError(f"{path}: empty file (expected a CSV header line)")
-    try:
-        records = list(csv.reader(io.StringIO(text, newline="")))
-    except csv.Error as e:
-        raise DataFileError(f"{path}: not a valid CSV file ({e})") from None
-    # (spreadsheet line, fields) of non-blank records; blank lines keep their line number
-    numbered = [(i + 1, rec) for i, rec in enumerate(records) if any(c.strip() for c in rec)]
+    records = _records(text, path)
+    # non-blank records; blank lines keep their line number
+    numbered = [r for r in records if any(c.strip() for c in r.fields)]
     if not numbered:
         raise DataFileError(f"{path}: empty file (expected a CSV header line)")
-    header = [h.strip().lower() for h in numbered[0][1]]
-    issues: list[DataIssue] = []
+    head, issues = _split_swallowed(numbered[:1], text, None)
+    header = [h.strip().lower() for h in head[0].fields]
     if len(header) < 2:
         raise DataFileError(f"{path}: not a CSV table (the header line has {len(header)} "
                             "column; expected comma-separated column names)")
+    body, swallowed = _split_swallowed(head[1:] + numbered[1:], text, header)
+    issues += swallowed
     dup = [h for h, k in Counter(header).items() if k > 1]
     for h in dup:
         issues.append(DataIssue(0, "", h, h, f"column '{h}' appears more than once"))
     width = len(header)
     rows, lines = [], []
-    for line, rec in numbered[1:]:
-        if len(rec) > width and any(c.strip() for c in rec[width:]):
-            rid = rec[header.index("row_id")].strip() if "row_id" in header else ""
-            issues.append(DataIssue(line, rid or str(line), "", "",
-                                    f"row has {len(rec)} fields but the header has {width}"))
-        rows.append([c.strip() for c in (rec + [""] * width)[:width]])
-        lines.append(line)
+    for rec in body:
+        if not any(c.strip() for c in rec.fields):
+            continue
+        if len(rec.fields) > width and any(c.strip() for c in rec.fields[width:]):
+            rid = rec.fields[header.index("row_id")].strip() if "row_id" in header else ""
+            issues.append(DataIssue(rec.first, rid or str(rec.first), "", "",
+                                    f"row has {len(rec.fields)} fields but the header has "
+                                    f"{width}"))
+        rows.append([c.strip() for c in (rec.fields + [""] * width)[:width]])
+        lines.append(rec.first)
     if dup:  # keep the first of duplicated columns
         keep = [header.index(h) for h in dict.fromkeys(header)]
         header = [header[j] for j in keep]

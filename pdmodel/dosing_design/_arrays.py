@@ -24,7 +24,14 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
-from ..irae import IraeModel, IraeProblem, Population, drug_probability, patient_pd
+from ..irae import (
+    IraeModel,
+    IraeProblem,
+    Population,
+    drug_probability,
+    graded_background,
+    patient_pd,
+)
 from ..irae.solvers import RateConstants, max_injury_course, stage_concentrations, stage_effects
 from ..pk import occupancy
 from ..regimen import StepGrid, flat_step_edges, step_grid
@@ -230,7 +237,7 @@ def risk_draws(arr: DesignArrays, cand: Int[Array, ""],
         m = jax.vmap(patient)(conc, pd)  # [patient, organ]
         p = drug_probability(model, m)[..., grade]  # [patient, organ]
         if arr.background:
-            p_bg = -jnp.expm1(-model.background[:, grade] * arr.horizon)
+            p_bg = -jnp.expm1(-graded_background(model.background)[:, grade] * arr.horizon)
             p = 1.0 - (1.0 - p) * (1.0 - p_bg)
         p = 1.0 - jnp.prod(1.0 - p, axis=-1) if organ == 0 else p[:, organ - 1]
         return jnp.mean(p)

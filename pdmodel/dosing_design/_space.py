@@ -297,4 +297,6 @@ def _whole(x: float, name: str) -> int:
 
 
 def _number(x: float) -> str:
-    return f"{float(x):.6g}"
+    """``x`` as plain decimal text (no exponent: the regimen grammar has none)."""
+    return np.format_float_positional(float(x), precision=6, unique=True, fractional=False,
+                                      trim="-")

@@ -8,10 +8,12 @@ from pathlib import Path
 import numpy as np
 
 from .._version import __version__
+from ..errors import ParameterError
 from ..fit import Fit, load_fit
 from ..io import atomic_write_text
 from ..irae import IraeModel, ManagementPolicy
 from ..regimen import Regimen
+from ..vocab import MAX_DAYS
 from ._antimony import to_antimony
 from ._ir import ExportModel
 from ._model_text import build_export_model
@@ -36,8 +38,9 @@ def export_model(
     reg = Regimen.parse(regimen) if isinstance(regimen, str) else regimen
     if not isinstance(reg, Regimen):
         raise TypeError(f"regimen must be text or a Regimen, got {type(regimen).__name__}")
-    if not (isinstance(days, int | np.integer) and not isinstance(days, bool) and days >= 1):
-        raise ValueError(f"days must be a whole number of days >= 1, got {days!r}")
+    if not (isinstance(days, int | np.integer) and not isinstance(days, bool)
+            and 1 <= days <= MAX_DAYS):
+        raise ParameterError(f"must be a whole number of days 1-{MAX_DAYS}, got {days!r}", "days")
     if fit is not None and model is not None:
         raise ValueError("give either fit= or model=, not both")
     if draw is not None and fit is None:

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..errors import FitLoadError
+from ..errors import ParameterError
 from ..fit import Fit
 from ..irae import PARAMETER_INFO, IraeModel, Population
 from ..vocab import TUMOURS
@@ -21,14 +21,15 @@ def fit_parameters(fit: Fit, draw: int | None = None) -> tuple[IraeModel, dict[s
     (``draw=None``) or posterior draw number ``draw`` (0-based, over all chains).
 
     Returns the model, the source text of each fitted field, and a one-line description.
-    Raises :class:`~pdmodel.errors.FitLoadError` when ``draw`` is out of range.
+    Raises :class:`~pdmodel.errors.ParameterError` (a usage error) when ``draw`` is out of
+    range.
     """
     n = int(fit.draws.shape[0])
     where = f"fit {fit.path} ({fit.method}, {n} draws)"
     if draw is not None:
         if isinstance(draw, bool) or not isinstance(draw, int | np.integer) or not 0 <= draw < n:
-            raise FitLoadError(f"draw {draw!r} is out of range: {fit.path} holds {n} posterior "
-                               f"draws, numbered 0-{n - 1}")
+            raise ParameterError(f"{draw!r} is out of range: {fit.path} holds {n} posterior "
+                                 f"draws, numbered 0-{n - 1}", "draw")
         model = fit.spec.to_params(jnp.asarray(fit.draws[int(draw)])).model
         what = f"posterior draw {int(draw)} of {where}"
     else:

@@ -2,11 +2,17 @@
 
 ``pdmodel fit [CONFIG]`` reads a TOML file with the sections ``[data]``, ``[model]``, ``[map]``,
 ``[nuts]``, ``[output]`` and the top-level keys ``seed`` and ``version`` (see
-``fits/default.toml`` for every key with its meaning and unit). :func:`load_config` reports every
-problem at once, one a line, each naming the file and the dotted key::
+``fits/default.toml`` for every key with its meaning and unit). Each TOML table is declared as a
+pydantic model (``_DataTable``, ``_ModelTable``, ...: types, ranges, choices, no unknown keys,
+no coercion of ``"10"`` or ``true`` to numbers); :func:`load_config` turns pydantic's report
+into one :class:`~pdmodel.errors.ConfigError` listing every problem at once, one a line, each
+naming the file and the dotted key, the allowed range or values and a did-you-mean::
 
     fits/x.toml: nuts.draws must be an integer >= 1, got -5
     fits/x.toml: unknown key 'nuts.draw' (did you mean 'nuts.draws'?)
+
+Values that are legal but unusual (``model.patients`` > 100,000, ``model.days`` > 3650, ...;
+each limit is declared with its key as ``_Usual``) give a :class:`ConfigWarning` naming the key.
 
 Relative paths resolve against the config file's folder ("bundled" and "none" are kept).
 :func:`apply_overrides` applies command-line ``key=value`` overrides with the same validation;
@@ -19,20 +25,34 @@ import dataclasses
 import difflib
 import hashlib
 import json
-import math
 import os
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cache
 from pathlib import Path
-from typing import Any
+from types import NoneType, UnionType
+from typing import Annotated, Any, ClassVar, Literal, Union, get_args, get_origin
 
 import numpy as np
 import tomli_w
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import (
+    AfterValidator,
+    AllowInfNan,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+)
+from pydantic_core import PydanticCustomError
 
-from ..errors import ConfigError, RegimenError
+from ..errors import ConfigError, ConfigWarning, RegimenError
 from ..irae import IraeModel
 from ..pk import available_models
 from ..regimen import Regimen
@@ -57,14 +77,6 @@ DEFAULT_REGIMENS: tuple[str, ...] = (
 )
 """Regimens tabulated in the incidence-curve output by default."""
 
-PRIOR_DISTS: dict[str, tuple[str, ...]] = {
-    "lognormal": ("median", "sd"),
-    "logitnormal": ("median", "sd"),
-    "normal": ("mean", "sd"),
-    "halfnormal": ("sd",),
-}
-"""Prior families allowed in ``[model.priors]`` and the numbers each one needs."""
-
 DATA_USE: tuple[str, ...] = ("fit_default", "all")
 """Row filters of ``data.use``: rows flagged ``fit_default`` or all usable rows."""
 
@@ -75,8 +87,6 @@ PSIS-checked against the exact posterior, docs/model.md §5.4)."""
 
 BUNDLED = "bundled"
 NONE = "none"
-
-
 
 
 class FrozenDict(dict):
@@ -153,11 +163,11 @@ class ModelConfig:
     Attributes
     ----------
     steps_per_day, refine : int
-        Fixed-grid solver resolution (steps per day; extra refinement level).
+        Fixed-grid solver resolution (steps per day, 1..16; extra refinement level, 0..6).
     days : int
-        Simulated follow-up, days.
+        Simulated follow-up, days (>= 1; warned about above 3650, ten years).
     patients : int
-        Virtual patients per trial arm.
+        Virtual patients per trial arm (>= 1; warned about above 100,000).
     tumour : str
         Tumour type for the organ-susceptibility factors (``pdmodel.TUMOURS``).
     pk_models : FrozenDict[str, str]
@@ -185,13 +195,13 @@ class MapConfig:
     Attributes
     ----------
     starts : int
-        Number of starting points.
+        Number of starting points (>= 1; warned about above 256).
     adam_steps : int
-        Adam iterations per start.
+        Adam iterations per start (>= 0; warned about above 100,000).
     adam_lr : float
-        Adam learning rate.
+        Adam learning rate (> 0, finite; warned about outside 1e-5..1).
     lbfgs_steps : int
-        L-BFGS iterations after Adam.
+        L-BFGS iterations after Adam (>= 0; warned about above 10,000).
     """
 
     starts: int = 2
@@ -207,15 +217,17 @@ class NutsConfig:
     Attributes
     ----------
     chains, warmup, draws : int
-        Chains; warm-up and kept draws per chain.
+        Chains (>= 1); warm-up (>= 0) and kept draws (>= 1) per chain (each warned about
+        above 1024 chains, 100,000 iterations).
     target_accept : float
-        Target acceptance probability of step-size adaptation, in (0, 1).
+        Target acceptance probability of step-size adaptation, in (0, 1) (warned about
+        outside 0.5..0.99).
     max_tree_depth : int
         Maximum tree depth (1..15).
     method : str
-        ``"emulator"`` or ``"exact"`` likelihood.
+        One of :data:`NUTS_METHODS`.
     design_points : int
-        Design points for the emulator (>= 8).
+        Design points for the emulator (>= 8; warned about above 100,000).
     """
 
     chains: int = 4
@@ -236,11 +248,12 @@ class OutputConfig:
     folder : str
         Run folder (relative paths resolve against the config file's folder).
     curves_regimens : tuple of str
-        Regimens (``pdmodel.Regimen.parse`` text) to tabulate.
+        Regimens (``pdmodel.Regimen.parse`` text) to tabulate, at least one.
     weeks : int
-        Length of the tabulated curves, weeks.
+        Length of the tabulated curves, weeks (>= 1, at most ``model.days / 7``).
     interval : float
-        Width of the credible band (0.9: 5/50/95 % quantiles).
+        Width of the credible band, in (0, 1) (0.9: 5/50/95 % quantiles; warned about below
+        0.5, e.g. 0.05 written for 0.95).
     """
 
     folder: str = "fits/runs/default"
@@ -258,7 +271,7 @@ class FitConfig:
     version : int
         Configuration format version (:data:`CONFIG_VERSION`).
     seed : int
-        Random seed (>= 0) of the whole fit.
+        Random seed (0 <= seed < 2**63) of the whole fit.
     data, model, map, nuts, output
         The sections.
     """
@@ -284,104 +297,33 @@ _STRING_KEYS = _PATH_KEYS + ("data.use", "model.tumour", "nuts.method")
 _LOCATION_KEYS = ("output.folder",)
 
 
-# --------------------------------------------------------------------------- validation
+# --------------------------------------------------------------------------- schema: values
 
 
-class _Bad(Exception):
-    """One problem with one value (message names the key)."""
+@dataclass(frozen=True)
+class _Usual:
+    """Usual range of a number (metadata of a schema field): outside it, a ConfigWarning."""
+
+    lo: float | None = None
+    hi: float | None = None
+    why: str = ""
 
 
-@dataclass
-class _Ctx:
-    base: Path | None  # folder relative paths resolve against; None: keep them relative
+Text = Annotated[str, Strict()]
+Integer = Annotated[int, Strict()]  # a TOML integer: not a bool, not 2.0
+Count = Annotated[int, Strict(), Ge(1)]
+Iterations = Annotated[int, Strict(), Ge(0)]
+Finite = Annotated[float, Strict(), AllowInfNan(False)]  # a TOML integer or float
+Positive = Annotated[float, Strict(), AllowInfNan(False), Gt(0)]
+Fraction = Annotated[float, Strict(), AllowInfNan(False), Gt(0), Lt(1)]
+
+_IRAE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(IraeModel))
 
 
-def _all_keys() -> list[str]:
-    keys = list(TOP_LEVEL) + list(SECTIONS)
-    for name, cls in SECTIONS.items():
-        keys += [f"{name}.{f.name}" for f in dataclasses.fields(cls)]
-    return keys
-
-
-def _did_you_mean(key: str, choices: Iterable[str]) -> str:
-    choices = list(choices)
-    leaf = key.rsplit(".", 1)[-1]
-    same_leaf = [c for c in choices if c.rsplit(".", 1)[-1] == leaf and c != key]
-    close = same_leaf or difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _unknown(key: str, choices: Iterable[str] | None = None, what: str = "key") -> str:
-    return f"unknown {what} '{key}'" + _did_you_mean(key, _all_keys() if choices is None
-                                                      else choices)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v) -> bool:
-    return (isinstance(v, int | float) and not isinstance(v, bool)
-            and math.isfinite(float(v)))
-
-
-def _int(lo: int | None = None, hi: int | None = None) -> Callable:
-    if lo is not None and hi is not None:
-        desc = f"an integer in {lo}..{hi}"
-    elif lo is not None:
-        desc = f"an integer >= {lo}"
-    else:
-        desc = "an integer"
-
-    def check(v, key, ctx):
-        if not _is_int(v) or (lo is not None and v < lo) or (hi is not None and v > hi):
-            raise _Bad(f"{key} must be {desc}, got {v!r}")
-        return v
-    return check
-
-
-def _float(lo: float | None = None, hi: float | None = None) -> Callable:
-    """Finite number with open bounds ``lo < v < hi``."""
-    if lo is not None and hi is not None:
-        desc = f"a number strictly between {lo:g} and {hi:g}"
-    elif lo is not None:
-        desc = f"a number > {lo:g}"
-    else:
-        desc = "a finite number"
-
-    def check(v, key, ctx):
-        if not _is_num(v) or (lo is not None and v <= lo) or (hi is not None and v >= hi):
-            raise _Bad(f"{key} must be {desc}, got {v!r}")
-        return float(v)
-    return check
-
-
-def _choice(choices: Iterable[str]) -> Callable:
-    choices = tuple(choices)
-
-    def check(v, key, ctx):
-        if not isinstance(v, str) or v not in choices:
-            hint = ""
-            if isinstance(v, str):
-                close = difflib.get_close_matches(v.lower(), choices, n=1, cutoff=0.6)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-            raise _Bad(f"{key} must be one of {', '.join(map(repr, choices))}, got {v!r}"
-                       + hint)
-        return v
-    return check
-
-
-def _str_list(*, nonempty: bool = False) -> Callable:
-    def check(v, key, ctx):
-        if not isinstance(v, list | tuple) or not all(isinstance(x, str) for x in v):
-            raise _Bad(f"{key} must be a list of strings, got {v!r}")
-        if nonempty and not v:
-            raise _Bad(f"{key} must list at least one entry")
-        dup = sorted({x for x in v if list(v).count(x) > 1})
-        if dup:
-            raise _Bad(f"{key} lists {', '.join(map(repr, dup))} more than once")
-        return tuple(v)
-    return check
+def _problem(text: str, subkey: str | None = None) -> PydanticCustomError:
+    """A validation error whose text follows the dotted key (``subkey`` is appended to it)."""
+    return PydanticCustomError("pdmodel_config", "{problem}",
+                               {"problem": text, "subkey": subkey})
 
 
 def _resolve(p: str, base: Path | None) -> str:
@@ -391,184 +333,489 @@ def _resolve(p: str, base: Path | None) -> str:
     return os.path.abspath(os.path.join(base, p))
 
 
-def _path(*, specials: tuple[str, ...], must_exist: bool) -> Callable:
-    desc = " or ".join([repr(s) for s in specials] + ["a path"])
+def _path(*specials: str, must_exist: bool) -> AfterValidator:
+    """A path resolved against ``context["base"]`` (kept as given without one), or a special."""
+    named = " or ".join([repr(s) for s in specials] + ["a path"])
 
-    def check(v, key, ctx):
-        if not isinstance(v, str) or not v.strip():
-            raise _Bad(f"{key} must be {desc}, got {v!r}")
-        if v in specials:
-            return v
-        p = _resolve(v, ctx.base)
-        if must_exist and not os.path.isfile(p):
-            raise _Bad(f"{key}: file not found: {p}")
-        return p
-    return check
+    def check(value: str, info: ValidationInfo) -> str:
+        if value in specials:
+            return value
+        if not value.strip():
+            raise _problem(f"must be {named}, got {value!r}")
+        path = _resolve(value, (info.context or {}).get("base"))
+        if must_exist and not os.path.isfile(path):
+            raise _problem(f"must name an existing file; not found: {path}")
+        return path
+    return AfterValidator(check)
 
 
-def _regimens(v, key, ctx):
-    out = _str_list(nonempty=True)(v, key, ctx)
-    bad = []
-    for i, text in enumerate(out):
-        try:
-            Regimen.parse(text)
-        except RegimenError as e:
-            bad.append(f"{key}[{i}] {text!r}: {e}")
-    if bad:
-        raise _Bad("\n".join(bad))
-    return out
+def _nonempty(values: tuple) -> tuple:
+    if not values:
+        raise _problem("must list at least one entry, got []")
+    return values
+
+
+def _distinct(values: tuple) -> tuple:
+    dup = sorted({x for x in values if values.count(x) > 1})
+    if dup:
+        raise _problem(f"lists {', '.join(map(repr, dup))} more than once")
+    return values
+
+
+def _regimen(text: str) -> str:
+    try:
+        Regimen.parse(text)
+    except RegimenError as e:
+        raise _problem(f"= {text!r} is not a regimen pdmodel can read: {e}") from None
+    return text
+
+
+def _irae_field(name: str) -> str:
+    if name not in _IRAE_FIELDS:
+        raise _problem(f"= {name!r} is not an IraeModel field" + _did_you_mean(name, _IRAE_FIELDS)
+                       + "; pdmodel.PARAMETER_INFO lists them")
+    return name
+
+
+def _supported(version: int) -> int:
+    if version != CONFIG_VERSION:
+        raise _problem(f"must be {CONFIG_VERSION} (the configuration format this pdmodel "
+                       f"reads), got {version}")
+    return version
 
 
 @cache
 def _field_sizes() -> dict[str, int]:
     """Number of elements of each IraeModel field (from the defaults)."""
     m = IraeModel()
-    return {f.name: int(np.size(getattr(m, f.name))) for f in dataclasses.fields(IraeModel)}
+    return {name: int(np.size(getattr(m, name))) for name in _IRAE_FIELDS}
 
 
-def _fixed(v, key, ctx):
-    out = _str_list()(v, key, ctx)
-    sizes = _field_sizes()
-    bad = [f"{key}: {_unknown(x, sizes, 'IraeModel field')}" for x in out if x not in sizes]
-    if bad:
-        raise _Bad("\n".join(bad))
+def _sized(name: str) -> AfterValidator:
+    """Each number of a prior of field ``name``: a scalar, or one value per element."""
+    def check(prior: _Prior) -> _Prior:
+        n = _field_sizes()[name]
+        for key, value in prior:
+            if isinstance(value, tuple) and (n == 1 or len(value) != n):
+                scalar = _expected(get_args(type(prior).model_fields[key].annotation)[0])
+                raise _problem(f"must be {scalar}" + (f" or a list of {n} such numbers" if n > 1
+                                                      else "") + f", got {list(value)!r}", key)
+        return prior
+    return AfterValidator(check)
+
+
+# --------------------------------------------------------------------------- schema: tables
+
+
+class _Table(BaseModel):
+    """A TOML table: unknown keys, wrong types and out-of-range values are errors.
+
+    ``form`` shows the table's shape in messages (None: a ``[section]``); ``member`` names
+    what its keys are.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    form: ClassVar[str | None] = None
+    member: ClassVar[str] = "key"
+
+
+class _DataTable(_Table):
+    """``[data]`` (:class:`DataConfig`)."""
+
+    incidence: Annotated[Text, _path(BUNDLED, must_exist=True)] = DataConfig.incidence
+    timing: Annotated[Text, _path(BUNDLED, NONE, must_exist=True)] = DataConfig.timing
+    use: Literal[DATA_USE] = DataConfig.use  # type: ignore[valid-type]
+    exclude_rows: Annotated[tuple[Text, ...], AfterValidator(_distinct)] = ()
+
+
+class _PkModelsTable(_Table):
+    """``[model.pk_models]``: agent = "model id" (one field per agent, built below)."""
+
+    form = 'agent = "model id"'
+    member = "agent"
+
+
+_PkModels = create_model(  # type: ignore[call-overload]
+    "_PkModels", __base__=_PkModelsTable,
+    **{agent: (Literal[ids], None) for agent, ids in available_models().items()})
+
+
+class _Prior(_Table):
+    """One prior of ``[model.priors]``; the subclasses are the families (tag ``dist``)."""
+
+    form = '{dist = "lognormal", median = 1.0, sd = 0.5}'
+    member = "number"
+
+
+Spread = Annotated[Positive, _Usual(hi=10.0, why="an SD above 10 on the log or logit scale "
+                                           "spans many orders of magnitude")]
+
+
+class _LogNormal(_Prior):
+    """Log-normal: median > 0, SD of the log."""
+
+    dist: Literal["lognormal"]
+    median: Positive | tuple[Positive, ...]
+    sd: Spread | tuple[Spread, ...]
+
+
+class _LogitNormal(_Prior):
+    """Logit-normal: median in (0, 1), SD of the logit."""
+
+    dist: Literal["logitnormal"]
+    median: Fraction | tuple[Fraction, ...]
+    sd: Spread | tuple[Spread, ...]
+
+
+class _Normal(_Prior):
+    """Normal: mean and SD on the natural scale."""
+
+    dist: Literal["normal"]
+    mean: Finite | tuple[Finite, ...]
+    sd: Positive | tuple[Positive, ...]
+
+
+class _HalfNormal(_Prior):
+    """Half-normal: SD on the natural scale."""
+
+    dist: Literal["halfnormal"]
+    sd: Positive | tuple[Positive, ...]
+
+
+_PriorFamily = _LogNormal | _LogitNormal | _Normal | _HalfNormal
+_PRIORS: tuple[type[_Prior], ...] = get_args(_PriorFamily)
+PRIOR_DISTS: dict[str, tuple[str, ...]] = {
+    get_args(c.model_fields["dist"].annotation)[0]: tuple(k for k in c.model_fields if k != "dist")
+    for c in _PRIORS}
+"""Prior families allowed in ``[model.priors]`` and the numbers each one needs."""
+
+
+class _PriorsTable(_Table):
+    """``[model.priors]``: field = {dist = ..., ...} (one field per IraeModel field)."""
+
+    form = "field = {dist = ..., ...}"
+    member = "IraeModel field"
+
+
+_Priors = create_model(  # type: ignore[call-overload]
+    "_Priors", __base__=_PriorsTable,
+    **{name: (Annotated[_PriorFamily, Field(discriminator="dist"), _sized(name)], None)
+       for name in _IRAE_FIELDS})
+
+
+class _ModelTable(_Table):
+    """``[model]`` (:class:`ModelConfig`)."""
+
+    steps_per_day: Annotated[Count, Le(16)] = ModelConfig.steps_per_day
+    refine: Annotated[Iterations, Le(6)] = ModelConfig.refine
+    days: Annotated[Count, _Usual(hi=3650, why="over ten years of follow-up; time and "
+                                  "memory grow with the days simulated")] = ModelConfig.days
+    patients: Annotated[Count, _Usual(hi=100_000, why="time and memory grow with the patients "
+                                      "of every arm")] = ModelConfig.patients
+    tumour: Literal[TUMOURS] = ModelConfig.tumour  # type: ignore[valid-type]
+    pk_models: _PkModels = _PkModels()  # type: ignore[valid-type]
+    fixed: Annotated[tuple[Annotated[Text, AfterValidator(_irae_field)], ...],
+                     AfterValidator(_distinct)] = ()
+    priors: _Priors = _Priors()  # type: ignore[valid-type]
+
+
+class _MapTable(_Table):
+    """``[map]`` (:class:`MapConfig`)."""
+
+    starts: Annotated[Count, _Usual(hi=256, why="each start is a whole optimisation")] = (
+        MapConfig.starts)
+    adam_steps: Annotated[Iterations, _Usual(hi=100_000, why="hours of optimisation")] = (
+        MapConfig.adam_steps)
+    adam_lr: Annotated[Positive, _Usual(lo=1e-5, hi=1.0, why="Adam on the unconstrained "
+                                        "scale diverges above 1 and stalls below 1e-5")] = (
+        MapConfig.adam_lr)
+    lbfgs_steps: Annotated[Iterations, _Usual(hi=10_000, why="L-BFGS converges in tens to "
+                                              "hundreds of steps")] = MapConfig.lbfgs_steps
+
+
+class _NutsTable(_Table):
+    """``[nuts]`` (:class:`NutsConfig`)."""
+
+    chains: Annotated[Count, _Usual(hi=1024, why="each chain is a whole sampler")] = (
+        NutsConfig.chains)
+    warmup: Annotated[Iterations, _Usual(hi=100_000, why="hours of sampling")] = (
+        NutsConfig.warmup)
+    draws: Annotated[Count, _Usual(hi=100_000, why="hours of sampling; at most 1000 draws "
+                                   "are stored")] = NutsConfig.draws
+    target_accept: Annotated[Fraction, _Usual(lo=0.5, hi=0.99, why="low targets give "
+                                              "divergences, high ones tiny steps")] = (
+        NutsConfig.target_accept)
+    max_tree_depth: Annotated[Count, Le(15)] = NutsConfig.max_tree_depth
+    method: Literal[NUTS_METHODS] = NutsConfig.method  # type: ignore[valid-type]
+    design_points: Annotated[Integer, Ge(8), _Usual(hi=100_000, why="the emulator is "
+                                                    "trained on exact solves at each point")] = (
+        NutsConfig.design_points)
+
+
+class _OutputTable(_Table):
+    """``[output]`` (:class:`OutputConfig`)."""
+
+    folder: Annotated[Text, _path(must_exist=False)] = OutputConfig.folder
+    curves_regimens: Annotated[tuple[Annotated[Text, AfterValidator(_regimen)], ...],
+                               AfterValidator(_nonempty), AfterValidator(_distinct)] = (
+        OutputConfig.curves_regimens)
+    weeks: Annotated[Count, _Usual(hi=520, why="over ten years")] = OutputConfig.weeks
+    interval: Annotated[Fraction, _Usual(lo=0.5, why="0.05 is often written for 0.95")] = (
+        OutputConfig.interval)
+
+
+class _ConfigFile(_Table):
+    """A whole fit configuration file (:class:`FitConfig`)."""
+
+    version: Annotated[Integer, AfterValidator(_supported)] = CONFIG_VERSION
+    seed: Annotated[Iterations, Le(2**63 - 1)] = 0
+    data: _DataTable = _DataTable()
+    model: _ModelTable = _ModelTable()
+    map: _MapTable = _MapTable()
+    nuts: _NutsTable = _NutsTable()
+    output: _OutputTable = _OutputTable()
+
+
+def _to_config(file: _ConfigFile) -> FitConfig:
+    """The :class:`FitConfig` of a validated file."""
+    m = file.model
+    priors = {name: PriorSpec(**prior)
+              for name, prior in m.priors.model_dump(exclude_unset=True).items()}
+    model = ModelConfig(**{**dict(m), "pk_models": FrozenDict(
+        m.pk_models.model_dump(exclude_unset=True, exclude_none=True)),
+        "priors": FrozenDict(priors)})
+    return FitConfig(version=file.version, seed=file.seed, data=DataConfig(**dict(file.data)),
+                     model=model, map=MapConfig(**dict(file.map)),
+                     nuts=NutsConfig(**dict(file.nuts)), output=OutputConfig(**dict(file.output)))
+
+
+# --------------------------------------------------------------------------- schema: messages
+
+
+def _unwrap(tp: Any) -> tuple[Any, tuple]:
+    """``Annotated[T, *meta]`` -> (T, meta), flattening nested Annotated."""
+    meta: tuple = ()
+    while get_origin(tp) is Annotated:
+        tp, *more = get_args(tp)
+        meta = (*more, *meta)
+    return tp, meta
+
+
+def _tables(tp: Any) -> dict[str | None, type[BaseModel]]:
+    """Tables an annotation holds: {None: table}, or {dist: table} for the prior families."""
+    tp, _ = _unwrap(tp)
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return {None: tp}
+    if get_origin(tp) in (Union, UnionType):
+        members = [_unwrap(a)[0] for a in get_args(tp) if a is not NoneType]
+        if members and all(isinstance(a, type) and issubclass(a, _Prior) for a in members):
+            return {get_args(a.model_fields["dist"].annotation)[0]: a for a in members}
+    return {}
+
+
+def _annotation(table: type[BaseModel], name: str) -> Any:
+    info = table.model_fields[name]
+    return Annotated[(info.annotation, *info.metadata)] if info.metadata else info.annotation
+
+
+def _bound(meta: tuple, kind: type) -> Any:
+    return next((getattr(m, kind.__name__.lower()) for m in meta if isinstance(m, kind)), None)
+
+
+def _expected(tp: Any) -> str:
+    """What a value of annotation ``tp`` must be, in words ("an integer in 1..15")."""
+    tp, meta = _unwrap(tp)
+    origin = get_origin(tp)
+    if origin in (Union, UnionType):
+        first, *rest = [a for a in get_args(tp) if a is not NoneType]
+        if rest and get_origin(_unwrap(rest[0])[0]) is tuple:
+            return f"{_expected(first)} or a list of such numbers"
+        return " or ".join(_expected(a) for a in (first, *rest))
+    if origin is tuple:
+        item = get_args(tp)[0]
+        return "a list of strings" if _unwrap(item)[0] is str else f"a list, each {_expected(item)}"
+    if origin is Literal:
+        return "one of " + ", ".join(map(repr, get_args(tp)))
+    ge, gt, le, lt = (_bound(meta, k) for k in (Ge, Gt, Le, Lt))
+    if tp is int:
+        if ge is not None and le is not None:
+            return f"an integer in {ge}..{le}"
+        return "an integer" + (f" >= {ge}" if ge is not None else "")
+    if tp is float:
+        if gt is not None and lt is not None:
+            return f"a number strictly between {gt:g} and {lt:g}"
+        return f"a number > {gt:g}" if gt is not None else "a finite number"
+    if tp is str:
+        return "a string"
+    return "a table" if _tables(tp) else str(tp)
+
+
+@dataclass
+class _Where:
+    """Where a pydantic error location points in the schema."""
+
+    key: str  # dotted key, list items as key[i]
+    table: type[BaseModel] | None  # table holding the last key
+    tp: Any  # annotation at the location (None for an unknown key)
+    dist: str | None  # prior family passed on the way
+
+
+def _where(loc: tuple) -> _Where:
+    parts: list[str] = []
+    table, tp, dist = None, _ConfigFile, None
+    for part in loc:
+        if isinstance(part, int):
+            parts[-1] += f"[{part}]"
+            tp = get_args(_unwrap(tp)[0])[0]
+            continue
+        tables = _tables(tp)
+        if None in tables:
+            table = tables[None]
+            parts.append(part)
+            tp = _annotation(table, part) if part in table.model_fields else None
+        elif part in tables:
+            dist, tp = part, tables[part]
+        else:
+            break  # a member label of a number-or-list union: the field's own key says it
+    return _Where(".".join(parts), table, tp, dist)
+
+
+def _all_keys() -> list[str]:
+    keys = list(_ConfigFile.model_fields)
+    for name in SECTIONS:
+        keys += [f"{name}.{k}" for k in _tables(_annotation(_ConfigFile, name))[None].model_fields]
+    return keys
+
+
+def _did_you_mean(key: str, choices: Iterable[str], *, wrap: str = "'{}'") -> str:
+    """`` (did you mean 'x'?)`` for the closest choice (same last part first), or ""."""
+    choices = [str(c) for c in choices]
+    leaf = key.rsplit(".", 1)[-1]
+    same_leaf = [c for c in choices if c.rsplit(".", 1)[-1] == leaf and c != key]
+    close = same_leaf or difflib.get_close_matches(key, choices, n=1, cutoff=0.6)
+    return f" (did you mean {wrap.format(close[0])}?)" if close else ""
+
+
+def _unknown(where: _Where, value: Any) -> str:
+    key, table = where.key, where.table
+    if where.dist is not None:
+        return (f"{key} is not used by dist {where.dist!r} (it needs "
+                f"{', '.join(PRIOR_DISTS[where.dist])})")
+    if table is _ConfigFile and isinstance(value, Mapping):
+        return (f"unknown section [{key}]" + _did_you_mean(key, SECTIONS, wrap="[{}]")
+                + f"; sections are {', '.join(f'[{s}]' for s in SECTIONS)}")
+    if table is None or table.form is None:  # the file or a [section]: any key may be meant
+        return f"unknown key '{key}'" + _did_you_mean(key, _all_keys())
+    parent, _, name = key.rpartition(".")
+    return f"{parent}: unknown {table.member} {name!r}" + _did_you_mean(name, table.model_fields)
+
+
+def _message(err: Mapping[str, Any]) -> tuple[str, str]:
+    """(dotted key, message) of one pydantic error."""
+    where = _where(tuple(err["loc"]))
+    key, kind, value, ctx = where.key, err["type"], err.get("input"), err.get("ctx") or {}
+    if kind == "pdmodel_config":
+        key += f".{ctx['subkey']}" if ctx.get("subkey") else ""
+        return key, f"{key} {ctx['problem']}"
+    if kind == "extra_forbidden":
+        return key, _unknown(where, value)
+    if kind == "missing":
+        needs = (f" (dist {where.dist!r} needs {', '.join(PRIOR_DISTS[where.dist])})"
+                 if where.dist else "")
+        return key, f"{key} is missing{needs}"
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        dists = ", ".join(map(repr, PRIOR_DISTS))
+        if kind == "union_tag_not_found":
+            return key, f"{key}.dist is missing (one of {dists})"
+        tag = ctx.get("tag")
+        return key, (f"{key}.dist must be one of {dists}, got {tag!r}"
+                     + _did_you_mean(str(tag).lower(), PRIOR_DISTS))
+    if kind in ("model_type", "model_attributes_type", "dict_type") and _tables(where.tp):
+        form = next(iter(_tables(where.tp).values())).form or f"[{key}] section"
+        return key, f"{key} must be a table ({form}), got {value!r}"
+    tp = _unwrap(where.tp)[0]
+    if kind == "literal_error" and get_origin(tp) is Literal:
+        choices = get_args(tp)
+        hint = _did_you_mean(value.lower(), choices) if isinstance(value, str) else ""
+        return key, f"{key} must be one of {', '.join(map(repr, choices))}, got {value!r}{hint}"
+    if where.tp is None:
+        return key, f"{key}: {err['msg']}"
+    return key, f"{key} must be {_expected(where.tp)}, got {value!r}"
+
+
+def _problems(error: ValidationError) -> list[str]:
+    """One message per key (a number-or-list key fails both ways: say it once)."""
+    out: dict[str, str] = {}
+    for err in error.errors(include_url=False):
+        key, text = _message(err)
+        out.setdefault(key, text)
+    return list(out.values())
+
+
+def _cross_checks(cfg: FitConfig) -> list[str]:
+    out = []
+    for name in cfg.model.priors:
+        if name in cfg.model.fixed:
+            out.append(f"model.priors.{name}: field {name!r} is also listed in model.fixed "
+                       "(a fixed field has no prior)")
+    if cfg.output.weeks * 7 > cfg.model.days:
+        out.append(f"output.weeks = {cfg.output.weeks} exceeds the simulated follow-up "
+                   f"(model.days = {cfg.model.days}, i.e. {cfg.model.days // 7} weeks)")
     return out
 
 
-def _tumour(v, key, ctx):
-    return _choice(TUMOURS)(v, key, ctx)
-
-
-def _pk_models(v, key, ctx):
-    if not isinstance(v, Mapping):
-        raise _Bad(f"{key} must be a table of agent = \"model id\", got {v!r}")
-    models = available_models()
-    bad, out = [], {}
-    for agent, model in v.items():
-        k = f"{key}.{agent}"
-        if agent not in models:
-            bad.append(f"{key}: " + _unknown(agent, models, "agent"))
-        elif not isinstance(model, str) or model not in models[agent]:
-            bad.append(f"{k} must be one of {', '.join(map(repr, models[agent]))}, "
-                       f"got {model!r}")
-        else:
-            out[agent] = model
-    if bad:
-        raise _Bad("\n".join(bad))
-    return FrozenDict(out)
-
-
-def _prior_number(v, key, n, *, lo=None, hi=None, desc="a finite number"):
-    """Scalar, or a list of ``n`` values (one per element of the field)."""
-    def ok(x):
-        return (_is_num(x) and (lo is None or x > lo) and (hi is None or x < hi))
-
-    if _is_num(v):
-        if not ok(v):
-            raise _Bad(f"{key} must be {desc}, got {v!r}")
-        return float(v)
-    if isinstance(v, list | tuple) and n > 1:
-        if len(v) != n or not all(ok(x) for x in v):
-            raise _Bad(f"{key} must be {desc} or a list of {n} such numbers, got {v!r}")
-        return tuple(float(x) for x in v)
-    extra = f" or a list of {n} such numbers" if n > 1 else ""
-    raise _Bad(f"{key} must be {desc}{extra}, got {v!r}")
-
-
-def _priors(v, key, ctx):
-    if not isinstance(v, Mapping):
-        raise _Bad(f"{key} must be a table of field = {{dist = ..., ...}}, got {v!r}")
-    sizes = _field_sizes()
-    bad, out = [], {}
-    for name, spec in v.items():
-        k = f"{key}.{name}"
-        if name not in sizes:
-            bad.append(f"{key}: " + _unknown(name, sizes, "IraeModel field"))
+def _unusual(table: BaseModel, prefix: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted key, warning) for each value outside its ``_Usual`` range."""
+    for name, value in table:
+        key = f"{prefix}{name}"
+        if isinstance(value, BaseModel):
+            yield from _unusual(value, key + ".")
             continue
-        if not isinstance(spec, Mapping):
-            bad.append(f"{k} must be a table like {{dist = \"lognormal\", median = 1.0, "
-                       f"sd = 0.5}}, got {spec!r}")
+        if value is None:
             continue
-        dist = spec.get("dist")
-        if dist not in PRIOR_DISTS:
-            if dist is None:
-                bad.append(f"{k}.dist is missing (one of {', '.join(map(repr, PRIOR_DISTS))})")
-            else:
-                try:
-                    _choice(PRIOR_DISTS)(dist, f"{k}.dist", ctx)
-                except _Bad as e:
-                    bad.append(str(e))
+        tp, meta = _unwrap(_annotation(type(table), name))
+        if get_origin(tp) in (Union, UnionType):  # a number or a list of them
+            meta = _unwrap(get_args(tp)[0])[1]
+        usual = next((m for m in meta if isinstance(m, _Usual)), None)
+        values = value if isinstance(value, tuple) else (value,)
+        if usual is None or not all(isinstance(v, int | float) for v in values):
             continue
-        need = PRIOR_DISTS[dist]
-        values: dict[str, Any] = {}
-        for p, x in spec.items():
-            if p == "dist":
-                continue
-            if p not in need:
-                bad.append(f"{k}.{p} is not used by dist {dist!r} (it needs "
-                           f"{', '.join(need)})")
-                continue
-            if p == "sd":
-                kw = dict(lo=0.0, desc="a number > 0")
-            elif p == "median" and dist == "lognormal":
-                kw = dict(lo=0.0, desc="a number > 0")
-            elif p == "median":
-                kw = dict(lo=0.0, hi=1.0, desc="a number strictly between 0 and 1")
-            else:
-                kw = {}
-            try:
-                values[p] = _prior_number(x, f"{k}.{p}", sizes[name], **kw)
-            except _Bad as e:
-                bad.append(str(e))
-        missing = [p for p in need if p not in spec]
-        for p in missing:
-            bad.append(f"{k}.{p} is missing (dist {dist!r} needs {', '.join(need)})")
-        if not missing and len(values) == len(need):
-            out[name] = PriorSpec(dist=dist, **values)
-    if bad:
-        raise _Bad("\n".join(bad))
-    return FrozenDict(out)
+        lo = -np.inf if usual.lo is None else usual.lo
+        hi = np.inf if usual.hi is None else usual.hi
+        if any(not lo <= v <= hi for v in values):
+            where = (f"below {usual.lo:g}" if usual.hi is None else f"above {usual.hi:g}"
+                     if usual.lo is None else f"outside {usual.lo:g}..{usual.hi:g}")
+            yield key, (f"{key} = {value!r} is unusual ({where}: {usual.why}); check "
+                        "that it is meant")
 
 
-_CHECKS: dict[str, Callable] = {
-    "version": _int(),
-    "seed": _int(0),
-    "data.incidence": _path(specials=(BUNDLED,), must_exist=True),
-    "data.timing": _path(specials=(BUNDLED, NONE), must_exist=True),
-    "data.use": _choice(DATA_USE),
-    "data.exclude_rows": _str_list(),
-    "model.steps_per_day": _int(1, 16),
-    "model.refine": _int(0, 6),
-    "model.days": _int(1),
-    "model.patients": _int(1),
-    "model.tumour": _tumour,
-    "model.pk_models": _pk_models,
-    "model.fixed": _fixed,
-    "model.priors": _priors,
-    "map.starts": _int(1),
-    "map.adam_steps": _int(0),
-    "map.adam_lr": _float(0.0),
-    "map.lbfgs_steps": _int(0),
-    "nuts.chains": _int(1),
-    "nuts.warmup": _int(0),
-    "nuts.draws": _int(1),
-    "nuts.target_accept": _float(0.0, 1.0),
-    "nuts.max_tree_depth": _int(1, 15),
-    "nuts.method": _choice(NUTS_METHODS),
-    "nuts.design_points": _int(8),
-    "output.folder": _path(specials=(), must_exist=False),
-    "output.curves_regimens": _regimens,
-    "output.weeks": _int(1),
-    "output.interval": _float(0.0, 1.0),
-}
+# --------------------------------------------------------------------------- parse
 
 
-def _check(key: str, value: Any, ctx: _Ctx, problems: list[str]) -> Any:
+def _validate(data: Mapping[str, Any], source: str | os.PathLike,
+              base: str | os.PathLike | None) -> tuple[FitConfig, _ConfigFile]:
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, [f"a configuration must be a table, got {data!r}"])
+    context = {"base": None if base is None else Path(os.path.abspath(base))}
     try:
-        return _CHECKS[key](value, key, ctx)
-    except _Bad as e:
-        problems.extend(str(e).split("\n"))
-        return None
+        file = _ConfigFile.model_validate(data, context=context)
+    except ValidationError as e:
+        raise ConfigError(source, _problems(e)) from None
+    cfg = _to_config(file)
+    problems = _cross_checks(cfg)
+    if problems:
+        raise ConfigError(source, problems)
+    return cfg, file
+
+
+def _warn(file: _ConfigFile, source: str | os.PathLike, keys: Iterable[str] | None = None,
+          stacklevel: int = 2) -> None:
+    """ConfigWarning for each unusual value (only under ``keys``, when given); ``stacklevel``
+    counts from the function calling this one."""
+    keys = None if keys is None else tuple(keys)
+    for key, text in _unusual(file):
+        if keys is None or any(key == k or key.startswith(k + ".") for k in keys):
+            warnings.warn(f"{source}: {text}", ConfigWarning, stacklevel=stacklevel + 1)
 
 
 def parse_config(data: Mapping[str, Any], *, source: str | os.PathLike = "<config>",
@@ -588,60 +835,15 @@ def parse_config(data: Mapping[str, Any], *, source: str | os.PathLike = "<confi
     ------
     ConfigError
         Listing every unknown key, wrong type and out-of-range value.
+
+    Warns
+    -----
+    ConfigWarning
+        For each legal but unusual value (the table schemas declare the usual ranges).
     """
-    ctx = _Ctx(None if base is None else Path(os.path.abspath(base)))
-    problems: list[str] = []
-    top: dict[str, Any] = {}
-    sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
-    if not isinstance(data, Mapping):
-        raise ConfigError(source, [f"a configuration must be a table, got {data!r}"])
-    for key, value in data.items():
-        if key in TOP_LEVEL:
-            v = _check(key, value, ctx, problems)
-            if v is not None:
-                top[key] = v
-        elif key in SECTIONS:
-            if not isinstance(value, Mapping):
-                problems.append(f"{key} must be a table ([{key}] section), got {value!r}")
-                continue
-            fields = {f.name for f in dataclasses.fields(SECTIONS[key])}
-            for k, v in value.items():
-                dotted = f"{key}.{k}"
-                if k not in fields:
-                    problems.append(_unknown(dotted))
-                    continue
-                v = _check(dotted, v, ctx, problems)
-                if v is not None:
-                    sections[key][k] = v
-        elif isinstance(value, Mapping):
-            close = difflib.get_close_matches(key, list(SECTIONS), n=1, cutoff=0.6)
-            problems.append(f"unknown section [{key}]"
-                            + (f" (did you mean [{close[0]}]?)" if close else "")
-                            + f"; sections are {', '.join(f'[{s}]' for s in SECTIONS)}")
-        else:
-            problems.append(_unknown(key))
-    if top.get("version", CONFIG_VERSION) != CONFIG_VERSION:
-        problems.append(f"version {top['version']} is not supported (this pdmodel reads "
-                        f"version {CONFIG_VERSION})")
-    if problems:
-        raise ConfigError(source, problems)
-    cfg = FitConfig(**top, **{name: SECTIONS[name](**kw) for name, kw in sections.items()})
-    problems += _cross_checks(cfg)
-    if problems:
-        raise ConfigError(source, problems)
+    cfg, file = _validate(data, source, base)
+    _warn(file, source)
     return cfg
-
-
-def _cross_checks(cfg: FitConfig) -> list[str]:
-    out = []
-    for name in cfg.model.priors:
-        if name in cfg.model.fixed:
-            out.append(f"model.priors.{name}: field {name!r} is also listed in model.fixed "
-                       "(a fixed field has no prior)")
-    if cfg.output.weeks * 7 > cfg.model.days:
-        out.append(f"output.weeks = {cfg.output.weeks} exceeds the simulated follow-up "
-                   f"(model.days = {cfg.model.days}, i.e. {cfg.model.days // 7} weeks)")
-    return out
 
 
 _TOML_LINE = re.compile(r"at line (\d+)")
@@ -682,6 +884,11 @@ def load_config(path: str | os.PathLike) -> FitConfig:
     ConfigError
         Unreadable file, invalid TOML, unknown keys, wrong types or out-of-range values; the
         message names the file and every bad key, one problem a line.
+
+    Warns
+    -----
+    ConfigWarning
+        For each legal but unusual value (e.g. ``model.patients`` above 100,000).
     """
     path = Path(path)
     try:
@@ -694,7 +901,9 @@ def load_config(path: str | os.PathLike) -> FitConfig:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(path, [_toml_error(text, e)]) from None
-    return parse_config(data, source=path, base=path.parent)
+    cfg, file = _validate(data, path, path.parent)
+    _warn(file, path)
+    return cfg
 
 
 # --------------------------------------------------------------------------- dump / compare
@@ -807,6 +1016,11 @@ def apply_overrides(config: FitConfig,
     ConfigError
         Source ``"command-line override"``; names each bad key (unknown ones with a
         did-you-mean).
+
+    Warns
+    -----
+    ConfigWarning
+        For each overridden key whose new value is legal but unusual.
     """
     source = "command-line override"
     pairs: list[tuple[str, Any]] = []
@@ -836,9 +1050,14 @@ def apply_overrides(config: FitConfig,
         err = _set(data, key, value)
         if err:
             problems.append(err)
+    try:
+        cfg, file = _validate(data, source, None)
+    except ConfigError as e:
+        raise ConfigError(source, problems + e.problems) from None
     if problems:
         raise ConfigError(source, problems)
-    return parse_config(data, source=source, base=None)
+    _warn(file, source, [key for key, _ in pairs])
+    return cfg
 
 
 def fit_spec(config: FitConfig) -> FitSpec:

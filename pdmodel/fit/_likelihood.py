@@ -34,6 +34,7 @@ from ..irae import (
     ManagementPolicy,
     Population,
     drug_probability,
+    graded_background,
     incidence_from_max,
     patient_pd,
 )
@@ -180,7 +181,8 @@ def _predicted_from_cells(params: Params, o: Observations,
                           cell_of_row: np.ndarray) -> Float[Array, " row"]:
     """:func:`predicted_probability` from the drug probabilities of each row's cell."""
     horizon = jnp.asarray(o.horizon, p_drug.dtype)[:, None, None]  # [row, 1, 1] days
-    q = -jnp.expm1(-params.model.background[None] * horizon)  # [row, organ, grade]
+    q = -jnp.expm1(-graded_background(params.model.background)[None]
+                   * horizon)  # [row, organ, grade]
     r = -jnp.expm1(-params.obs.backbone_hazard()[np.maximum(o.backbone, 0)]
                    * horizon)  # [row, organ, grade]
     k, b = _counted_fractions(params.obs, o, p_drug.dtype)

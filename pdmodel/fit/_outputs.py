@@ -26,11 +26,12 @@ import xarray as xr
 from jaxtyping import Array, Float, Int
 from tqdm import tqdm
 
+from ..data import load_user_timing
 from ..errors import FitLoadError
-from ..io import atomic_write_text, versions_info
+from ..io import versions_info
 from ..regimen import Regimen
 from ..vocab import GRADES, ORGAN_CHOICES
-from ._checks import onset_check
+from ._checks import onset_check, onset_summary
 from ._config import FitConfig, dump_config
 from ._design import Design
 from ._figures import plot_ppc, png
@@ -49,6 +50,7 @@ from ._predict import (
 )
 from ._report import ResultFiles, report_html
 from ._result import load_fit
+from ._run_folder import MANIFEST, RunFolder, published_folder, verify_results, visible_files
 
 CURVE_ENDPOINT = "immune_related"
 """Curves are reported as trials report immune-related adverse events (background included at
@@ -121,8 +123,7 @@ def results_files(config: FitConfig, spec: FitSpec, design: Design, mode: Mode,
     onset = onset_table(config, spec, curve_draws)
     timings["results_s"] = time.perf_counter() - t0
     diagnostics = (run_diagnostics(config, sample, table, mode, ppc, timings) | info
-                   | {"onset_within_range": (f"{int(onset.within.sum())}/{len(onset)}"
-                                             if len(onset) else None)})
+                   | onset_summary(onset))
     files = {
         "parameters.csv": parameters_table(spec, flat, mode, table).to_csv(index=False),
         "diagnostics.csv": table.to_csv(index=False),
@@ -249,11 +250,17 @@ def incidence_curves(config: FitConfig, spec: FitSpec, draws: Float[np.ndarray, 
 
 def onset_table(config: FitConfig, spec: FitSpec,
                 draws: Float[np.ndarray, "draw param"]) -> pd.DataFrame:
-    """:func:`onset_check` at about :data:`ONSET_DRAWS` of ``draws`` (evenly thinned)."""
-    m = config.model
+    """:func:`onset_check` at about :data:`ONSET_DRAWS` of ``draws`` (evenly thinned), against
+    the timing table of ``data.timing`` (bundled, a user file checked and harmonised as the
+    bundled one, or ``none``: no check)."""
+    m, where = config.model, config.data.timing
+    if where == "none":
+        return pd.DataFrame()
+    timing = None if where == "bundled" else load_user_timing(where)
     return onset_check(spec, draws[:: max(1, len(draws) // ONSET_DRAWS)], days=m.days,
                        patients=max(m.patients, 64), seed=config.seed,
-                       steps_per_day=m.steps_per_day, refine=m.refine, tumour=m.tumour)
+                       steps_per_day=m.steps_per_day, refine=m.refine, tumour=m.tumour,
+                       timing=timing)
 
 
 # --------------------------------------------------------------------------- diagnostics
@@ -364,26 +371,47 @@ def plot_curves(curves: pd.DataFrame) -> bytes:
 
 
 def write_report(run: str | Path, *, progress: bool = False) -> Path:
-    """Redraw ``run/results/report.html`` from the run folder's files; returns its path.
+    """Redraw the report of the fit in ``run`` and publish it: a new version of ``results/``
+    with the same files, the new ``report.html`` and their manifest; returns its path.
 
-    A ``curves.csv`` written before the predictive band was added is recomputed in memory
-    from the fit (when this pdmodel can still load it; float64, as :func:`run_fit`), so the
-    report shows both bands.
+    The results are verified first (:func:`verify_results`; results published before
+    manifests are taken as they are, with a warning, and get a manifest). The run folder is
+    locked meanwhile, so no fit publishes in between. A ``curves.csv`` written before the
+    predictive band was added is recomputed in memory from the fit (when this pdmodel can
+    still load it; float64, as :func:`run_fit`), so the report shows both bands.
+
+    Raises
+    ------
+    FitLoadError
+        ``run`` has no published results.
+    ResultsIntegrityError
+        The published results do not match their manifest (the message names the file).
+    RunLockedError
+        A fit is running in ``run``.
     """
-    rf = ResultFiles.from_folder(run)
-    curves = rf.csv("curves.csv")
-    if curves is not None and "ci_lower" not in curves:
-        jax.config.update("jax_enable_x64", True)  # as run_fit: the fit is float64
-        try:
-            fit = load_fit(run)
-        except FitLoadError:
-            fit = None
-        if fit is not None:
-            draws = fit.draws[np.linspace(0, len(fit.draws) - 1,
-                                          min(MAX_DRAWS, len(fit.draws))).astype(int)]
-            fresh = incidence_curves(fit.config, fit.spec, draws, progress)
-            rf = dataclasses.replace(rf, files=rf.files | {"curves.csv": fresh.to_csv(
-                index=False)})
-    out = Path(run) / "results" / "report.html"
-    atomic_write_text(out, report_html(rf))
-    return out
+    run = Path(run)
+    if published_folder(run) is None:  # before locking: a wrong path creates nothing
+        raise FitLoadError(f"{run} is not a fit: results/ missing ({run / 'results'}); run "
+                           "'pdmodel fit' first")
+    with RunFolder(run) as folder:
+        published = verify_results(run)
+        names = (list(published.manifest.files) if published.manifest is not None
+                 else visible_files(published.folder))
+        kept = {n: (published.folder / n).read_bytes() for n in names if n != "report.html"}
+        rf = ResultFiles.from_folder(run)
+        rf = dataclasses.replace(rf, files={n: rf.files[n] for n in rf.files if n != MANIFEST})
+        curves = rf.csv("curves.csv")
+        if curves is not None and "ci_lower" not in curves:
+            jax.config.update("jax_enable_x64", True)  # as run_fit: the fit is float64
+            try:
+                fit = load_fit(run)
+            except FitLoadError:
+                fit = None
+            if fit is not None:
+                draws = fit.draws[np.linspace(0, len(fit.draws) - 1,
+                                              min(MAX_DRAWS, len(fit.draws))).astype(int)]
+                fresh = incidence_curves(fit.config, fit.spec, draws, progress)
+                rf = dataclasses.replace(rf, files=rf.files | {"curves.csv": fresh.to_csv(
+                    index=False)})
+        out = folder.publish(kept | {"report.html": report_html(rf)})
+    return out / "report.html"

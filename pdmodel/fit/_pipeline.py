@@ -25,7 +25,9 @@ no new results. ``--resume`` then needs the run folder on a file system all proc
 
 from __future__ import annotations
 
+import difflib
 import math
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import NamedTuple
@@ -37,11 +39,11 @@ import pandas as pd
 from jaxtyping import Array, Float
 from tqdm import tqdm
 
-from ..data import load_incidence
+from ..data import load_incidence, load_user_incidence, usable_for_fit
 from ..distributed import all_agree, barrier, is_main_process, map_rows, process_count
-from ..errors import DistributedError
+from ..errors import ConfigError, DataError, DistributedError
 from ._config import FitConfig, fit_spec
-from ._design import Design, build_design, design_table
+from ._design import Design, build_design, design_table, select_rows
 from ._emulator import Emulator, Whitening, emulator_from_design, evaluate, solve_design
 from ._likelihood import features_loglik, log_density_of, log_max_injury_of, ode_parameter_index
 from ._map import Laplace, laplace_scale, map_fit
@@ -165,11 +167,48 @@ class _Fit(NamedTuple):
 
 
 def _training_rows(config: FitConfig) -> pd.DataFrame:
-    path = None if config.data.incidence == "bundled" else config.data.incidence
-    df = load_incidence(path)
-    if config.data.use == "all":
-        df = df.assign(fit_default=1)
-    return df[~df["row_id"].isin(config.data.exclude_rows)]
+    """The incidence rows of the fit: the bundled table, or a user's file checked by the rules
+    of ``pdmodel data check`` and harmonised as the bundled table
+    (:func:`pdmodel.data.load_user_incidence`); then ``data.use`` (``"all"``: every row the
+    model can fit, :func:`pdmodel.data.usable_for_fit`) and ``data.exclude_rows``.
+
+    Raises
+    ------
+    DataFileError, DataError
+        A user file that cannot be read, or with problems (the message is the full report);
+        no row left to fit (the message gives each row's reason).
+    ConfigError
+        ``data.exclude_rows`` names a ``row_id`` the table does not have (with a did-you-mean).
+    """
+    data = config.data
+    user = data.incidence != "bundled"
+    df = load_user_incidence(data.incidence) if user else load_incidence()
+    table = str(data.incidence) if user else "the bundled incidence table"
+    ids = df["row_id"].astype(str).tolist()
+    known = set(ids)
+    unknown = [r for r in data.exclude_rows if r not in known]
+    if unknown:
+        def digits(text: str) -> str:  # "inc-380" and "inc-0380" name the same row
+            return re.sub(r"[0-9]+", lambda m: str(int(m.group())), text.lower())
+
+        problems = []
+        for r in unknown:
+            close = ([i for i in ids if digits(i) == digits(str(r))]
+                     or difflib.get_close_matches(str(r), ids, n=1))
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown row_id {r!r}{hint}: not a row of {table}")
+        raise ConfigError("data.exclude_rows", problems)
+    if data.use == "all":
+        df = df.assign(fit_default=[int(usable_for_fit(x)) for x in df["exclusion_reason"]])
+    left_out = df["row_id"].isin(data.exclude_rows)
+    rows = df[~left_out]
+    if select_rows(rows).empty:
+        why = ["left out by data.exclude_rows" if out else
+               f"not fitted ({reason or 'grade band not resolved by the model'})"
+               for out, reason in zip(left_out, df["exclusion_reason"], strict=True)]
+        raise DataError(f"{table}: no row can be fitted (data.use = {data.use!r}):\n"
+                        + "\n".join(f"row_id {r}: {w}" for r, w in zip(ids, why, strict=True)))
+    return rows
 
 
 def _prepare(config: FitConfig, progress: bool, echo) -> _Fit:

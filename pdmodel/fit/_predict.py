@@ -12,6 +12,7 @@ curves of whole draws (:func:`bands`), so they are smooth and monotone in time.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import hashlib
 import math
@@ -25,12 +26,13 @@ from jax.scipy.special import gammaln
 from jaxtyping import Array, Float, Int
 from scipy.special import ndtri
 
+from ..errors import ParameterError, SimulationError
 from ..io import atomic_write_bytes
 from ..irae import IraeProblem, ManagementPolicy, Population, incidence_from_max, patient_pd
 from ..irae.solvers import RateConstants, running_max_injury, stage_concentrations, stage_effects
 from ..numerics import SHAPE_FLOOR
 from ..regimen import Regimen, flat_step_edges, step_grid
-from ..vocab import ENDPOINTS, SETTINGS, TUMOURS, setting_level
+from ..vocab import ENDPOINTS, GRADES, ORGAN_CHOICES, SETTINGS, TUMOURS, setting_level
 from ._design import MEDIAN_TREATMENT_DAYS
 from ._parameters import FitSpec
 
@@ -217,6 +219,12 @@ def population(key, n: int, *, max_agents: int, tumour: str = "melanoma",
                                            if setting in SETTINGS else ""))
     if tumour not in TUMOURS:
         raise ValueError(f"tumour must be one of {TUMOURS}, got {tumour!r}")
+    known = COVARIATES - {"tumour", "setting"}
+    for name in covariates:
+        if name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            raise ParameterError(f"unknown covariate; expected one of {sorted(COVARIATES)}"
+                                 + (f" (did you mean {close[0]!r}?)" if close else ""), name)
     median = MEDIAN_TREATMENT_DAYS if setting == "metastatic" else None
     pop = Population.sample(key, n, max_agents=max_agents, tumour=tumour,
                             setting=setting_level(setting or "metastatic"),
@@ -261,7 +269,20 @@ def curves(spec: FitSpec, draws: Float[np.ndarray, "draw param"], regimen: Regim
         out.append(np.asarray(run(jnp.asarray(padded[i:i + size]))))
         if progress is not None:
             progress(min(i + size, n))
-    return np.concatenate(out)[:n]
+    result = np.concatenate(out)[:n]
+    bad = ~np.isfinite(result)
+    if bad.any():
+        k, d, o, g = (int(i) for i in np.argwhere(bad)[0])
+        raise SimulationError(f"incidence of {str(regimen)!r} is not finite from day {d + 1} "
+                              f"(posterior draw {k}, organ {ORGAN_CHOICES[o]}, grade "
+                              f"{GRADES[g]}): the solver failed for this draw")
+    return result
+
+
+COVARIATES = frozenset({"weight_kg", "weight_cv", "preexisting_ad", "a0", "a0_positive_fraction",
+                        "a0_positive", "tumour", "setting"})
+"""Covariates of a prediction (:meth:`Fit.incidence`): keyword arguments of
+:meth:`Population.sample` plus ``setting``."""
 
 
 @jax.jit

@@ -23,8 +23,9 @@ import numpy as np
 import pandas as pd
 
 from .._version import __version__
-from ..data import load_incidence
+from ..data import load_incidence, load_user_incidence
 from ._figures import plot_organ_panels, plot_ppc, plot_regimen_panels
+from ._run_folder import MANIFEST
 
 R_HAT_OK, ESS_OK, KHAT_OK = 1.01, 400.0, 0.7
 """Convergence thresholds of the verdict (Vehtari et al. 2021; PSIS k̂ < 0.7)."""
@@ -55,7 +56,8 @@ class ResultFiles:
         if not res.is_dir():
             raise FileNotFoundError(f"{run} has no results/ folder; run 'pdmodel fit' first")
         files = {str(p.relative_to(res)): p.read_bytes() for p in sorted(res.rglob("*"))
-                 if p.is_file() and p.suffix in (".csv", ".json", ".nc", ".png", ".toml")}
+                 if p.is_file() and p.suffix in (".csv", ".json", ".nc", ".png", ".toml")
+                 and p.name != MANIFEST}
         val = run / "validation" / "results"
         if not val.is_dir():  # a committed validation: its results at <run>/validation
             val = run / "validation"
@@ -72,7 +74,7 @@ class ResultFiles:
 
     def csv(self, name: str) -> pd.DataFrame | None:
         x = self.raw(name)
-        return None if x is None else pd.read_csv(io.BytesIO(x))
+        return None if x is None or not x.strip() else pd.read_csv(io.BytesIO(x))
 
     def json(self, name: str) -> dict | None:
         x = self.raw(name)
@@ -123,7 +125,7 @@ def _data_table(rf: ResultFiles, ppc: pd.DataFrame | None, config: dict) -> pd.D
         return None
     path = (config.get("data") or {}).get("incidence", "bundled")
     try:
-        rows = load_incidence(None if path == "bundled" else path)
+        rows = load_incidence() if path == "bundled" else load_user_incidence(path)
         rows = rows[["row_id", "study", "regimen", "organ", "grade", "endpoint"]].rename(
             columns={"regimen": "arm"})
     except Exception:  # noqa: BLE001 - a moved or changed table leaves the rows as fitted

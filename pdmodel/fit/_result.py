@@ -1,11 +1,12 @@
 """Load a fit's run folder and predict calibrated incidence curves from it.
 
-``load_fit(path)`` reads ``config.toml`` and ``results/posterior.nc`` of a run folder written
-by ``pdmodel fit`` (or the committed ``fits/reference``); :meth:`Fit.incidence` simulates a
-regimen for posterior draws (pdmodel.fit._predict) and returns the posterior mean curve, the
-credible band of the population incidence and the interval of the incidence *proportion a
-trial arm of typical size would report* (beta-binomial posterior predictive, so between-trial
-heterogeneity and binomial noise are included).
+``load_fit(path)`` checks the published results of a run folder written by ``pdmodel fit`` (or
+the committed ``fits/reference``) against their manifest, then reads ``config.toml`` and
+``results/posterior.nc``; :meth:`Fit.incidence` simulates a regimen for posterior draws
+(pdmodel.fit._predict) and returns the posterior mean curve, the credible band of the
+population incidence and the interval of the incidence *proportion a trial arm of typical
+size would report* (beta-binomial posterior predictive, so between-trial heterogeneity and
+binomial noise are included).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from ._predict import (
     population,
     trial_sd,
 )
+from ._run_folder import verify_results
 
 MAX_ARM_SIZE = 100_000
 """Largest trial arm a predictive interval is computed for."""
@@ -200,7 +202,16 @@ class Fit:
 
 
 def load_fit(path: str | Path) -> Fit:
-    """Load the fit in run folder ``path`` (``config.toml`` + ``results/posterior.nc``).
+    """Load the fit in run folder ``path`` (``config.toml`` + ``results/posterior.nc``),
+    after checking its published results against their manifest.
+
+    ``results/MANIFEST.json`` (written when the results were published) lists the SHA-256
+    and size of every result file and of ``config.toml``; before anything is read, every
+    listed file must be there with its hash, no unlisted file may be in ``results/`` (hidden
+    files aside) and ``config.toml`` must be the one the results were published with
+    (:func:`pdmodel.fit._run_folder.verify_results`, about 20 ms for the reference fit).
+    Results without a manifest in a real ``results/`` folder, published before pdmodel wrote
+    manifests, are loaded with a ``UserWarning``.
 
     Parameters
     ----------
@@ -214,9 +225,13 @@ def load_fit(path: str | Path) -> Fit:
 
     Raises
     ------
+    ResultsIntegrityError
+        A result file changed, truncated, missing or added after publishing, ``config.toml``
+        edited, the manifest missing or corrupt, ``results`` a broken link; the message names
+        the file and says how to restore the results. A :class:`FitLoadError`.
     FitLoadError
-        Missing files, an unreadable posterior, draws for other parameters than this pdmodel
-        fits, or non-finite draws.
+        Not a fit (``config.toml`` or ``results/`` missing), an unreadable posterior, draws
+        for other parameters than this pdmodel fits, or non-finite draws.
 
     Examples
     --------
@@ -228,17 +243,24 @@ def load_fit(path: str | Path) -> Fit:
     ('laplace', True)
     """
     path = Path(path)
-    cfg_path, post_path = path / "config.toml", path / "results" / "posterior.nc"
-    for f in (cfg_path, post_path):
-        if not f.is_file():
-            raise FitLoadError(f"{path} is not a fit: {f.name} missing ({f}); run "
-                               "'pdmodel fit' or use fits/reference")
+    cfg_path = path / "config.toml"
+    if not cfg_path.is_file():
+        raise FitLoadError(f"{path} is not a fit: config.toml missing ({cfg_path}); run "
+                           "'pdmodel fit' or use fits/reference")
+    published = verify_results(path)
+    post_path = published.folder / "posterior.nc"
+    if not post_path.is_file():
+        raise FitLoadError(f"{path} is not a fit: posterior.nc missing "
+                           f"({path / 'results' / 'posterior.nc'}); run 'pdmodel fit' or use "
+                           "fits/reference")
     config = load_config(cfg_path)
     spec = fit_spec(config)
-    cached = _cached_draws(post_path, spec)
+    method = config.nuts.method if config.nuts.method == "laplace" else "nuts"
+    listed = published.manifest.files.get("posterior.nc") if published.manifest else None
+    cache = _draws_cache(post_path, spec, listed.sha256 if listed else None)
+    cached = _cached_draws(cache)
     if cached is not None:
-        return Fit(path=path, config=config, spec=spec, draws=cached,
-                   method=config.nuts.method if config.nuts.method == "laplace" else "nuts")
+        return Fit(path=path, config=config, spec=spec, draws=cached, method=method)
     try:
         tree = xr.open_datatree(post_path, engine="h5netcdf")
         posterior = tree["posterior"].to_dataset().load()
@@ -258,34 +280,35 @@ def load_fit(path: str | Path) -> Fit:
     draws = u.reshape(-1, u.shape[-1])
     if not np.all(np.isfinite(draws)):
         raise FitLoadError(f"{post_path} holds non-finite draws")
-    method = config.nuts.method if config.nuts.method == "laplace" else "nuts"
-    _cache_draws(post_path, spec, draws)
+    _cache_draws(cache, draws)
     return Fit(path=path, config=config, spec=spec, draws=draws, method=method)
 
 
-def _draws_cache(post_path: Path, spec: FitSpec) -> Path | None:
-    """Where the stacked draws of ``post_path`` are kept (next to JAX's persistent
-    compilation cache, when one is configured; keyed by the file's path, size, time and the
-    parameter names), or ``None``."""
+def _draws_cache(post_path: Path, spec: FitSpec, sha256: str | None) -> Path | None:
+    """Where the stacked draws of ``post_path`` are kept, or ``None``: next to JAX's
+    persistent compilation cache, when one is configured (never in the run folder), keyed by
+    the file's SHA-256 from the manifest (else its path, size and time) and the parameter
+    names."""
     cache = jax.config.jax_compilation_cache_dir
     if not cache:
         return None
-    st = post_path.stat()
-    key = hashlib.sha256(repr((str(post_path.resolve()), st.st_size, st.st_mtime_ns,
-                               spec.names)).encode()).hexdigest()[:24]
+    if sha256 is None:
+        st = post_path.stat()
+        source = (str(post_path.resolve()), st.st_size, st.st_mtime_ns)
+    else:
+        source = sha256
+    key = hashlib.sha256(repr((source, spec.names)).encode()).hexdigest()[:24]
     return Path(cache) / "pdmodel-draws" / f"{key}.npy"
 
 
-def _cached_draws(post_path: Path, spec: FitSpec) -> Float[np.ndarray, "draw param"] | None:
-    f = _draws_cache(post_path, spec)
+def _cached_draws(f: Path | None) -> Float[np.ndarray, "draw param"] | None:
     try:
         return None if f is None or not f.is_file() else np.load(f)
     except (OSError, ValueError):
         return None
 
 
-def _cache_draws(post_path: Path, spec: FitSpec, draws) -> None:
-    f = _draws_cache(post_path, spec)
+def _cache_draws(f: Path | None, draws) -> None:
     if f is None:
         return
     try:

@@ -1,4 +1,4 @@
-"""The run folder of ``pdmodel fit``: a PID lock, checkpoints, atomic publishing of results.
+"""The run folder of ``pdmodel fit``: a PID lock, checkpoints, versioned and verified results.
 
 A run folder holds::
 
@@ -7,18 +7,30 @@ A run folder holds::
     seed.txt         the seed
     .lock            PID (and host) of the process running the fit
     checkpoints/     <stage>.npz + <stage>.json per finished stage (resumable)
-    results/         final outputs, replaced as a whole by RunFolder.publish
+    results          symbolic link to the published version, e.g. results.d/000003
+    results.d/       published versions: the current one and the one before it
+        000003/      every result file and MANIFEST.json (SHA-256 and size of each file,
+                     and of config.toml)
 
 Every file is written to a temporary name in its folder, fsynced and renamed, so a killed run
-leaves either the old or the new file. ``results/`` is built in a sibling folder
-``<run>.tmp-<random>/results`` and swapped in by renames; an interrupted swap is repaired the next
-time the folder is locked.
+leaves either the old or the new file. A publish writes a complete new version next to the
+current one (``results.d/.tmp-<random>``, renamed to its number once complete) and then flips
+the ``results`` link with one rename, so ``results/`` is at every moment a complete version;
+the version before stays until the next publish. Leftovers of an interrupted publish are
+removed the next time the folder is locked. :func:`verify_results` checks a published version
+against its manifest (``load_fit`` calls it).
+
+A ``results/`` that is a real folder (published by pdmodel before versioned results, or a fit
+folder copied with links followed) is read as it is; the next publish moves it into
+``results.d/`` and puts the link in its place: between these two renames (microseconds)
+``results`` does not exist, and :func:`verify_results` then reads the newest complete version.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime
+import errno
 import hashlib
 import io
 import json
@@ -28,13 +40,22 @@ import secrets
 import shutil
 import socket
 import tempfile
-from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Annotated, Any, Literal, NamedTuple
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from ..errors import ConfigError, RunConfigMismatchError, RunFolderError, RunLockedError
+from ..errors import (
+    ConfigError,
+    FitLoadError,
+    ResultsIntegrityError,
+    RunConfigMismatchError,
+    RunFolderError,
+    RunLockedError,
+)
 from ..io import (
     FileContent,
     atomic_write_bytes,
@@ -88,7 +109,287 @@ def _json_default(o: Any) -> Any:
     raise TypeError(f"{type(o).__name__} is not JSON serialisable")
 
 
-_rename = os.rename  # swapped out by tests to inject failures
+# --------------------------------------------------------------------------- manifest
+
+RESULTS = "results"
+"""The published results of a run folder: a link to a version in :data:`VERSIONS_DIR`."""
+
+VERSIONS_DIR = "results.d"
+"""Folder of the published versions (``000001``, ``000002``, ...) of a run folder."""
+
+MANIFEST = "MANIFEST.json"
+"""The manifest of a published version: SHA-256 and size of each of its files."""
+
+MANIFEST_FORMAT = "pdmodel results manifest"
+MANIFEST_VERSION = 1
+
+_SHA256 = r"^[0-9a-f]{64}$"
+
+
+class ManifestEntry(BaseModel):
+    """SHA-256 (hex) and size (bytes) of one published file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sha256: Annotated[str, Field(pattern=_SHA256)]
+    size: Annotated[int, Field(ge=0, strict=True)]
+
+
+class Manifest(BaseModel):
+    """``MANIFEST.json`` of a published version.
+
+    ``files``: every file of the version by relative POSIX path (the manifest aside);
+    ``run_files``: files of the run folder the results depend on (``config.toml``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal["pdmodel results manifest"]
+    format_version: Literal[1]
+    published_at: str
+    files: dict[str, ManifestEntry]
+    run_files: dict[str, ManifestEntry] = Field(default_factory=dict)
+
+    @field_validator("files", "run_files")
+    @classmethod
+    def _relative_paths(cls, v: dict[str, ManifestEntry]) -> dict[str, ManifestEntry]:
+        for name in v:
+            rel = PurePosixPath(name)
+            if (not name or rel.is_absolute() or ".." in rel.parts or "\\" in name
+                    or rel.as_posix() != name or name == MANIFEST):
+                raise ValueError(f"{name!r} is not a file name inside the folder")
+        return v
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _entry(path: Path) -> ManifestEntry:
+    return ManifestEntry(sha256=file_sha256(path), size=path.stat().st_size)
+
+
+def visible_files(folder: Path) -> list[str]:
+    """Relative POSIX paths of the files under ``folder``, hidden ones (``.name``) and the
+    manifest aside."""
+    out = []
+    for p in folder.rglob("*"):
+        rel = p.relative_to(folder)
+        if p.is_file() and not any(part.startswith(".") for part in rel.parts):
+            out.append(rel.as_posix())
+    return sorted(n for n in out if n != MANIFEST)
+
+
+def build_manifest(folder: Path, names: Iterable[str] | None = None,
+                   config_path: Path | None = None) -> Manifest:
+    """The manifest of the files ``names`` of ``folder`` (default: every visible file) and of
+    ``config_path`` (the run's ``config.toml``, when given and present), hashed as on disk."""
+    names = visible_files(folder) if names is None else sorted(names)
+    run_files = ({config_path.name: _entry(config_path)}
+                 if config_path is not None and config_path.is_file() else {})
+    return Manifest(format=MANIFEST_FORMAT, format_version=MANIFEST_VERSION,
+                    published_at=datetime.datetime.now(datetime.UTC).isoformat(
+                        timespec="seconds"),
+                    files={n: _entry(folder / n) for n in names}, run_files=run_files)
+
+
+def manifest_json(manifest: Manifest) -> str:
+    """The text of ``MANIFEST.json``."""
+    return json.dumps(manifest.model_dump(), indent=2) + "\n"
+
+
+def write_manifest(folder: str | os.PathLike, config_path: str | os.PathLike | None = None
+                   ) -> Path:
+    """Write ``folder/MANIFEST.json`` (atomically) for the files of ``folder`` as they are now.
+
+    For results published before manifests existed, such as a committed reference fit
+    (``write_manifest("fits/reference/results", "fits/reference/config.toml")``): the files are
+    trusted as they are. :meth:`RunFolder.publish` writes the manifest of every new version.
+    """
+    folder = Path(folder)
+    cfg = Path(config_path) if config_path is not None else None
+    return atomic_write_text(folder / MANIFEST, manifest_json(build_manifest(folder, None, cfg)))
+
+
+def _restore(run: Path) -> str:
+    """What to do about damaged published results of ``run``."""
+    return ("restore the fit folder from a copy, or run the fit again in it (reuses its "
+            f"checkpoints, if any): pdmodel fit {run / 'config.toml'} --set "
+            f"output.folder={run} --resume")
+
+
+def read_manifest(folder: Path, shown: Path | None = None, remedy: str = "") -> Manifest | None:
+    """``folder/MANIFEST.json``, or None when there is none.
+
+    ``shown``: the folder as messages name it (default ``folder``); ``remedy``: what to do,
+    added to messages.
+
+    Raises
+    ------
+    ResultsIntegrityError
+        Not UTF-8 JSON, not a manifest, written by a newer pdmodel, or with invalid entries;
+        the message names the file and the key.
+    """
+    path, shown = folder / MANIFEST, (shown or folder) / MANIFEST
+    remedy = f"; {remedy}" if remedy else ""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise ResultsIntegrityError(f"cannot read {shown}: {err.strerror}") from err
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise ResultsIntegrityError(f"{shown} is not UTF-8 text (byte {err.start}: corrupt "
+                                    f"manifest){remedy}") from None
+    except json.JSONDecodeError as err:
+        raise ResultsIntegrityError(f"{shown} is not valid JSON ({err.msg} at line "
+                                    f"{err.lineno} column {err.colno}: truncated or corrupt "
+                                    f"manifest){remedy}") from None
+    if isinstance(data, dict):
+        v = data.get("format_version")
+        if isinstance(v, int) and not isinstance(v, bool) and v > MANIFEST_VERSION:
+            raise ResultsIntegrityError(
+                f"{shown} has format_version {v}, written by a newer pdmodel (this one reads "
+                f"version {MANIFEST_VERSION}); upgrade pdmodel")
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(x) for x in e['loc']) or 'top level'}: {e['msg']}"
+            for e in err.errors()[:5])
+        raise ResultsIntegrityError(f"{shown} is not a valid results manifest "
+                                    f"({problems}){remedy}") from None
+
+
+class PublishedResults(NamedTuple):
+    """A run folder's published results, as :func:`verify_results` found them."""
+
+    folder: Path  # the version read (results.d/<n>, or results/ itself when a real folder)
+    manifest: Manifest | None  # None: published before manifests (files not verified)
+
+
+def _numbered(store: Path) -> list[Path]:
+    """Complete versions in ``store`` (folders named by number), oldest first."""
+    try:
+        found = [p for p in store.iterdir() if p.name.isdigit() and p.is_dir()]
+    except OSError:
+        return []
+    return sorted(found, key=lambda p: int(p.name))
+
+
+def published_folder(run: str | os.PathLike) -> tuple[Path, bool] | None:
+    """``(folder, versioned)`` of ``run``'s published results, or None when there are none.
+
+    ``results`` a link: its target, resolved (``versioned``); a real folder: itself;
+    absent: the newest complete version in ``results.d`` (a publish that moved an old real
+    folder aside and has not yet put the link in its place).
+
+    Raises
+    ------
+    ResultsIntegrityError
+        ``results`` is a link to nothing, or not a folder.
+    """
+    run = Path(run)
+    res = run / RESULTS
+    if res.is_symlink():
+        if res.is_dir():
+            return res.resolve(), True  # this version, even if the link flips meanwhile
+        raise ResultsIntegrityError(
+            f"{res} is a link to {os.readlink(res)}, which does not exist (published results "
+            f"removed, or fit folder copied without {VERSIONS_DIR}/); {_restore(run)}")
+    if res.is_dir():
+        return res, False
+    if res.exists():
+        raise ResultsIntegrityError(f"{res} is not a folder (a fit publishes its results in "
+                                    f"{RESULTS}/); {_restore(run)}")
+    versions = _numbered(run / VERSIONS_DIR)
+    return (versions[-1], True) if versions else None
+
+
+def verify_results(run: str | os.PathLike) -> PublishedResults:
+    """Check ``run``'s published results against their manifest; returns the version read.
+
+    Every file the manifest lists must exist with its size and SHA-256, no other visible file
+    (name not starting with ``.``) may be in the folder, and the run's ``config.toml`` must be
+    the one the results were published with. Results without a manifest in a real
+    ``results/`` folder (published before pdmodel wrote manifests) are read with a
+    ``UserWarning``; in a versioned folder they are an error.
+
+    Raises
+    ------
+    FitLoadError
+        ``run`` has no published results.
+    ResultsIntegrityError
+        A file missing, changed, truncated or added, ``config.toml`` changed, the manifest
+        missing or corrupt, ``results`` a broken link; the message names the file and what
+        to do.
+    """
+    run = Path(run)
+    found = published_folder(run)
+    if found is None:
+        raise FitLoadError(f"{run} is not a fit: {RESULTS}/ missing ({run / RESULTS}); run "
+                           "'pdmodel fit' or use fits/reference")
+    folder, versioned = found
+    shown = run / RESULTS if (run / RESULTS).is_dir() else folder  # the path users know
+    listed = shown / MANIFEST
+    manifest = read_manifest(folder, shown, _restore(run))
+    if manifest is None:
+        if versioned:
+            raise ResultsIntegrityError(f"{listed} is missing: the published results cannot "
+                                        f"be verified; {_restore(run)}")
+        warnings.warn(
+            f"{shown} has no {MANIFEST} (published before pdmodel recorded SHA-256 hashes of "
+            f"results): its files are not verified. 'pdmodel report {run}' publishes them "
+            "again with a manifest of the files as they are now", UserWarning, stacklevel=3)
+        return PublishedResults(folder, None)
+    for name, want in manifest.run_files.items():
+        path = run / name
+        if not path.is_file():
+            raise ResultsIntegrityError(f"{path} is missing (listed in {listed}, run_files); "
+                                        f"{_restore(run)}")
+        if path.stat().st_size != want.size or file_sha256(path) != want.sha256:
+            raise ResultsIntegrityError(
+                f"{path} was changed after the results were published (its SHA-256 is not "
+                f"the one {listed} records): the results were fitted with the {name} they "
+                f"were published with; restore that one, or fit this configuration: pdmodel "
+                f"fit {path} --set output.folder={run}")
+    for name, want in manifest.files.items():
+        _check_file(folder / name, want, shown / name, str(listed), _restore(run))
+    extra = sorted(set(visible_files(folder)) - set(manifest.files))
+    if extra:
+        more = f" (and {len(extra) - 1} more)" if len(extra) > 1 else ""
+        raise ResultsIntegrityError(
+            f"{shown / extra[0]}{more} is not listed in {listed}: added to the published "
+            f"results afterwards; remove it, or {_restore(run)}")
+    return PublishedResults(folder, manifest)
+
+
+def _check_file(path: Path, want: ManifestEntry, shown: Path, listed: str, remedy: str
+                ) -> None:
+    """``path`` (named ``shown``) has the size and SHA-256 ``want`` that ``listed`` records."""
+    if not path.is_file():
+        raise ResultsIntegrityError(f"{shown} is missing (listed in {listed}); {remedy}")
+    size = path.stat().st_size
+    if size != want.size:
+        raise ResultsIntegrityError(
+            f"{shown} has {size} bytes, {listed} lists {want.size} (truncated or changed "
+            f"after publishing); {remedy}")
+    got = file_sha256(path)
+    if got != want.sha256:
+        raise ResultsIntegrityError(
+            f"{shown} does not match its SHA-256 in {listed} (changed or corrupted after "
+            f"publishing: {got[:12]}… instead of {want.sha256[:12]}…); {remedy}")
+
+
+_rename = os.replace  # swapped out by tests to inject failures
+_symlink = os.symlink
+
+_NO_LINKS = (errno.EPERM, errno.ENOSYS, errno.EOPNOTSUPP, errno.ENOTSUP)
+"""What ``symlink`` fails with on a file system without symbolic links."""
 
 
 class RunFolder:
@@ -111,6 +412,12 @@ class RunFolder:
             ...
             run.save_checkpoint("map", {"theta": theta}, {"loss": loss})
             run.publish({"posterior.nc": nc_bytes, "curves.csv": csv_text})
+
+    ``results`` is a symbolic link to the published version in ``results.d/``, which holds
+    ``MANIFEST.json`` (SHA-256 and size of every file, and of ``config.toml``);
+    :meth:`publish` writes a complete new version and flips the link with one rename, so a
+    reader finds complete results at every moment, and :func:`verify_results` (called by
+    ``load_fit``) checks them. Locking the folder repairs an interrupted publish.
     """
 
     CONFIG = "config.toml"
@@ -147,8 +454,14 @@ class RunFolder:
 
     @property
     def results_path(self) -> Path:
-        """``results/``."""
+        """``results/``: a link to the published version in ``results.d/`` (a real folder
+        when published by pdmodel before versioned results)."""
         return self.path / self.RESULTS
+
+    @property
+    def versions_path(self) -> Path:
+        """``results.d/``: the published versions."""
+        return self.path / VERSIONS_DIR
 
     # ------------------------------------------------------------------ open / create
 
@@ -178,6 +491,8 @@ class RunFolder:
             names the differing keys and says to pass ``--resume`` or choose another folder.
         RunLockedError
             Another live process is running in the folder.
+        RunFolderError
+            The folder's file system has no symbolic links (results could not be published).
         """
         if seed is not None and seed != config.seed:
             config = dataclasses.replace(config, seed=int(seed))
@@ -185,6 +500,7 @@ class RunFolder:
         run.path.mkdir(parents=True, exist_ok=True)
         run.acquire()
         try:
+            _remove(run._new_link("probe"))  # fail now, not after the fit, without links
             run._check_reusable(config, resume)
             if not resume:
                 run.clear_checkpoints()
@@ -229,6 +545,11 @@ class RunFolder:
     def create(self, config: FitConfig, seed: int | None = None) -> None:
         """Write ``config.toml`` (resolved config), ``versions.json`` and ``seed.txt``.
 
+        A ``config.toml`` that already holds ``config`` (``output.folder`` aside) next to
+        published results is left as it is: the results' manifest records its SHA-256, so the
+        old results stay readable while a resumed run (perhaps of a newer pdmodel, which writes
+        the file differently) works towards new ones.
+
         Parameters
         ----------
         config : FitConfig
@@ -239,8 +560,10 @@ class RunFolder:
             config = dataclasses.replace(config, seed=int(seed))
         self.config = config
         self.path.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.config_path, dump_config(
-            config, header="resolved configuration of this run (written by pdmodel fit)"))
+        stored = self.stored_config() if self.has_results() else None
+        if stored is None or config_diff(stored, config):
+            atomic_write_text(self.config_path, dump_config(
+                config, header="resolved configuration of this run (written by pdmodel fit)"))
         atomic_write_text(self.path / self.VERSIONS,
                           json.dumps(versions_info(), indent=2) + "\n")
         atomic_write_text(self.path / self.SEED, f"{config.seed}\n")
@@ -447,10 +770,12 @@ class RunFolder:
     # ------------------------------------------------------------------ results
 
     def has_results(self) -> bool:
-        """Whether ``results/`` exists."""
+        """Whether ``results/`` holds published results."""
         return self.results_path.is_dir()
 
     def _tmp_siblings(self) -> list[Path]:
+        """``<run>.tmp-*`` folders next to the run folder: publishes of pdmodel before
+        versioned results."""
         prefix = f"{self.path.name}.tmp-"
         parent = self.path.parent
         if not parent.is_dir():
@@ -458,35 +783,60 @@ class RunFolder:
         return sorted(p for p in parent.iterdir() if p.name.startswith(prefix) and p.is_dir())
 
     def _recover_publish(self) -> None:
-        """Finish or undo a publish interrupted between its renames; drop stale temp folders."""
-        for tmp in self._tmp_siblings():
-            if not self.results_path.exists():
+        """Repair what an interrupted publish left: temporary versions and links are deleted;
+        ``results`` missing or a broken link points again at the newest complete version."""
+        for tmp in self._tmp_siblings():  # written by pdmodel before versioned results
+            if not os.path.lexists(self.results_path):
                 new, old = tmp / self.RESULTS, tmp / "previous"
                 if (tmp / "READY").exists() and new.is_dir():
                     _rename(new, self.results_path)
                 elif old.is_dir():
                     _rename(old, self.results_path)
             shutil.rmtree(tmp, ignore_errors=True)
+        for link in self.path.glob(f".{self.RESULTS}.new-*"):
+            _remove(link)
+        store = self.versions_path
+        if store.is_dir():
+            for p in store.iterdir():
+                if p.name.startswith((".tmp-", ".trash-")):
+                    _remove(p)
+        if not self.results_path.exists():  # missing, or a link to nothing
+            versions = _numbered(store)
+            if versions:
+                self._link(versions[-1].name)
         for trash in self.path.glob(f".{self.CHECKPOINTS}.trash-*"):
             shutil.rmtree(trash, ignore_errors=True)
 
     def publish(self, files: Mapping[str, FileContent]) -> Path:
-        """Replace ``results/`` as a whole by ``files``; a reader sees all old or all new files.
+        """Publish ``files`` as the new version of ``results/``; a reader sees all old or all
+        new files, never a moment without results.
 
-        The files are written (and fsynced) into ``<run>.tmp-<random>/results/``; then the old
-        ``results/`` is renamed into that temporary folder, the new one renamed in, and the
-        temporary folder deleted. Any error before the swap leaves the old results untouched.
+        The files are written (and fsynced) into ``results.d/.tmp-<random>/`` with
+        ``MANIFEST.json`` (SHA-256 and size of each file and of ``config.toml``); the folder
+        is renamed to the next version number (``results.d/000004``) and the ``results`` link
+        flipped to it by renaming a new link over it. The version before stays (readers that
+        opened it keep reading) until the next publish; older ones are deleted. Any error
+        before the flip leaves the old results as they were. A real ``results/`` folder
+        (before versioned results) is first moved into ``results.d/``.
 
         Parameters
         ----------
         files : dict of relative path -> bytes, str or function(binary file)
             E.g. ``{"posterior.nc": b"...", "curves.csv": text,
-            "plots/skin.png": lambda f: fig.savefig(f, format="png")}``.
+            "plots/skin.png": lambda f: fig.savefig(f, format="png")}``; not
+            ``MANIFEST.json``.
 
         Returns
         -------
         Path
             ``results/``.
+
+        Raises
+        ------
+        RunFolderError
+            The file system has no symbolic links (FAT, some network shares).
+        RunLockedError
+            Another live process holds the folder.
         """
         held = self.locked
         self.acquire()
@@ -497,39 +847,128 @@ class RunFolder:
                 self.release()
 
     def _publish(self, files: Mapping[str, FileContent]) -> Path:
-        names = {}
-        for name in files:
-            rel = Path(name)
-            if not name or name.endswith("/") or rel.is_absolute() or ".." in rel.parts:
-                raise ValueError(f"result file names must be relative paths inside results/, "
-                                 f"got {name!r}")
-            names[name] = rel
-        self.path.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f"{self.path.name}.tmp-", dir=self.path.parent))
+        names = _result_names(files)
+        store = self.versions_path
+        store.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=".tmp-", dir=store))
         try:
-            new = tmp / self.RESULTS
-            new.mkdir()
             for name, rel in names.items():
-                target = new / rel
+                target = tmp / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
                 write_new_file(target, files[name])
-            for d in {new / rel.parent for rel in names.values()} | {new}:
+            manifest = build_manifest(tmp, [r.as_posix() for r in names.values()],
+                                      self.config_path)
+            write_new_file(tmp / MANIFEST, manifest_json(manifest))
+            for d in sorted({tmp / p for rel in names.values() for p in rel.parents},
+                            key=lambda d: -len(d.parts)):  # deepest first, then tmp itself
                 fsync_dir(d)
-            (tmp / "READY").touch()
-            fsync_dir(tmp)
-            old = tmp / "previous"
-            had_old = self.results_path.exists()
-            if had_old:
-                _rename(self.results_path, old)
-            try:
-                _rename(new, self.results_path)
-            except BaseException:
-                if had_old and not self.results_path.exists():
-                    _rename(old, self.results_path)
-                raise
-            fsync_dir(self.path)
-        finally:
-            # keep tmp only if it holds the sole copy of the old results (repaired on next lock)
-            if self.results_path.exists() or not (tmp / "previous").exists():
-                shutil.rmtree(tmp, ignore_errors=True)
+            versions = _numbered(store)
+            number = int(versions[-1].name) + 1 if versions else 1
+            moved = None  # a real results/ folder gets the number before the new version
+            if self.results_path.is_dir() and not self.results_path.is_symlink():
+                moved, number = f"{number:06d}", number + 1
+            name = f"{number:06d}"
+            _rename(tmp, store / name)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        fsync_dir(store)
+        try:
+            previous = self._flip(name, moved)
+        except BaseException:
+            _remove(store / name)
+            raise
+        self._prune(keep={name, previous})
         return self.results_path
+
+    def _flip(self, name: str, moved: str | None) -> str | None:
+        """Point ``results`` at version ``name``; returns the version it pointed at before.
+
+        ``moved``: the number a real ``results/`` folder gets in ``results.d`` (renamed there
+        first; put back if the flip fails).
+        """
+        res, store = self.results_path, self.versions_path
+        previous = None
+        if res.is_symlink():
+            target = Path(os.readlink(res))
+            previous = target.name if target.parent == Path(VERSIONS_DIR) else None
+        link = self._new_link(name)
+        try:
+            if moved is not None:
+                _rename(res, store / moved)
+                previous = moved
+            _rename(link, res)
+        except BaseException:
+            _remove(link)
+            if moved is not None and not os.path.lexists(res) and (store / moved).is_dir():
+                _rename(store / moved, res)
+            raise
+        fsync_dir(self.path)
+        return previous
+
+    def _new_link(self, name: str) -> Path:
+        """A new link ``.results.new-<random>`` to version ``name``, next to ``results``."""
+        link = self.path / f".{self.RESULTS}.new-{secrets.token_hex(4)}"
+        try:
+            _symlink(f"{VERSIONS_DIR}/{name}", link)
+        except (OSError, NotImplementedError) as err:
+            if isinstance(err, OSError) and err.errno not in _NO_LINKS:
+                raise
+            raise RunFolderError(
+                f"cannot publish results in {self.path}: the file system does not allow "
+                f"symbolic links ({err}); choose an output folder (output.folder) on another "
+                "file system") from err
+        return link
+
+    def _link(self, name: str) -> None:
+        """Point ``results`` at version ``name`` (one rename of a new link over it)."""
+        link = self._new_link(name)
+        try:
+            _rename(link, self.results_path)
+        except BaseException:
+            _remove(link)
+            raise
+        fsync_dir(self.path)
+
+    def _prune(self, keep: set[str | None]) -> None:
+        """Delete the versions of ``results.d`` not in ``keep`` (each renamed aside first, so
+        a half-deleted folder is never taken for a version)."""
+        for p in _numbered(self.versions_path):
+            if p.name not in keep:
+                _remove(p)
+
+
+def _result_names(files: Mapping[str, FileContent]) -> dict[str, Path]:
+    """``{name: relative path}`` of ``files``, checked (inside ``results/``, one path each,
+    not the manifest)."""
+    names, seen = {}, set()
+    for name in files:
+        rel = Path(name)
+        if (not isinstance(name, str) or not name or name.endswith("/") or rel.is_absolute()
+                or ".." in rel.parts):
+            raise ValueError(f"result file names must be relative paths inside results/, "
+                             f"got {name!r}")
+        if rel.as_posix() == MANIFEST:
+            raise ValueError(f"{MANIFEST} is written by publish itself; do not pass it")
+        if rel.as_posix() in seen:
+            raise ValueError(f"result file {rel.as_posix()!r} given twice")
+        seen.add(rel.as_posix())
+        names[name] = rel
+    return names
+
+
+def _remove(path: Path) -> None:
+    """Delete a file, link or folder; a folder is renamed to ``.trash-<random>`` first."""
+    if path.is_symlink() or path.is_file():
+        path.unlink(missing_ok=True)
+        return
+    if not path.is_dir():
+        return
+    if not path.name.startswith(".trash-"):
+        trash = path.parent / f".trash-{secrets.token_hex(4)}"
+        try:
+            _rename(path, trash)
+        except OSError:
+            trash = path
+        path = trash
+    shutil.rmtree(path, ignore_errors=True)

@@ -17,6 +17,7 @@ from ._parameters import ORGAN_FIELDS as ORGAN_FIELDS
 from ._parameters import PARAMETER_INFO as PARAMETER_INFO
 from ._parameters import IraeModel as IraeModel
 from ._parameters import ParameterInfo as ParameterInfo
+from ._parameters import graded_background as graded_background
 from ._population import Population as Population
 from ._problem import STEPS_PER_DAY as STEPS_PER_DAY
 from ._problem import IraeProblem as IraeProblem
@@ -28,5 +29,5 @@ __all__ = [
     "ManagementPolicy", "STEPS_PER_DAY", "IraeProblem", "patient_pd", "drug_probability",
     "incidence_array", "incidence_streaming", "incidence_from_max", "per_patient_incidence",
     "simulate", "incidence",
-    "resolution_summary",
+    "resolution_summary", "graded_background",
 ]

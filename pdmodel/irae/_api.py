@@ -12,11 +12,12 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Bool, Float
 
+from ..errors import ParameterError, SimulationError
 from ..regimen import Regimen
 from ..vocab import GRADES, ORGAN_CHOICES, ORGANS, check_choices
 from ._incidence import incidence_array, incidence_streaming
-from ._parameters import IraeModel
-from ._population import Population, patient_sharding
+from ._parameters import IraeModel, check_model_values
+from ._population import Population, check_population_values, patient_sharding
 from ._problem import REFINE, STEPS_PER_DAY, IraeProblem
 from ._rescue import ManagementPolicy, check_policy_values
 from .solvers import Daily, Events
@@ -33,6 +34,10 @@ def _resolve(regimen, pop, days, steps_per_day, refine, models, policy):
                                 refine=refine)
     if not isinstance(pop, Population):
         raise TypeError(f"population must be a pdmodel.Population, got {type(pop).__name__}")
+    if pop.size == 0:
+        raise ParameterError("is empty (0 patients); sample at least one patient",
+                             "population")
+    check_population_values(pop)  # also after Population.replace / take (no __init__)
     if pop.z_pk.shape[1] < len(problem.agents):
         raise ValueError(f"population has PK random-effect slots for {pop.z_pk.shape[1]} agents "
                          f"but the regimen has {len(problem.agents)}; sample it with "
@@ -97,12 +102,14 @@ def simulate(
     >>> ds.concentration.attrs["units"]
     'ug/mL'
     """
+    _check_model(model)
     regimen, problem, policy = _resolve(regimen, population, days, steps_per_day, refine, models,
                                         policy)
     n = population.size
     pop = population if devices is None else population.shard(list(devices), pad=True)
     daily, events = eqx.filter_jit(IraeProblem.run)(problem, model, pop, policy)
     daily, events = jax.tree.map(lambda x: np.asarray(x)[:n], (daily, events))
+    _check_finite_state(np.asarray(daily.state), regimen)
     return _trajectories(problem, regimen, population, policy, daily, events)
 
 
@@ -201,11 +208,42 @@ def incidence(
     organs = [organ] if isinstance(organ, str) else list(organ)
     grades = [grade] if isinstance(grade, str) else list(grade)
     check_choices(organs, grades)
+    _check_model(model)
     regimen, problem, policy = _resolve(regimen, population, days, steps_per_day, refine, models,
                                         policy)
     arr = _population_incidence(model, problem, population, policy, background, batch_size,
                                 devices)
+    check_finite_incidence(arr, str(regimen))
     return _select(arr, organ, grade, background)
+
+
+def _check_model(model) -> None:
+    if not isinstance(model, IraeModel):
+        raise TypeError(f"model must be a pdmodel.IraeModel, got {type(model).__name__}")
+    check_model_values(model)  # also after eqx.tree_at (no __init__)
+
+
+def check_finite_incidence(arr: Float[np.ndarray, "day organ_choice grade"], regimen: str
+                           ) -> None:
+    """Raise :class:`~pdmodel.errors.SimulationError` naming the regimen, the first day and the
+    organ/grade where incidence ``arr`` is not a finite fraction (a solver failure)."""
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        d, o, g = (int(i) for i in np.argwhere(bad)[0])
+        raise SimulationError(f"incidence of {regimen!r} is not finite from day {d + 1} "
+                              f"(organ {ORGAN_CHOICES[o]}, grade {GRADES[g]}): the solver failed; "
+                              "check the model parameters, or raise steps_per_day/refine")
+
+
+def _check_finite_state(state: np.ndarray, regimen) -> None:
+    """Raise :class:`~pdmodel.errors.SimulationError` naming the first patient and day whose
+    state ``[patient, day, state]`` is not finite."""
+    bad = ~np.isfinite(state)
+    if bad.any():
+        p, d, _ = (int(i) for i in np.argwhere(bad)[0])
+        raise SimulationError(f"simulation of {str(regimen)!r} is not finite for patient {p} "
+                              f"from day {d + 1}: the solver failed; check the model "
+                              "parameters and the population, or raise steps_per_day/refine")
 
 
 def _select(arr: Float[np.ndarray, "day organ_choice grade"], organ: str | Sequence[str],

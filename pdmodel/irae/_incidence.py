@@ -19,7 +19,7 @@ from jaxtyping import Array, Float, Int
 from ..numerics import LOG_FLOOR
 from ..vocab import GRADES, ORGAN_CHOICES
 from ._equations import log_thresholds
-from ._parameters import IraeModel
+from ._parameters import IraeModel, graded_background
 from ._population import Population, patient_sharding
 from ._problem import IraeProblem
 from ._rescue import ManagementPolicy
@@ -333,7 +333,8 @@ def per_patient_incidence(model, max_injury, pop, policy, *, background=True, da
     if background:
         if days is None:
             days = jnp.arange(1, max_injury.shape[1] + 1, dtype=p.dtype)
-        p_bg = -jnp.expm1(-model.background[None, None] * days[None, :, None, None])
+        p_bg = -jnp.expm1(-graded_background(model.background)[None, None]
+                           * days[None, :, None, None])
         p = 1.0 - (1.0 - p) * (1.0 - background_weight * p_bg)
     p_any = 1.0 - jnp.prod(1.0 - p, axis=2, keepdims=True)
     return jnp.concatenate([p_any, p], axis=2)

@@ -23,14 +23,92 @@ import math
 from dataclasses import dataclass
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
+import numpy as np
 from jaxtyping import Array, Float
 
+from ..errors import ParameterError
 from ..vocab import GRADES, ORGANS, SETTING_LEVELS, TUMOURS
 
 ORGAN_FIELDS = ("susceptibility", "k_rep", "w_ab", "w_pd", "w_ctla4", "log_gap2", "log_gap3",
                 "sigma")
 """IraeModel fields holding one value per organ."""
+
+
+POSITIVE_FIELDS = ("ec50_scale", "g_pd1", "k_e", "e_max", "k_p", "k_a", "k_rep", "sigma",
+                   "ad_e0", "tumour_effect", "setting_effect", "steroid_ed50", "ifx_ec50")
+"""IraeModel fields that must be > 0 (rates, capacities, scales, factors)."""
+NON_NEGATIVE_FIELDS = ("a_ctla4", "rho_pdl1", "susceptibility", "w_ab", "w_pd", "w_ctla4",
+                       "log_gap2", "log_gap3", "tau", "background", "omega_g", "omega_a",
+                       "omega_s", "omega_so")
+"""IraeModel fields that must be >= 0 (weights, SDs, hazards, ordered threshold gaps)."""
+FRACTION_FIELDS = ("steroid_imax", "ifx_imax")
+"""IraeModel fields that are fractions in [0, 1]."""
+
+
+def check_model_values(model: IraeModel) -> None:
+    """Raise :class:`~pdmodel.errors.ParameterError` naming the first field of ``model`` that is
+    non-finite or outside its range (:data:`POSITIVE_FIELDS` > 0, :data:`NON_NEGATIVE_FIELDS`
+    >= 0, :data:`FRACTION_FIELDS` in [0, 1], every other field finite). Traced values (inside
+    ``jit``/``vmap``) are not checked."""
+    for name in model.__dataclass_fields__:
+        value = getattr(model, name)
+        if isinstance(value, jax.core.Tracer):
+            continue
+        x = np.asarray(value, dtype=float)
+        where = "" if x.ndim == 0 else " at " + ", ".join(
+            _element(name, ix) for ix in np.argwhere(~_allowed(name, x))[:3])
+        if not np.all(np.isfinite(x)):
+            raise ParameterError(f"must be finite, got {_show(x)}{where}", f"IraeModel.{name}")
+        if not np.all(_allowed(name, x)):
+            raise ParameterError(f"must be {_range_text(name)} ({PARAMETER_INFO[name].unit}), "
+                                 f"got {_show(x)}{where}", f"IraeModel.{name}")
+
+
+def _allowed(name: str, x: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(x)
+    if name in POSITIVE_FIELDS:
+        ok &= x > 0
+    elif name in NON_NEGATIVE_FIELDS:
+        ok &= x >= 0
+    elif name in FRACTION_FIELDS:
+        ok &= (x >= 0) & (x <= 1)
+    return ok
+
+
+def _range_text(name: str) -> str:
+    if name in POSITIVE_FIELDS:
+        return "positive (> 0)"
+    if name in NON_NEGATIVE_FIELDS:
+        return "non-negative (>= 0)"
+    if name in FRACTION_FIELDS:
+        return "a fraction in [0, 1]"
+    return "finite"
+
+
+def _show(x: np.ndarray) -> str:
+    return (f"{float(x):g}" if x.ndim == 0 else
+            np.array2string(x, precision=4, threshold=12, separator=", ", max_line_width=10_000)
+            .replace("\n", ""))
+
+
+def _element(name: str, index: np.ndarray) -> str:
+    """An array element named by its axes (``organ lung``, ``organ gi, grade 3+``)."""
+    axes = {"background": (ORGANS, GRADES), "tumour_effect": (TUMOURS, ORGANS),
+            "setting_effect": (SETTING_LEVELS, ORGANS)}.get(
+        name, (ORGANS,) if name in ORGAN_FIELDS else (None,) * len(index))
+    labels = {ORGANS: "organ", GRADES: "grade", TUMOURS: "tumour", SETTING_LEVELS: "setting"}
+    return ", ".join(f"{labels[ax]} {ax[i]}" if ax is not None else f"index {i}"
+                     for ax, i in zip(axes, (int(i) for i in index), strict=True))
+
+
+def graded_background(background: Float[Array, "*organ grade"]) -> Float[Array, "*organ grade"]:
+    """Hazards of a background event of grade >= 1, >= 2, >= 3 (1/day) from ``background``
+    ``[..., grade]``: the reverse cumulative maximum over grades, so the hazard of any grade is
+    never below that of grade 2+, nor 2+ below 3+ (the three are separate parameters with
+    independent priors; docs/model.md §4.3)."""
+    return jax.lax.cummax(jnp.asarray(background), axis=background.ndim - 1, reverse=True)
 
 
 @dataclass(frozen=True)
@@ -247,3 +325,4 @@ class IraeModel(eqx.Module):
         if self.ec50_scale.shape != (3,):
             raise ValueError("IraeModel.ec50_scale must have shape (3,) for PD-1, PD-L1, "
                              f"CTLA-4, got {self.ec50_scale.shape}")
+        check_model_values(self)

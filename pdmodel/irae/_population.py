@@ -7,12 +7,15 @@ deterministic, differentiable function of the parameters (common random numbers)
 
 from __future__ import annotations
 
+import math
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from ..errors import ParameterError
 from ..vocab import ORGANS, SETTING_LEVELS, TUMOURS
 
 MAX_PK_ETA = 6
@@ -57,6 +60,9 @@ class Population(eqx.Module):
     z_threshold: Float[Array, "patient organ"]
     setting: Int[Array, " patient"] | None = None
 
+    def __check_init__(self):
+        check_population_values(self)
+
     @property
     def size(self) -> int:
         """Number of patients."""
@@ -97,14 +103,18 @@ class Population(eqx.Module):
         _check(0 <= preexisting_ad <= 1, "preexisting_ad", preexisting_ad, "a fraction 0-1")
         _check(0 <= a0_positive_fraction <= 1, "a0_positive_fraction", a0_positive_fraction,
                "a fraction 0-1")
-        _check(weight_kg > 0 and weight_cv >= 0, "weight_kg/weight_cv", (weight_kg, weight_cv),
-               "positive median and non-negative CV")
-        _check(a0 > 0 and a0_positive > 0, "a0/a0_positive", (a0, a0_positive), "positive")
+        _check(math.isfinite(weight_kg) and weight_kg > 0, "weight_kg", weight_kg,
+               "a finite positive median body weight (kg)")
+        _check(math.isfinite(weight_cv) and weight_cv >= 0, "weight_cv", weight_cv,
+               "a finite non-negative CV")
+        _check(math.isfinite(a0) and a0 > 0, "a0", a0, "a finite positive titre (fold)")
+        _check(math.isfinite(a0_positive) and a0_positive > 0, "a0_positive", a0_positive,
+               "a finite positive titre (fold)")
         _check(tumour in TUMOURS, "tumour", tumour, f"one of {TUMOURS}")
         _check(setting in SETTING_LEVELS, "setting", setting, f"one of {SETTING_LEVELS}")
         if median_duration_days is not None:
-            _check(median_duration_days > 0, "median_duration_days", median_duration_days,
-                   "positive (days)")
+            _check(median_duration_days > 0 and not math.isnan(median_duration_days),
+                   "median_duration_days", median_duration_days, "positive (days)")
         n = int(n)
         keys = jax.random.split(key, 8)
         u_ad = jax.random.uniform(keys[1], (n,))
@@ -204,4 +214,42 @@ def patient_sharding(devices=None):
 
 def _check(ok: bool, name: str, value, expected: str) -> None:
     if not ok:
-        raise ValueError(f"Population.sample: {name} must be {expected}, got {value!r}")
+        raise ParameterError(f"must be {expected}, got {value!r}", f"Population.sample: {name}")
+
+
+_POPULATION_RANGES = {
+    "weight_kg": ("a finite positive body weight (kg)", lambda x: np.isfinite(x) & (x > 0)),
+    "preexisting_ad": ("a fraction in [0, 1]", lambda x: (x >= 0) & (x <= 1)),
+    "a0": ("a finite positive titre (fold of normal)", lambda x: np.isfinite(x) & (x > 0)),
+    "tumour": (f"an index 0-{len(TUMOURS) - 1} into {TUMOURS}",
+               lambda x: (x >= 0) & (x < len(TUMOURS))),
+    "stop_day": ("a day >= 0 (inf: never stops)", lambda x: x >= 0),
+    "z_pk": ("finite (standard normal draws)", np.isfinite),
+    "z_pd": ("finite (standard normal draws)", np.isfinite),
+    "z_organ": ("finite (standard normal draws)", np.isfinite),
+    "z_threshold": ("finite (standard normal draws)", np.isfinite),
+    "setting": (f"an index 0-{len(SETTING_LEVELS) - 1} into {SETTING_LEVELS}",
+                lambda x: (x >= 0) & (x < len(SETTING_LEVELS))),
+}
+
+
+def check_population_values(pop: Population) -> None:
+    """Raise :class:`~pdmodel.errors.ParameterError` naming the field and the first patient
+    whose value is out of range or NaN, or when the fields disagree on the number of
+    patients. Traced or not fully addressable (multi-process) arrays are not checked."""
+    sizes = {name: np.shape(getattr(pop, name))[:1] for name in _POPULATION_RANGES
+             if getattr(pop, name) is not None}
+    if len(set(sizes.values())) > 1:
+        raise ParameterError("fields disagree on the number of patients: " + ", ".join(
+            f"{k} {v[0] if v else 'scalar'}" for k, v in sizes.items()), "Population")
+    for name, (expected, ok) in _POPULATION_RANGES.items():
+        value = getattr(pop, name)
+        if value is None or isinstance(value, jax.core.Tracer) or not getattr(
+                value, "is_fully_addressable", True):
+            continue
+        x = np.asarray(value)
+        bad = ~ok(x)
+        if bad.any():
+            patient = int(np.argwhere(bad)[0][0])
+            raise ParameterError(f"must be {expected}; patient {patient} has "
+                                 f"{np.asarray(x[patient]).tolist()!r}", f"Population.{name}")

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, Int
 
+from ..errors import ParameterError
 from ..pk import (
     PKModelSpec,
     SolverOptions,
@@ -25,7 +26,7 @@ from ..pk import (
     target_matrix,
 )
 from ..regimen import DosingGrid, Regimen, dosing_grid
-from ..vocab import AGENTS, TARGETS, get_agent
+from ..vocab import AGENTS, MAX_DAYS, TARGETS, get_agent
 from ._equations import PatientPD
 from ._parameters import IraeModel
 from ._population import MAX_PK_ETA, Population
@@ -109,8 +110,10 @@ class IraeProblem(eqx.Module):
         """
         if isinstance(regimen, str):
             regimen = Regimen.parse(regimen)
-        if not (isinstance(days, int | np.integer) and days >= 1):
-            raise ValueError(f"days must be a whole number of days >= 1, got {days!r}")
+        if not (isinstance(days, int | np.integer) and not isinstance(days, bool)
+                and 1 <= days <= MAX_DAYS):
+            raise ParameterError(f"must be a whole number of days 1-{MAX_DAYS} (ten years), "
+                                 f"got {days!r}", "days")
         if not (isinstance(steps_per_day, int | np.integer) and 1 <= steps_per_day <= 1000):
             raise ValueError(f"steps_per_day must be an integer 1-1000, got {steps_per_day!r}")
         agents = regimen.agents

@@ -13,6 +13,11 @@ Text grammar (case-insensitive, extra whitespace tolerated)::
               | "x" INT | "once"               number of doses (absent: until treatment stops)
               | "over" NUM "min"               infusion duration (absent: the label's)
               | "from day" NUM                 first dose, days after the phase starts
+    NUM      := plain decimal number: ASCII digits with at most one "." (2.5, 240, .5)
+
+A number is never read the lenient way of Python's ``float``: ``2_40``, ``1e3``, ``inf``,
+``nan`` and non-ASCII digits are refused, and so is a decimal comma (``2,5``), with a message
+that says so.
 
 AGENT is an INN or brand name known to :func:`pdmodel.vocab.get_agent`.  An interval and/or
 count written after an item also applies to the preceding items of the same phase that have
@@ -39,6 +44,7 @@ import math
 import numbers
 import re
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Literal, NamedTuple
 
 from pdmodel.vocab import AGENTS, get_agent
@@ -60,19 +66,10 @@ MINUTES_PER_DAY = 1440.0
 UNITS = ("mg", "mg/kg")
 
 
-
-
-
-
-
-
-
-
-
-
 def _fmt(x: float) -> str:
-    """Shortest text that parses back to exactly ``x``, without a trailing ``.0``."""
-    return str(int(x)) if x.is_integer() else repr(x)
+    """Shortest plain decimal text (no exponent, no trailing ``.0``) that parses back to
+    exactly ``x``: ``240``, ``0.3``, ``0.00001`` (``repr`` would give ``1e-05``)."""
+    return str(int(x)) if x.is_integer() else format(Decimal(repr(x)), "f")
 
 
 def _fmt_interval(days: float) -> str:
@@ -504,12 +501,49 @@ def _span(text: str, toks: list[_Tok]) -> str:
     return text[toks[0].pos:toks[-1].pos + len(toks[-1].text)]
 
 
+_PLAIN_NUMBER = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+"""A number token: ASCII digits with at most one ``.``. A leading ``-`` is read so that a
+negative value gets the range error of its field (``dose amount must be ... > 0``)."""
+
+_NON_FINITE = re.compile(r"[-+]?(?:nan|inf|infinity)", re.IGNORECASE)
+"""``nan`` and ``inf``: read as such so that the range check names the field (must be finite)."""
+
+_DECIMAL_COMMA = re.compile(r"[0-9]+,[0-9]+")
+
+_PLAIN_NUMBER_HINT = ("write a plain decimal number: ASCII digits 0-9 with at most one '.' (no "
+                     "'_', exponent, sign or thousands separator), e.g. 240 or 2.5")
+
+
+def _number_or_none(s: str) -> float | None:
+    """``s`` as a float if it is a number of the text form (:data:`_PLAIN_NUMBER`, or nan/inf
+    for the constructors to reject with the field's name), else None."""
+    return float(s) if _PLAIN_NUMBER.fullmatch(s) or _NON_FINITE.fullmatch(s) else None
+
+
 def _float(s: str, what: str, where: str) -> float:
-    try:
-        return float(s)
-    except ValueError:
-        raise RegimenSyntaxError(f"non-numeric {what} {s!r} in {where}; expected a number") \
-            from None
+    """The number token ``s`` (dose, infusion time, start or stop day), or a syntax error that
+    quotes it: ``non-numeric`` without any digit, ``malformed`` otherwise."""
+    x = _number_or_none(s)
+    if x is not None:
+        return x
+    if not any(c.isdigit() for c in s):
+        raise RegimenSyntaxError(f"non-numeric {what} {s!r} in {where}; expected a number")
+    raise RegimenSyntaxError(f"malformed {what} {s!r} in {where}; {_PLAIN_NUMBER_HINT}")
+
+
+def _check_decimal_comma(text: str) -> None:
+    """Refuse a decimal comma (``2,5 mg/kg``): ``,`` only separates phases and the stop clause,
+    so a comma between digits is a decimal comma or a thousands separator."""
+    m = _DECIMAL_COMMA.search(text)
+    if m is None:
+        return
+    number = m.group()
+    thousands = len(number.split(",")[1]) == 3
+    alt = f" (or {number.replace(',', '')!r} if ',' separates thousands)" if thousands else ""
+    raise RegimenSyntaxError(
+        f"decimal comma in {number!r} at position {m.start()}: write numbers with a decimal "
+        f"point, e.g. {number.replace(',', '.')!r}{alt}; ',' separates phases ('..., then "
+        "...') and the stop clause")
 
 
 def _build(where: str | None, tokens: dict, factory, *args, **kwargs):
@@ -532,6 +566,7 @@ def _is_modifier(low: str) -> bool:
 def _parse(text: str) -> Regimen:
     if not isinstance(text, str):
         raise TypeError(f"regimen text must be a str, got {type(text).__name__}")
+    _check_decimal_comma(text)
     toks = [_Tok(m.group(), m.start()) for m in _TOKEN.finditer(text)]
     if not toks:
         raise RegimenSyntaxError(f"empty regimen text {text!r}; expected e.g. "
@@ -640,18 +675,17 @@ def _parse_item(text: str, toks: list[_Tok], p: int, j: int) -> _Item:
         t, word = toks[i], low[i]
         clause = _span(text, toks[i:i + 3])
         if m := _INTERVAL.fullmatch(word):
-            try:
-                value = float(m[1]) * (7 if m[2] == "w" else 1)
-            except ValueError:
+            number = _number_or_none(m[1])
+            if number is None:
                 raise RegimenSyntaxError(f"malformed interval {t.text!r} in {where}; expected "
-                                         "'qNw' (weeks) or 'qNd' (days)") from None
-            put("interval_days", value, t.text)
+                                         "'qNw' (weeks) or 'qNd' (days), N a plain decimal "
+                                         "number (digits with at most one '.')")
+            put("interval_days", number * (7 if m[2] == "w" else 1), t.text)
         elif word == "once" or (m := _COUNT.fullmatch(word)):
-            try:
-                count = 1.0 if word == "once" else float(m[1])
-            except ValueError:
+            count = 1.0 if word == "once" else _number_or_none(m[1])
+            if count is None:
                 raise RegimenSyntaxError(f"malformed dose count {t.text!r} in {where}; expected "
-                                         "'xN' with N a whole number") from None
+                                         "'xN' with N a whole number (digits 0-9)")
             put("n_doses", int(count) if count.is_integer() else count, t.text)
         elif word == "over":
             if len(toks) < i + 3 or low[i + 2] not in _MINUTES:

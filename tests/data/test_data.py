@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 import pdmodel.data as D
 from pdmodel.cli import app
-from pdmodel.data.build_dataset import RESOLVED_BANDS
+from pdmodel.data._harmonise import RESOLVED_BANDS
 from pdmodel.regimen import Regimen
 from pdmodel.vocab import AGENTS, BACKBONES, ORGAN_CHOICES, SETTING_DETAILS
 from tests.conftest import SHARED_DATA
@@ -396,6 +396,8 @@ MALFORMED = [
     ("missing_events_and_percent_columns.csv", 1, "events",
      r"missing required column 'events' or 'percent'"),
     ("too_many_fields.csv", 3, "", r"row has 15 fields but the header has 14"),
+    ("stray_quote.csv", 4, "notes",
+     r"unbalanced quote: column 'notes' opens a '\"' .* runs lines 4-6 together"),
 ]
 
 
@@ -429,7 +431,7 @@ def test_every_problem_is_reported():
     assert len(df.attrs["issues"]) == 5 and pd.isna(df.loc[5, "percent"])
 
 
-def test_unreadable_files_exit_2(tmp_path):
+def test_unreadable_files_exit_1(tmp_path):
     binary = tmp_path / "image.csv"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)))
     empty = tmp_path / "empty.csv"
@@ -442,7 +444,7 @@ def test_unreadable_files_exit_2(tmp_path):
                       (latin, "not a CSV text file"), (tmp_path / "missing.csv", "no such file"),
                       (tmp_path, "is a directory")):
         res = run("check", path)
-        assert res.exit_code == 2, (path, res.output)
+        assert res.exit_code == 1, (path, res.output)
         assert res.stderr.startswith("error: ") and msg in res.stderr, res.stderr
         with pytest.raises(D.DataFileError):
             D.check_file(path)
@@ -485,6 +487,120 @@ def test_timing_kind(tmp_path):
     assert re.search(r"line 3 \(row_id t2\), field 'fraction': fraction is required", res.stderr)
 
 
+def test_stray_quote_swallows_no_row():
+    """A stray quote in a free-text cell is reported where it opens, and the lines a CSV
+    reader would run into that cell are read as rows of their own, with their line numbers."""
+    df, issues = D.read_csv_cells(CORPUS / "stray_quote.csv")
+    assert df.attrs["lines"] == list(range(2, 10))
+    assert df["row_id"].tolist() == [f"ex-0{k}" for k in range(1, 9)]
+    assert df.loc[2, "notes"] == '"percent only' and df.loc[4, "regimen"].startswith("nivolumab")
+    assert [(i.row, i.row_id, i.field) for i in issues] == [(4, "ex-03", "notes")]
+    assert D.check_file(CORPUS / "stray_quote.csv")[0] == issues
+    # the rows after it still get every check, on their own lines
+    df.loc[df["row_id"] == "ex-06", "n"] = "0"
+    assert [(i.row, i.field) for i in D.validate_incidence(df)] == [(7, "n")]
+
+
+def test_pandera_schema_is_the_validator():
+    """``validate_incidence`` is the pandera schema plus the messages: the schema fails on the
+    same cells, its check names say which rule."""
+    import pandera.pandas as pa
+
+    schema = D.incidence_table_schema()
+    assert isinstance(schema, pa.DataFrameSchema)
+    assert set(D.INCIDENCE_SCHEMA) <= set(schema.columns)
+    df, _ = D.read_csv_cells(CORPUS / "many_errors.csv")
+    with pytest.raises(pa.errors.SchemaErrors) as err:
+        schema.validate(df.astype(str), lazy=True)
+    checks = set(err.value.failure_cases["check"])
+    assert {"agents: known agents", "organ: modelled organ", "n: in range",
+            "regimen: doses the arm's agents", "percent: in range"} <= checks
+    schema.validate(D.read_csv_cells(CORPUS / "valid.csv")[0].astype(str), lazy=True)
+    assert isinstance(D.timing_table_schema(), pa.DataFrameSchema)
+
+
+def test_number_cells_are_plain_numbers():
+    """Cells Python's float() or Decimal() would read leniently are not numbers."""
+    for text in ("1_30", "\u0663", "\uff13", "nan", "inf", "-inf", "1,5", "0x10", "", "1e400"):
+        assert D._cells.cell_number(text) is None, text
+    for text, value in (("130", 130.0), ("-1", -1.0), ("+3", 3.0), (".5", 0.5), ("5.", 5.0),
+                        ("1E-05", 1e-05), (" 7 ", 7.0)):
+        assert D._cells.cell_number(text) == value, text
+
+
+# ------------------------------------------------------------------ user tables on the fit path
+
+
+def test_user_table_is_harmonised_as_the_bundled_table(tmp_path):
+    """The bundled rows that pass the schema, written as a user's file with their shared
+    columns only, get exactly the bundled added columns from ``load_user_incidence``."""
+    raw = pd.read_csv(ROOT / "pdmodel" / "data" / "irae_incidence.csv", dtype=str,
+                      keep_default_na=False)
+    shared = list(raw.columns[:raw.columns.get_loc("organ_model")])
+    added = list(raw.columns[raw.columns.get_loc("organ_model"):])
+    bad = {i.row_id for i in D.validate_incidence(raw[shared])}
+    user = raw[~raw["row_id"].isin(bad)]
+    assert len(user) == 241 and (user["fit_default"] == "1").sum() == 218
+    user[shared].to_csv(tmp_path / "mine.csv", index=False)
+    got = D.load_user_incidence(tmp_path / "mine.csv")
+    want = D.load_incidence()
+    want = want[want["row_id"].isin(user["row_id"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got[["row_id", *added]], want[["row_id", *added]],
+                                  check_dtype=False)
+    assert got.attrs["lines"] == list(range(2, 243))
+
+
+def test_user_table_columns_for_the_fit():
+    df = D.load_user_incidence(CORPUS / "valid.csv")
+    for col in ("fit_default", "backbone", "setting_model", "regimen_model", "agents_model",
+                "arm_class", "tumour_model", "events_used", "grade_min", "grade_max",
+                "organ_model", "term_level", "study", "exclusion_reason"):
+        assert col in df, col
+    assert str(df["fit_default"].dtype) == "Int64" and (df["fit_default"] == 1).all()
+    r = df[df["row_id"] == "ex-03"].iloc[0]  # Yervoy, percent only
+    assert (r["agents_model"], r["events_used"], r["regimen_model"], r["followup_weeks"]) == (
+        "ipilimumab", 39, "ipilimumab 3 mg/kg q3w x4", 52.0)
+    assert df.loc[df["row_id"] == "ex-07", "arm_class"].item() == "control"
+    assert df.loc[df["row_id"] == "ex-08", "tumour_model"].item() == "nsclc"
+
+
+def test_user_table_with_problems_raises_the_full_report():
+    with pytest.raises(D.DataError) as err:
+        D.load_user_incidence(CORPUS / "many_errors.csv")
+    issues, _ = D.check_file(CORPUS / "many_errors.csv")
+    assert err.value.issues == issues
+    assert str(err.value) == D.format_issues(issues, str(CORPUS / "many_errors.csv"))
+    with pytest.raises(D.DataFileError, match="no such file"):
+        D.load_user_incidence(CORPUS / "missing.csv")
+    with pytest.raises(D.DataError, match="unbalanced quote"):
+        D.load_user_incidence(CORPUS / "stray_quote.csv")
+
+
+def test_user_timing_table_is_harmonised_as_the_bundled_table(tmp_path):
+    raw = pd.read_csv(ROOT / "pdmodel" / "data" / "irae_timing.csv", dtype=str,
+                      keep_default_na=False)
+    shared = list(raw.columns[:raw.columns.get_loc("organ_model")])
+    added = list(raw.columns[raw.columns.get_loc("organ_model"):])
+    bad = {i.row_id for i in D.validate_timing(raw[shared])}
+    user = raw[~raw["row_id"].isin(bad)]
+    assert len(user) >= 10
+    user[shared].to_csv(tmp_path / "t.csv", index=False)
+    got = D.load_user_timing(tmp_path / "t.csv")
+    want = D.load_timing()
+    want = want[want["row_id"].isin(user["row_id"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got[["row_id", *added]], want[["row_id", *added]],
+                                  check_dtype=False)
+
+
+def test_usable_for_fit():
+    assert D.usable_for_fit("") and D.usable_for_fit("not verified")
+    assert D.usable_for_fit("not verified; backbone without a control arm (chemotherapy)")
+    for reason in ("organ not modelled", "fatal endpoint", "n unknown",
+                   "not verified; class-level or mixed pool (no agent to simulate)",
+                   "backbone not modelled (bevacizumab: no control arm gives it)"):
+        assert not D.usable_for_fit(reason), reason
+
+
 # ------------------------------------------------------------------ coverage
 
 
@@ -521,11 +637,11 @@ def test_data_summary_covers_every_agent(inc):
 
 def test_data_summary_bad_file(tmp_path):
     res = run("summary", tmp_path / "missing.csv")
-    assert res.exit_code == 2 and "error: cannot read" in res.output
+    assert res.exit_code == 1 and "error: cannot read" in res.output
     plain = tmp_path / "plain.csv"
     plain.write_text("row_id,n\nr1,5\n")
     res = run("summary", plain)
-    assert res.exit_code == 2 and "missing column(s) agents_model, fit_default" in res.output
+    assert res.exit_code == 1 and "missing column(s) agents_model, fit_default" in res.output
 
 
 def test_every_default_row_enters_the_design(inc):

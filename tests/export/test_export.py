@@ -62,7 +62,7 @@ def test_values_from_a_fit_are_the_posterior_mean_or_a_draw(tmp_path):
     doc = export_model("nivolumab 240 mg q2w", fit=fit, draw=3, days=30)
     assert doc.quantity("g_pd1").value == pytest.approx(float(one.g_pd1))
     assert "posterior draw 3" in doc.quantity("g_pd1").source
-    with pytest.raises(pdm.FitLoadError, match=r"draw 5 is out of range.*5 posterior draws"):
+    with pytest.raises(pdm.ParameterError, match=r"draw: 5 is out of range.*5 posterior draws"):
         fit_parameters(fit, 5)
 
 
@@ -104,16 +104,17 @@ def test_cli_writes_sbml_and_antimony(tmp_path):
     assert "pembrolizumab_Ac' = " in ant.read_text()
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--regimen", "aspirin 100 mg q1d", "--prior"], "unknown agent 'aspirin'"),
-    (["--regimen", "nivolumab 240 mg q2w", "--fit", "{tmp}/nofit"], "is not a fit"),
-    (["--regimen", "nivolumab 240 mg q2w", "--prior", "--draw", "3"], "--draw"),
-    (["--regimen", "nivolumab 240 mg q2w", "--prior", "--patient", "-1"], "patient number"),
+@pytest.mark.parametrize("args, message, code", [
+    (["--regimen", "aspirin 100 mg q1d", "--prior"], "unknown agent 'aspirin'", 2),
+    (["--regimen", "nivolumab 240 mg q2w", "--fit", "{tmp}/nofit"], "is not a fit", 3),
+    (["--regimen", "nivolumab 240 mg q2w", "--prior", "--draw", "3"], "--draw", 2),
+    (["--regimen", "nivolumab 240 mg q2w", "--prior", "--patient", "-1"], "patient number", 2),
 ])
-def test_cli_bad_input_exits_2_with_an_error_line(tmp_path, args, message):
+def test_cli_bad_input_exits_with_its_code_and_an_error_line(tmp_path, args, message, code):
+    """Usage errors exit 2, a folder that is not a fit 3 (README, "Exit codes")."""
     args = [a.replace("{tmp}", str(tmp_path)) for a in args]
     res = CliRunner().invoke(app, ["export", "sbml", *args, "-o", str(tmp_path / "x.xml")])
-    assert res.exit_code == 2, res.output
+    assert res.exit_code == code, res.output
     assert "error:" in res.stderr and message in res.stderr
     assert not (tmp_path / "x.xml").exists()
 
@@ -128,7 +129,7 @@ def test_cli_draw_out_of_range(tmp_path, monkeypatch):
                                    "--fit", str(tmp_path), "--draw", "7",
                                    "-o", str(tmp_path / "x.xml")])
     assert res.exit_code == 2, res.output
-    assert "error: draw 7 is out of range" in res.stderr and "1 posterior draws" in res.stderr
+    assert "error: draw: 7 is out of range" in res.stderr and "1 posterior draws" in res.stderr
 
 
 def test_a_disabled_policy_is_the_natural_course():

@@ -3,6 +3,7 @@
 import dataclasses
 import pickle
 import tomllib
+import warnings
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from pdmodel.fit import (
     dump_config,
     load_config,
 )
+from pdmodel.fit._config import ConfigWarning, parse_config
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TOML = ROOT / "fits" / "default.toml"
@@ -101,6 +103,23 @@ curves_regimens = ["nivolumab 240 mg q2w"]
     assert load_config(_write(other, dump_config(default), "d.toml")).model == default.model
 
 
+def test_schema_defaults_are_the_dataclass_defaults(tmp_path):
+    """The pydantic tables and the FitConfig dataclasses declare the same keys and defaults."""
+    assert parse_config({}) == FitConfig()
+    d = FitConfig()
+    folder = str(tmp_path / d.output.folder)
+    assert load_config(_write(tmp_path, dump_config(d), "d.toml")) == dataclasses.replace(
+        d, output=dataclasses.replace(d.output, folder=folder))
+
+
+def test_default_configs_load_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_config(DEFAULT_TOML)
+        load_config(ROOT / "fits" / "gpu.toml")
+        apply_overrides(FitConfig(), ["nuts.draws=10", "model.patients=4"])
+
+
 def test_config_is_frozen_hashable_picklable():
     cfg = apply_overrides(FitConfig(), ["model.pk_models.nivolumab=bajaj2017"])
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -154,7 +173,7 @@ BROKEN = {
     "bad data use": ('[data]\nuse = "everything"\n', ["data.use", "fit_default"]),
     "duplicate row ids": ('[data]\nexclude_rows = ["a", "a"]\n', ["data.exclude_rows", "'a'"]),
     "weeks beyond days": ("[model]\ndays = 100\n", ["output.weeks", "model.days"]),
-    "version": ("version = 2\n", ["version 2"]),
+    "version": ("version = 2\n", ["version must be 1", "got 2"]),
 }
 
 
@@ -211,6 +230,32 @@ def test_overrides_parse_and_validate(tmp_path, monkeypatch):
         with pytest.raises(ConfigError, match="command-line override") as e:
             apply_overrides(cfg, bad)
         assert needle in str(e.value)
+
+
+def test_override_problems_all_at_once():
+    with pytest.raises(ConfigError) as e:
+        apply_overrides(FitConfig(), ["nuts.method=exakt", "data.use=everything", "=3"])
+    assert len(e.value.problems) == 3
+    assert all(ln.startswith("command-line override: ") for ln in str(e.value).splitlines())
+    for needle in ("'=3'", "data.use", "nuts.method", "did you mean 'exact'"):
+        assert needle in str(e.value), needle
+
+
+def test_unusual_values_warn_naming_the_key(tmp_path):
+    path = _write(tmp_path, "[model]\npatients = 200000\ndays = 4000\n", "big.toml")
+    with pytest.warns(ConfigWarning) as record:
+        cfg = load_config(path)
+    assert (cfg.model.patients, cfg.model.days) == (200000, 4000)
+    texts = [str(w.message) for w in record]
+    assert any(t.startswith(f"{path}: model.patients = 200000") and "100000" in t
+               for t in texts), texts
+    assert any("model.days = 4000" in t and "3650" in t for t in texts), texts
+    # an override warns about its own keys only, not the unusual values already there
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        apply_overrides(cfg, ["nuts.draws=10"])
+    with pytest.warns(ConfigWarning, match="command-line override: output.interval = 0.05"):
+        apply_overrides(cfg, ["output.interval=0.05"])
 
 
 def test_config_hash_and_diff():

@@ -1,6 +1,7 @@
 """`pdmodel fit` end to end with tiny settings, resume, and config errors."""
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -9,33 +10,21 @@ from typer.testing import CliRunner
 
 import pdmodel as pdm
 from pdmodel.cli import app
+from pdmodel.errors import EXIT_RUNTIME
 from pdmodel.fit._report import verdict
 
-TINY = [
-    "--set", "map.starts=1", "--set", "map.adam_steps=2", "--set", "map.lbfgs_steps=1",
-    "--set", "model.patients=4", "--set", "output.weeks=2", "--set", "nuts.draws=6",
-    "--set", "nuts.warmup=6", "--set", "nuts.chains=2", "--set", "nuts.design_points=8",
-    "--set", "nuts.method=emulator",
-    "--set", 'output.curves_regimens=["nivolumab 240 mg q2w"]',
-    "--set", 'model.fixed=["susceptibility", "k_rep", "log_gap2", "log_gap3", "background", '
-             '"agent_effect", "w_ab", "w_pd", "w_ctla4"]',
-    "--no-progress",
-]
 
+def test_fit_smoke_run_writes_results_and_resumes(tiny_fit, tmp_path):
+    from tests.conftest import TINY_FIT
 
-def test_fit_smoke_run_writes_results_and_resumes(tmp_path):
-    out = tmp_path / "run"
-    args = ["fit", "fits/default.toml", *TINY, "--set", f"output.folder={out}"]
-    res = CliRunner().invoke(app, args)
-    assert res.exit_code == 0, res.output
-    results = out / "results"
+    results = tiny_fit / "results"
     for name in ("parameters.csv", "curves.csv", "ppc.csv", "diagnostics.json",
                  "diagnostics.csv", "posterior.nc", "plots/curves.png", "plots/ppc.png",
                  "report.html"):
         assert (results / name).is_file(), name
     diag = json.loads((results / "diagnostics.json").read_text())
     assert diag["rows"] > 100 and 0 <= diag["ppc_coverage_90"] <= 1
-    assert diag["chains"] == 2 and diag["draws_per_chain"] == 6 and diag["divergences"] >= 0
+    assert diag["chains"] == 2 and diag["draws_per_chain"] == 30 and diag["divergences"] >= 0
     assert 0 <= diag["psis_khat"] or diag["psis_khat"] != diag["psis_khat"]  # number (or nan)
     # the posterior is an arviz DataTree with the groups arviz needs
     import arviz_stats as azs
@@ -45,18 +34,28 @@ def test_fit_smoke_run_writes_results_and_resumes(tmp_path):
     for group in ("posterior", "log_likelihood", "posterior_predictive", "observed_data",
                   "sample_stats"):
         assert group in tree.children, group
-    assert tree["log_likelihood"]["y"].shape == (2, 6, diag["rows"])
+    assert tree["log_likelihood"]["y"].shape == (2, 30, diag["rows"])
     assert "g_pd1" in azs.summary(tree).index
     curves = pd.read_csv(results / "curves.csv")
     assert set(curves.grade) == {"any", "2+", "3+"} and curves["upper"].max() <= 1
     assert (curves.ci_lower <= curves["mean"]).all() and (curves["mean"] <= curves.ci_upper).all()
-    assert (out / "config.toml").is_file() and (out / "versions.json").is_file()
-    # same config again without --resume is refused (it would overwrite the run) ...
+    assert (tiny_fit / "config.toml").is_file() and (tiny_fit / "versions.json").is_file()
+    # a copy of the run: the same config again without --resume is refused (it would
+    # overwrite the run) ...
+    out = tmp_path / "run"
+    shutil.copytree(tiny_fit, out, symlinks=True)
+    args = ["fit", "fits/default.toml", "--no-progress", "--set", f"output.folder={out}"]
+    for item in TINY_FIT:
+        args += ["--set", item]
     again = CliRunner().invoke(app, args + ["--set", "seed=1"])
-    assert again.exit_code == 2 and "--resume" in again.output
-    # ... and --resume reuses the checkpoints
+    assert again.exit_code == EXIT_RUNTIME and "--resume" in again.output
+    # ... and a run killed after its last checkpointed stage, while writing results (the
+    # earlier kill points are the slow test below), continues with --resume to the same
+    # results as the uninterrupted run
+    _kill_after(out, "exact")
     resumed = CliRunner().invoke(app, args + ["--resume"])
     assert resumed.exit_code == 0, resumed.output
+    _assert_same_results(tiny_fit, out)
     # the run folder is a fit that predict and load_fit read
     pred = CliRunner().invoke(app, ["predict", "--regimen", "ipilimumab 3 mg/kg q3w x4",
                                     "--fit", str(out), "--weeks", "3", "--grade", "3+",
@@ -74,12 +73,60 @@ def test_fit_smoke_run_writes_results_and_resumes(tmp_path):
     assert ds["mean"].dims == ("day",) and float(ds["mean"][-1]) >= float(ds["mean"][0])
 
 
+STAGES = ("map", "laplace", "emulator", "nuts", "exact")
+"""Checkpointed stages of ``pdmodel fit``, in order (pdmodel/fit/_pipeline.py)."""
+SAME_FILES = ("parameters.csv", "ppc.csv", "curves.csv", "onset.csv", "design.csv",
+              "diagnostics.csv")
+
+
+def _kill_after(run, stage):
+    """``run`` as a fit killed right after ``stage``: the later stages' checkpoints removed and
+    the results of the uninterrupted run left in place (a resume must replace them)."""
+    later = STAGES[STAGES.index(stage) + 1:]
+    gone = [p for p in (run / "checkpoints").iterdir() if later and p.name.startswith(later)]
+    assert gone or not later, sorted(p.name for p in (run / "checkpoints").iterdir())
+    for p in gone:
+        p.unlink()
+
+
+def _assert_same_results(a, b):
+    """The results of runs ``a`` and ``b`` agree byte for byte (tables) and array for array
+    (posterior draws, log-likelihood, predictive)."""
+    import xarray as xr
+
+    for name in SAME_FILES:
+        assert (a / "results" / name).read_bytes() == (b / "results" / name).read_bytes(), name
+    ta = xr.open_datatree(a / "results" / "posterior.nc", engine="h5netcdf")
+    tb = xr.open_datatree(b / "results" / "posterior.nc", engine="h5netcdf")
+    for group in ("posterior", "log_likelihood", "posterior_predictive"):  # attrs: timestamps
+        xr.testing.assert_equal(ta[group].to_dataset(), tb[group].to_dataset())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stage", STAGES[:-1])
+def test_fit_killed_after_any_stage_resumes_to_the_same_results(tiny_fit, tmp_path, stage):
+    """Kill-and-resume at every stage boundary (the default run checks one, in the smoke
+    test): the resumed run publishes the same results as the uninterrupted one."""
+    from tests.conftest import TINY_FIT
+
+    out = tmp_path / "run"
+    shutil.copytree(tiny_fit, out, symlinks=True)
+    _kill_after(out, stage)
+    args = ["fit", "fits/default.toml", "--no-progress", "--resume", "--set",
+            f"output.folder={out}"]
+    for item in TINY_FIT:
+        args += ["--set", item]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    _assert_same_results(tiny_fit, out)
+
+
 def test_load_fit_errors_are_clear(tmp_path):
     with pytest.raises(pdm.FitLoadError, match="config.toml missing"):
         pdm.load_fit(tmp_path)
     res = CliRunner().invoke(app, ["predict", "--regimen", "nivolumab 240 mg q2w", "--fit",
                                    str(tmp_path)])
-    assert res.exit_code == 2 and "not a fit" in res.output
+    assert res.exit_code == EXIT_RUNTIME and "not a fit" in res.output
 
 
 def test_fit_rejects_a_broken_config_naming_the_key(tmp_path):
@@ -114,10 +161,13 @@ def test_committed_reference_fit_loads_and_is_calibrated():
     assert diag["ppc_coverage_90"] >= 0.9  # training arms inside their 90% predictive intervals
     ppc = pd.read_csv("fits/reference/results/ppc.csv")
     assert len(ppc) == diag["rows"] and ppc.covered.mean() == diag["ppc_coverage_90"]
-    # published onset medians lie within the ranges their sources print (label pools)
+    # model median onsets lie within the ranges their sources print (label pools); every
+    # published median is reported with the model's median, ratio and ×/÷1.5 verdict
     onset = pd.read_csv("fits/reference/results/onset.csv")
-    printed = onset[onset.range_source == "reported min-max"]
-    assert len(printed) >= 8 and printed.within.all(), printed
+    printed = onset[onset.within_range.notna()]
+    assert len(printed) >= 8 and printed.within_range.astype(bool).all(), printed
+    assert len(onset) >= 20 and onset.ratio.notna().all()
+    assert diag["onset_within_1_5"] == f"{int(onset.within_1_5.sum())}/{len(onset)}"
     tree = fit.datatree()
     assert tree["posterior"].sizes["chain"] == diag["chains"]
     assert tree["log_likelihood"]["y"].sizes["row"] == diag["rows"]

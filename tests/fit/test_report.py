@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from pdmodel.cli import app
 from pdmodel.fit._report import ResultFiles, report_html, verdict
+from pdmodel.fit._run_folder import verify_results, write_manifest
 
 REFERENCE = Path("fits/reference")
 
@@ -82,11 +83,13 @@ def test_report_command_writes_the_page(tmp_path):
     curves = pd.read_csv(run / "results" / "curves.csv")  # as written now: both bands
     curves.assign(ci_lower=curves.lower, ci_upper=curves.upper).to_csv(
         run / "results" / "curves.csv", index=False)
+    write_manifest(run / "results", run / "config.toml")  # the edits above, accepted
     res = CliRunner().invoke(app, ["report", str(run), "--no-progress"])
     assert res.exit_code == 0, res.output
     assert (run / "results" / "report.html").read_text().startswith("<!DOCTYPE html>")
+    assert verify_results(run).manifest.files["report.html"].size > 0
     bad = CliRunner().invoke(app, ["report", str(tmp_path / "nowhere")])
-    assert bad.exit_code == 2 and "error:" in bad.output
+    assert bad.exit_code == 3 and "is not a fit" in bad.output
 
 
 def test_validation_results_are_shown_when_present(tmp_path):

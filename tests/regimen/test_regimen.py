@@ -309,7 +309,9 @@ def test_weight_errors():
 NAMES = sorted(AGENTS) + [a.brand for a in AGENTS.values()]
 amounts = st.one_of(
     st.sampled_from([0.3, 0.5, 1, 2, 3, 10, 50, 200, 240, 300, 350, 480, 840, 1200, 1500]),
-    st.floats(min_value=0.001, max_value=5000, allow_nan=False, allow_infinity=False))
+    st.floats(min_value=0.001, max_value=5000, allow_nan=False, allow_infinity=False),
+    # values whose repr has an exponent (1e-07, 1.5e+20): printed as plain decimals
+    st.floats(min_value=1e-9, max_value=1e-4), st.floats(min_value=1e16, max_value=1e22))
 intervals = st.one_of(
     st.integers(1, 12).map(lambda w: 7.0 * w),
     st.integers(1, 90).map(float),
@@ -347,6 +349,7 @@ def regimens(draw):
 def test_round_trip_property(r):
     text = str(r)
     assert text == text.lower() and re.search(r"\.0(?!\d)", text) is None
+    assert re.search(r"[0-9]e", text) is None  # plain decimals only: the parser reads no exponent
     again = Regimen.parse(text)
     assert again == r
     assert str(again) == text
@@ -362,3 +365,80 @@ def test_messages_quote_tokens():
     assert msg.endswith("did you mean 'nivolumab'?")
     assert re.search(r"'x2\.5'", str(pytest.raises(
         InvalidDoseError, Regimen.parse, "nivolumab 3 mg/kg q2w x2.5").value))
+
+
+# --- malformed number tokens (property) ----------------------------------------------------
+
+TEMPLATE = "nivolumab {dose} mg q{interval}w x{count} over {minutes} min from day {start}, " \
+           "then nivolumab 480 mg q4w, stop at day {stop}"
+"""A regimen with every kind of number token; each slot gets a plain number unless broken."""
+PLAIN = {"dose": "240", "interval": "2", "count": "4", "minutes": "30", "start": "3",
+         "stop": "180"}
+FOREIGN_DIGITS = ["\u0660", "\u06f0", "\u0966", "\uff10", "\u09e6"]  # the zero of 5 scripts
+
+
+@st.composite
+def malformed_numbers(draw) -> tuple[str, str]:
+    """(token, text the message must quote): a number broken the ways Python's float() or
+    a spreadsheet would still read it."""
+    digits = draw(st.text("0123456789", min_size=1, max_size=4))
+    frac = draw(st.text("0123456789", min_size=1, max_size=3))
+    k = draw(st.integers(0, len(digits)))
+    kind = draw(st.sampled_from(["underscore", "exponent", "foreign", "comma", "two_dots",
+                                 "word", "suffix"]))
+    if kind == "underscore":
+        tok = f"{digits[:k]}_{digits[k:]}" if 0 < k < len(digits) else f"{digits}_0"
+    elif kind == "exponent":
+        tok = f"{digits}{draw(st.sampled_from(['e', 'E']))}{draw(st.sampled_from(['', '-']))}3"
+    elif kind == "foreign":
+        zero = ord(draw(st.sampled_from(FOREIGN_DIGITS)))
+        tok = "".join(chr(zero + int(c)) for c in digits)
+    elif kind == "comma":
+        return f"{digits},{frac}", f"'{digits},{frac}'"
+    elif kind == "two_dots":
+        tok = f"{digits}.{frac}.{frac}"
+    elif kind == "word":
+        tok = draw(st.sampled_from(["abc", "ten", "?", "0x10", "1/2", "½", "²"]))
+    else:
+        tok = digits + draw(st.sampled_from(["mg", "%", "k", "x"]))
+    return tok, tok
+
+
+@settings(max_examples=150, deadline=None)
+@given(slot=st.sampled_from(sorted(PLAIN)), bad=malformed_numbers())
+def test_malformed_number_tokens_raise_regimen_error(slot, bad):
+    """Any malformed number in any slot raises a RegimenError that quotes it, never another
+    exception and never a regimen (``2_40`` is not 240, ``٣`` is not 3)."""
+    token, quoted = bad
+    text = TEMPLATE.format(**(PLAIN | {slot: token}))
+    with pytest.raises(RegimenError) as info:
+        Regimen.parse(text)
+    assert quoted.strip("'") in str(info.value), (text, str(info.value))
+    assert Regimen.parse(TEMPLATE.format(**PLAIN))  # the unbroken template parses
+
+
+@settings(max_examples=150, deadline=None)
+@given(r=regimens(), data=st.data())
+def test_mutated_text_parses_or_raises_regimen_error(r, data):
+    """Canonical text with a character inserted, deleted or replaced either parses (to a
+    regimen whose text parses back to it) or raises a RegimenError: never another exception."""
+    text = str(r)
+    i = data.draw(st.integers(0, len(text)))
+    ch = data.draw(st.characters(codec="utf-8") | st.sampled_from(list(",+._-e x0123456789")))
+    how = data.draw(st.sampled_from(["insert", "delete", "replace"]))
+    mutated = {"insert": text[:i] + ch + text[i:], "delete": text[:i] + text[i + 1:],
+               "replace": text[:i] + ch + text[i + 1:]}[how]
+    try:
+        got = Regimen.parse(mutated)
+    except RegimenError:
+        return
+    assert Regimen.parse(str(got)) == got
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=60))
+def test_any_text_parses_or_raises_regimen_error(text):
+    try:
+        Regimen.parse(text)
+    except RegimenError:
+        pass

@@ -68,3 +68,10 @@ with (HERE / "too_many_fields.csv").open("w", newline="") as fh:
     text = (HERE / "valid.csv").read_text().splitlines()
     text[2] += ",extra"
     fh.write("\n".join(text) + "\n")
+
+# a stray quote opening the free-text `notes` cell of ex-03 (line 4): a CSV reader runs lines
+# 4-6 into one row (up to the next quote, in ex-05's regimen) and would see 6 rows, not 8
+with (HERE / "stray_quote.csv").open("w", newline="") as fh:
+    text = (HERE / "valid.csv").read_text().splitlines()
+    text[3] = text[3].replace(",percent only", ',"percent only')
+    fh.write("\n".join(text) + "\n")
