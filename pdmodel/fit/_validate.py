@@ -529,11 +529,11 @@ def validate(config: FitConfig, *, by: str = "study", folds: int = DEFAULT_FOLDS
     :func:`group_folds` on the rows' groups (here studies, weighted by their rows):
 
     >>> from pdmodel.fit import group_folds
-    >>> studies = ["CheckMate 067"] * 3 + ["KEYNOTE-006"] * 2 + ["CA184-024"]
+    >>> studies = ["CheckMate 067"] * 3 + ["KEYNOTE-002"] * 2 + ["CA184-024"]
     >>> group_folds(studies, 2, seed=0)
-    (('CheckMate 067',), ('CA184-024', 'KEYNOTE-006'))
+    (('CheckMate 067',), ('CA184-024', 'KEYNOTE-002'))
     >>> group_folds(studies, 0, seed=0)  # 0: leave one study out
-    (('CheckMate 067',), ('KEYNOTE-006',), ('CA184-024',))
+    (('CheckMate 067',), ('KEYNOTE-002',), ('CA184-024',))
 
     The options are checked before any data are read or fitted:
 
