@@ -1,4 +1,4 @@
-"""Numeric floors and tolerances, named once.
+"""Numeric floors and tolerances, named once, and the check that finds a non-finite result.
 
 Each is a guard against a log of zero, a zero shape parameter or a comparison of floating-point
 times, not a model parameter; changing one changes results only where the guarded quantity is
@@ -28,3 +28,13 @@ ALIGN_EPS = 1e-6
 """Tolerance (a fraction of a step) when rounding a time up to the next step boundary: a time
 at most this far past a boundary is put on that boundary, so that rounding error in the time
 does not delay, e.g., a steroid course by a whole step."""
+
+
+def first_non_finite(arr) -> tuple[int, ...] | None:
+    """Index of the first entry of ``arr`` (row-major) that is NaN or infinite, or ``None``:
+    where a solver failure starts, for an error message that names the patient, draw, day,
+    organ or grade."""
+    import numpy as np
+
+    bad = ~np.isfinite(np.asarray(arr))
+    return tuple(int(i) for i in np.argwhere(bad)[0]) if bad.any() else None

@@ -30,7 +30,7 @@ from ..errors import ParameterError, SimulationError
 from ..io import atomic_write_bytes
 from ..irae import IraeProblem, ManagementPolicy, Population, incidence_from_max, patient_pd
 from ..irae.solvers import RateConstants, running_max_injury, stage_concentrations, stage_effects
-from ..numerics import SHAPE_FLOOR
+from ..numerics import SHAPE_FLOOR, first_non_finite
 from ..regimen import Regimen, flat_step_edges, step_grid
 from ..vocab import ENDPOINTS, GRADES, ORGAN_CHOICES, SETTINGS, TUMOURS, setting_level
 from ._design import MEDIAN_TREATMENT_DAYS
@@ -270,9 +270,9 @@ def curves(spec: FitSpec, draws: Float[np.ndarray, "draw param"], regimen: Regim
         if progress is not None:
             progress(min(i + size, n))
     result = np.concatenate(out)[:n]
-    bad = ~np.isfinite(result)
-    if bad.any():
-        k, d, o, g = (int(i) for i in np.argwhere(bad)[0])
+    where = first_non_finite(result)
+    if where is not None:
+        k, d, o, g = where
         raise SimulationError(f"incidence of {str(regimen)!r} is not finite from day {d + 1} "
                               f"(posterior draw {k}, organ {ORGAN_CHOICES[o]}, grade "
                               f"{GRADES[g]}): the solver failed for this draw")

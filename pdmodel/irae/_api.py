@@ -13,6 +13,7 @@ import xarray as xr
 from jaxtyping import Bool, Float
 
 from ..errors import ParameterError, SimulationError
+from ..numerics import first_non_finite
 from ..regimen import Regimen
 from ..vocab import GRADES, ORGAN_CHOICES, ORGANS, check_choices
 from ._incidence import incidence_array, incidence_streaming
@@ -227,9 +228,9 @@ def check_finite_incidence(arr: Float[np.ndarray, "day organ_choice grade"], reg
                            ) -> None:
     """Raise :class:`~pdmodel.errors.SimulationError` naming the regimen, the first day and the
     organ/grade where incidence ``arr`` is not a finite fraction (a solver failure)."""
-    bad = ~np.isfinite(arr)
-    if bad.any():
-        d, o, g = (int(i) for i in np.argwhere(bad)[0])
+    where = first_non_finite(arr)
+    if where is not None:
+        d, o, g = where
         raise SimulationError(f"incidence of {regimen!r} is not finite from day {d + 1} "
                               f"(organ {ORGAN_CHOICES[o]}, grade {GRADES[g]}): the solver failed; "
                               "check the model parameters, or raise steps_per_day/refine")
@@ -238,9 +239,9 @@ def check_finite_incidence(arr: Float[np.ndarray, "day organ_choice grade"], reg
 def _check_finite_state(state: np.ndarray, regimen) -> None:
     """Raise :class:`~pdmodel.errors.SimulationError` naming the first patient and day whose
     state ``[patient, day, state]`` is not finite."""
-    bad = ~np.isfinite(state)
-    if bad.any():
-        p, d, _ = (int(i) for i in np.argwhere(bad)[0])
+    where = first_non_finite(state)
+    if where is not None:
+        p, d, _ = where
         raise SimulationError(f"simulation of {str(regimen)!r} is not finite for patient {p} "
                               f"from day {d + 1}: the solver failed; check the model "
                               "parameters and the population, or raise steps_per_day/refine")
