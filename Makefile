@@ -26,7 +26,7 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m ruff check pdmodel tests benchmarks
-	$(PY) -m pytest -q -n 2
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 fit: $(STAMP)
 	$(VENV)/bin/pdmodel fit

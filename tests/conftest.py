@@ -1,6 +1,8 @@
 """Test configuration: float64 everywhere, CPU, shared-data location."""
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,32 @@ import jax  # noqa: E402
 
 jax.config.update("jax_enable_x64", True)
 
+SESSION_CACHE_ENV = "PDMODEL_TEST_SESSION_CACHE"
+"""Set (by the first pytest process) to the folder of this test run's own JAX compilation
+cache; the xdist workers and the notebook kernels inherit it."""
+
+
+def pytest_configure(config):
+    """One persistent JAX compilation cache per test run, in a fresh temporary folder shared
+    by the xdist workers and the notebook kernels (never the user's cache, removed at the end):
+    a program compiled by one test (the tiny fit, a notebook, a solver) is loaded, not
+    compiled again, by the next test that builds the same program. Compile counters count
+    cache loads too (tests/test_scale.py). ``PDMODEL_TEST_CACHE=0`` switches it off."""
+    if os.environ.get(SESSION_CACHE_ENV) or os.environ.get("PDMODEL_TEST_CACHE") == "0":
+        if os.environ.get(SESSION_CACHE_ENV):  # a worker: the folder of the first process
+            jax.config.update("jax_compilation_cache_dir", os.environ[SESSION_CACHE_ENV])
+        return
+    path = tempfile.mkdtemp(prefix="pdmodel-test-jax-cache-")
+    os.environ[SESSION_CACHE_ENV] = os.environ["JAX_COMPILATION_CACHE_DIR"] = path
+    jax.config.update("jax_compilation_cache_dir", path)
+    config.pdmodel_session_cache = path
+
+
+def pytest_unconfigure(config):
+    path = getattr(config, "pdmodel_session_cache", None)
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
@@ -21,7 +49,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TINY_FIT = [  # overrides (as `pdmodel fit --set`) of the tiny fit the tests share
     "map.starts=1", "map.adam_steps=2", "map.lbfgs_steps=1", "model.patients=4",
     "nuts.method=emulator", "nuts.chains=2", "nuts.warmup=30", "nuts.draws=30",
-    "nuts.design_points=16", "output.weeks=2",
+    "nuts.design_points=16", "nuts.max_tree_depth=3", "output.weeks=2",
     'output.curves_regimens=["nivolumab 240 mg q2w"]',
     'model.fixed=["susceptibility", "k_rep", "log_gap2", "log_gap3", "background", '
     '"agent_effect", "w_ab", "w_pd", "w_ctla4"]',

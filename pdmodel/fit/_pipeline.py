@@ -441,7 +441,8 @@ def _check_emulator(fit: _Fit, emulator: Emulator, sample: PosteriorSample, info
     """PSIS check of the emulated posterior: importance weights exact / emulated likelihood at
     the stored draws (their ``log_w``); Pareto k̂ and relative ESS go into ``info``."""
     flat = sample.stored.reshape(-1, fit.spec.size)
-    exact_ll = np.asarray(jax.vmap(fit.loglik)(jnp.asarray(flat), jnp.asarray(sample.features)))
+    exact_ll = np.asarray(jax.jit(jax.vmap(fit.loglik))(jnp.asarray(flat),
+                                                        jnp.asarray(sample.features)))
     emulated = np.asarray(jax.jit(jax.vmap(
         lambda u, e=emulator: fit.loglik(u, e(u))))(jnp.asarray(flat)))
     log_w = exact_ll - emulated

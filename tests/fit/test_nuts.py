@@ -6,6 +6,7 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 import xarray as xr
 
 from pdmodel.data import load_incidence
@@ -99,6 +100,7 @@ def test_posterior_variables_round_trip_exactly():
 FITTED = ("a_ctla4", "g_pd1", "k_e", "concentration")
 
 
+@pytest.mark.slow  # ~3 min on 2 cores; the sampler itself: the Gaussian tests above
 def test_simulated_data_map_recovers_and_nuts_covers_known_parameters():
     """Data simulated from known parameters (4 fitted, the rest fixed): the MAP lies within
     3 Laplace SDs of the truth and the NUTS (emulator) 99% intervals cover every truth."""

@@ -14,6 +14,7 @@ from pdmodel.errors import EXIT_RUNTIME
 from pdmodel.fit._report import verdict
 
 
+@pytest.mark.xdist_group("tiny_fit")  # on the worker that makes the tiny fit (Makefile)
 def test_fit_smoke_run_writes_results_and_resumes(tiny_fit, tmp_path):
     from tests.conftest import TINY_FIT
 
@@ -103,6 +104,7 @@ def _assert_same_results(a, b):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny_fit")
 @pytest.mark.parametrize("stage", STAGES[:-1])
 def test_fit_killed_after_any_stage_resumes_to_the_same_results(tiny_fit, tmp_path, stage):
     """Kill-and-resume at every stage boundary (the default run checks one, in the smoke
