@@ -23,7 +23,6 @@ def nivolumab_problem():
         constraints=["trough PD-1 >= 0.97 weeks 8-26"], risk=RISK, **SMALL)
 
 
-@pytest.mark.slow
 def test_gradient_search_matches_brute_force_on_a_coarse_grid(nivolumab_problem):
     """The search's optimum (doses on a 0.5 mg/kg grid) is no worse than the best feasible
     point of the exhaustive 1-10 mg/kg × 2-8 week grid, to 1% or 0.002 absolute, and meets
