@@ -25,6 +25,8 @@ from pdmodel.errors import DistributedError
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 240
+FIT_TIMEOUT_S = 900
+"""Limit of each run of the two-process fit test (minutes of compilation on 2 cores)."""
 
 
 def _free_port() -> int:
@@ -46,12 +48,13 @@ def _cli(args: list[str]) -> list[str]:
     return [sys.executable, "-m", "pdmodel.cli", *args]
 
 
-def _single(args: list[str], devices: int = 1) -> subprocess.CompletedProcess:
+def _single(args: list[str], devices: int = 1, timeout: float = TIMEOUT_S
+            ) -> subprocess.CompletedProcess:
     return subprocess.run(_cli(args), cwd=ROOT, env=_env(devices), capture_output=True,
-                          text=True, timeout=TIMEOUT_S)
+                          text=True, timeout=timeout)
 
 
-def _two_processes(args: list[str], env_settings: bool = False,
+def _two_processes(args: list[str], env_settings: bool = False, timeout: float = TIMEOUT_S,
                    **extra) -> list[subprocess.CompletedProcess]:
     """``args`` on two processes of two devices each; the settings as options, or (process
     1 when ``env_settings``) as ``PDMODEL_*`` environment variables."""
@@ -70,7 +73,7 @@ def _two_processes(args: list[str], env_settings: bool = False,
     out = []
     try:
         for p in procs:
-            stdout, stderr = p.communicate(timeout=TIMEOUT_S)
+            stdout, stderr = p.communicate(timeout=timeout)
             out.append(subprocess.CompletedProcess(p.args, p.returncode, stdout, stderr))
     finally:
         for p in procs:
@@ -183,10 +186,13 @@ def test_two_processes_give_the_single_process_fit(tmp_path):
     """MAP, Laplace, exact NUTS (4 chains: two per process) and the exact solves at the draws
     (split across the processes) equal the single-process fit."""
     one_dir, two_dir = tmp_path / "one", tmp_path / "two"
-    one = _single(["fit", "fits/default.toml", *TINY_FIT, "--set", f"output.folder={one_dir}"])
+    one = _single(["fit", "fits/default.toml", *TINY_FIT, "--set", f"output.folder={one_dir}"],
+                  timeout=FIT_TIMEOUT_S)
     assert one.returncode == 0, _tail(one)
+    # process 1 waits at the last barrier while process 0 writes the results
     two = _two_processes(["fit", "fits/default.toml", *TINY_FIT,
-                          "--set", f"output.folder={two_dir}"])
+                          "--set", f"output.folder={two_dir}"], timeout=FIT_TIMEOUT_S,
+                         PDMODEL_DISTRIBUTED_TIMEOUT=str(FIT_TIMEOUT_S))
     for res in two:
         assert res.returncode == 0, _tail(res)
     assert "results written to" in two[0].stdout and "results written" not in two[1].stdout
