@@ -1,7 +1,8 @@
 """``pdmodel predict`` latency (issue 16) and the Monte Carlo cost of its speed.
 
-* whole process, cold (empty compilation cache) and warm (median of runs), and the import of
-  ``pdmodel.fit`` alone (the floor under any command);
+* whole process, cold (empty compilation cache) and warm (median of runs), the imports a
+  prediction needs (``from pdmodel.fit import Fit``) and ``import jax`` alone (the floor
+  under any JAX program);
 * in one process: a second ``Fit.incidence`` for another organ/grade, covariate and regimen of
   the same shape, with the number of XLA compilations;
 * error of the defaults (``PREDICT_DRAWS`` of the stored draws, curves computed at
@@ -47,9 +48,12 @@ def whole_process(runs: int) -> dict:
                             "PYTHONDONTWRITEBYTECODE")} | {"PDMODEL_CACHE_DIR": cache}
         cold = _run(exe, env)
         warm = [_run(exe, env) for _ in range(runs)]
-        imp = [_run([sys.executable, "-c", "import pdmodel.fit"], env) for _ in range(runs)]
+        imp = [_run([sys.executable, "-c", "from pdmodel.fit import Fit"], env)
+               for _ in range(runs)]
+        jax_only = [_run([sys.executable, "-c", "import jax"], env) for _ in range(runs)]
     return {"cold_s": cold, "warm_s": warm, "warm_median_s": statistics.median(warm),
-            "import_pdmodel_fit_median_s": statistics.median(imp),
+            "import_for_predict_median_s": statistics.median(imp),
+            "import_jax_median_s": statistics.median(jax_only),
             "target_warm_median_s": 2.0}
 
 

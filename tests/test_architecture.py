@@ -65,7 +65,11 @@ class Import:
 
 
 def _imports(path: Path) -> list[Import]:
-    tree = ast.parse(path.read_text(), filename=str(path))
+    """pdmodel imports of ``path``; a package's ``__init__.pyi`` (the names its ``__init__``
+    imports on first use, lazy_loader) counts as module-level imports of its ``__init__``."""
+    stub = path.with_suffix(".pyi")
+    text = path.read_text() + ("\n" + stub.read_text() if stub.is_file() else "")
+    tree = ast.parse(text, filename=str(path))
     out = []
 
     def visit(node, nested):

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 
-from ..data import check_file, coverage, coverage_markdown, load_incidence
 from ..errors import DataError, DataFileError
 
 __all__ = ["Kind", "SummaryFormat", "check_command", "data_app", "summary_command"]
@@ -46,6 +45,8 @@ def check_command(
     Problems are printed as "line N (row_id X), field 'F': message" (header = line 1).
     A missing, unreadable or non-CSV file is invalid data too: one "error:" line, exit 1.
     """
+    from ..data import check_file
+
     issues, summary = check_file(file, kind.value)  # DataFileError: exit 1 (cli._app)
     if issues:
         for i in issues:
@@ -71,6 +72,8 @@ def summary_command(
     Groups with few arms or cells rest mostly on the priors. A file that cannot be read or is
     not in the bundled format exits 1.
     """
+    from ..data import coverage, coverage_markdown, load_incidence
+
     try:
         df = load_incidence(file)
     except (OSError, UnicodeDecodeError, ValueError) as e:

@@ -77,7 +77,7 @@ def predict(
 
     progress = not no_progress and sys.stderr.isatty()
     result = load_fit(fit)
-    curves = [result.incidence(r, days=opts.days, organ=organ, grade=grade,
+    curves = [result.curve(r, days=opts.days, organ=organ, grade=grade,
                                covariates=covariates, endpoint=endpoint, policy=policy.value,
                                arm_size=opts.arm_size, draws=opts.draws, progress=progress)
               for r in regimen]
@@ -85,7 +85,7 @@ def predict(
         from ..fit import plot_bands
 
         try:
-            plot.write_bytes(plot_bands(curves))
+            plot.write_bytes(plot_bands([c.to_dataset() for c in curves]))
         except OSError as err:
             fail(f"--plot: cannot write {plot}: {err}", code=EXIT_RUNTIME)
     sys.stdout.write((to_json(curves, str(fit)) if format is Format.json
@@ -95,15 +95,16 @@ def predict(
 def to_json(curves: list, fit: str) -> str:
     """One regimen: the README's object (``regimen``, ``organ``, ``grade``, ``days``, ``mean``,
     ``lower``, ``upper``, ``interval``, ``fit``, then ``ci_lower``, ``ci_upper``, ``arm_size``,
-    ``draws``, ``policy``, ``endpoint``); several: ``{"curves": [object, ...]}``."""
+    ``draws``, ``policy``, ``endpoint``); several: ``{"curves": [object, ...]}``.
+    ``curves``: :class:`pdmodel.fit.IncidenceCurve` objects."""
     docs = []
-    for ds in curves:
-        a = ds.attrs
+    for c in curves:
+        a = c.attrs
         doc = {"regimen": a["regimen"], "organ": a["organ"], "grade": a["grade"],
-               "days": [float(d) for d in ds.day.values]}
-        doc |= {k: [float(x) for x in ds[k].values] for k in ("mean", "lower", "upper")}
+               "days": [float(d) for d in c.day]}
+        doc |= {k: [float(x) for x in c.bands[k]] for k in ("mean", "lower", "upper")}
         doc |= {"interval": float(a["interval"]), "fit": fit}
-        doc |= {k: [float(x) for x in ds[k].values] for k in ("ci_lower", "ci_upper")}
+        doc |= {k: [float(x) for x in c.bands[k]] for k in ("ci_lower", "ci_upper")}
         doc |= {"arm_size": int(a["arm_size"]), "draws": int(a["draws"]),
                 "policy": a["policy"], "endpoint": a["endpoint"]}
         docs.append(doc)
@@ -112,12 +113,12 @@ def to_json(curves: list, fit: str) -> str:
 
 def to_csv(curves: list) -> str:
     """``day,mean,lower,upper,ci_lower,ci_upper``; with several regimens a leading
-    ``regimen`` column."""
+    ``regimen`` column (``curves``: :class:`pdmodel.fit.IncidenceCurve` objects)."""
     many = len(curves) > 1
     lines = [("regimen," if many else "") + "day," + ",".join(KEYS)]
-    for ds in curves:
-        lead = f'"{ds.attrs["regimen"]}",' if many else ""
-        cols = [ds[k].values for k in KEYS]
-        lines += [lead + f"{d:g}," + ",".join(f"{c[i]:.6g}" for c in cols)
-                  for i, d in enumerate(ds.day.values)]
+    for c in curves:
+        lead = f'"{c.attrs["regimen"]}",' if many else ""
+        cols = [c.bands[k] for k in KEYS]
+        lines += [lead + f"{d:g}," + ",".join(f"{col[i]:.6g}" for col in cols)
+                  for i, d in enumerate(c.day)]
     return "\n".join(lines)

@@ -13,21 +13,11 @@ continuous relaxation, then rounds and searches locally on the allowed set
 The subpackage is called ``dosing_design`` so that ``pdmodel.design`` stays the function.
 """
 
-from ._api import TradeOff as TradeOff
-from ._api import design as design
-from ._api import trade_off as trade_off
-from ._criteria import AverageExposure as AverageExposure
-from ._criteria import MaxInfusions as MaxInfusions
-from ._criteria import Risk as Risk
-from ._criteria import TroughOccupancy as TroughOccupancy
-from ._criteria import parse_constraint as parse_constraint
-from ._problem import DesignProblem as DesignProblem
-from ._problem import DesignResult as DesignResult
-from ._search import Relaxed as Relaxed
-from ._space import Count as Count
-from ._space import Dose as Dose
-from ._space import Interval as Interval
-from ._space import parse_variable as parse_variable
+
+import lazy_loader as _lazy
+
+# names are imported on first use (``__init__.pyi`` lists them): ``import pdmodel`` starts fast
+__getattr__, __dir__, _ = _lazy.attach_stub(__name__, __file__)
 
 __all__ = [
     "design", "trade_off", "TradeOff", "DesignProblem", "DesignResult", "Relaxed", "Risk",

@@ -6,18 +6,11 @@ infusions and the rescue policy as events) with units and the source of every va
 :func:`export_model` returns it as plain data; :func:`consistency_errors` runs libsbml's check.
 """
 
-from ._api import export_antimony as export_antimony
-from ._api import export_model as export_model
-from ._api import export_sbml as export_sbml
-from ._ir import NEVER as NEVER
-from ._ir import UNITS as UNITS
-from ._ir import Event as Event
-from ._ir import ExportModel as ExportModel
-from ._ir import Quantity as Quantity
-from ._model_text import build_export_model as build_export_model
-from ._sbml import consistency_errors as consistency_errors
-from ._values import fit_parameters as fit_parameters
-from ._values import virtual_patient as virtual_patient
+
+import lazy_loader as _lazy
+
+# names are imported on first use (``__init__.pyi`` lists them): ``import pdmodel`` starts fast
+__getattr__, __dir__, _ = _lazy.attach_stub(__name__, __file__)
 
 __all__ = [
     "export_sbml", "export_antimony", "export_model", "build_export_model", "ExportModel",

@@ -25,8 +25,8 @@ from typing import NamedTuple
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import lazy_loader as _lazy
 import numpy as np
-import pandas as pd
 from jaxtyping import Array, Float, Int
 
 from ..errors import RegimenError
@@ -34,6 +34,8 @@ from ..irae import IraeProblem, Population
 from ..irae.solvers import stage_concentrations
 from ..regimen import Regimen, flat_step_edges, step_grid
 from ..vocab import BACKBONES, ENDPOINTS, ORGANS, SETTING_LEVELS, TERMS, TUMOURS, setting_level
+
+pd = _lazy.load("pandas")  # imported when a design table is built: predict starts fast
 
 HORIZON_DAYS = 365
 """Default simulated days (``build_design(days=...)``; the fit's config sets its own): the

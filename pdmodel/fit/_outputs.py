@@ -43,10 +43,9 @@ from ._predict import (
     AGENT_SLOTS,
     TYPICAL_ARM_SIZE,
     bands,
-    concentration,
     curves,
+    observation_draws,
     population,
-    trial_sd,
 )
 from ._report import ResultFiles, report_html
 from ._result import load_fit
@@ -227,8 +226,7 @@ def incidence_curves(config: FitConfig, spec: FitSpec, draws: Float[np.ndarray, 
     computation as :meth:`Fit.incidence` (pdmodel.fit._predict)."""
     m, days = config.model, 7 * config.output.weeks
     weekly = np.arange(0, days, 7)
-    phi = np.asarray(concentration(spec, jnp.asarray(draws)))
-    sd = np.asarray(trial_sd(spec, jnp.asarray(draws)))
+    phi, sd = observation_draws(spec, draws)
     frames = []
     for text in tqdm(config.output.curves_regimens, desc="curves", disable=not progress):
         reg = Regimen.parse(text)

@@ -9,12 +9,14 @@ recovered exactly from these variables (:func:`unconstrained_draws`).
 
 from __future__ import annotations
 
+import lazy_loader as _lazy
 import numpy as np
-import xarray as xr
 from jaxtyping import Float
 
 from ..vocab import AGENTS, BACKBONES, ENDPOINTS, GRADES, ORGANS, SETTING_LEVELS, TERMS, TUMOURS
 from ._parameters import FitSpec, _forward
+
+xr = _lazy.load("xarray")  # imported when a posterior is read: predict starts fast
 
 _AXES: dict[str, tuple[tuple[str, ...], ...]] = {
     "background": (ORGANS, GRADES),

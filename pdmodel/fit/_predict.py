@@ -3,8 +3,9 @@
 The PK is fixed at published values, so a regimen's concentrations are computed once per
 population (:func:`prepare`); each posterior draw then only steps the PD states (the
 likelihood's solver, :func:`pdmodel.irae.solvers.running_max_injury`) and maps the running
-maxima to reported incidence in float32 (the normal CDF over ``[patient, day, organ, grade]``
-is the costly part; float32 is 10x faster and exact to ~1e-7). Step grids are padded to a
+maxima to reported incidence, both in float32 (the normal CDF over ``[patient, day, organ,
+grade]`` is 10x faster than in float64, the PD steps ~20%; on the reference fit the curves
+differ from float64 by at most 2e-7). Step grids are padded to a
 multiple of :data:`STEP_BUCKET` steps and agents to :data:`AGENT_SLOTS`, so regimens of
 similar length share one compiled program (:func:`natural_curves`). Bands are computed from the
 curves of whole draws (:func:`bands`), so they are smooth and monotone in time.
@@ -14,20 +15,18 @@ from __future__ import annotations
 
 import difflib
 import functools
-import hashlib
 import math
-from pathlib import Path
+import statistics
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import gammaln
 from jaxtyping import Array, Float, Int
-from scipy.special import ndtri
+from scipy.special import gammaln
 
 from ..errors import ParameterError, SimulationError
-from ..io import atomic_write_bytes
+from ..io import stored_call
 from ..irae import IraeProblem, ManagementPolicy, Population, incidence_from_max, patient_pd
 from ..irae.solvers import RateConstants, running_max_injury, stage_concentrations, stage_effects
 from ..numerics import SHAPE_FLOOR, first_non_finite
@@ -56,53 +55,6 @@ PREDICT_SETTINGS = ("metastatic", "adjuvant")
 
 POLICIES = ("natural", "default")
 """``natural``: no immunosuppressant rescue; ``default``: ``ManagementPolicy()``."""
-
-
-def _source_hash() -> str:
-    """Hash of pdmodel's source (exported programs are rebuilt when it changes)."""
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256(jax.__version__.encode())
-    for f in sorted(root.rglob("*.py")):
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
-
-
-_PROGRAMS: dict = {}
-
-
-def _aot(name: str, fn, *args):
-    """``fn(*args)`` (one array out), traced once per shape and kept on disk as a serialized
-    ``jax.export`` program next to JAX's persistent compilation cache (when one is
-    configured): a new process then skips Python tracing as well as compilation (``name``
-    must name everything static about ``fn``). Without a cache: ``jax.jit``."""
-    leaves, tree = jax.tree.flatten(args)
-    spec = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
-    key = hashlib.sha256(repr((name, str(tree), [(s.shape, str(s.dtype)) for s in spec],
-                               jax.default_backend(), jax.config.jax_enable_x64)).encode())
-    key = key.hexdigest()[:24]
-    if key not in _PROGRAMS:
-        cache = jax.config.jax_compilation_cache_dir
-        if not cache:
-            _PROGRAMS[key] = jax.jit(lambda *xs: fn(*jax.tree.unflatten(tree, xs)))
-        else:
-            path = Path(cache) / "pdmodel-export" / f"{name}-{_SOURCE()}-{key}.bin"
-            if path.is_file():
-                exported = jax.export.deserialize(bytearray(path.read_bytes()))
-            else:
-                exported = jax.export.export(jax.jit(
-                    lambda *xs: fn(*jax.tree.unflatten(tree, xs))))(*spec)
-                try:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    atomic_write_bytes(path, bytes(exported.serialize()))
-                except OSError:
-                    pass  # read-only cache: trace again next time
-            _PROGRAMS[key] = jax.jit(exported.call)
-    return _PROGRAMS[key](*leaves)
-
-
-@functools.cache
-def _SOURCE() -> str:  # noqa: N802 - a constant computed once
-    return _source_hash()
 
 
 class Prepared(eqx.Module):
@@ -145,7 +97,7 @@ def prepare(regimen: Regimen, pop: Population, *, days: int, steps_per_day: int,
     grid = step_grid(regimen, prob.agents + ("",) * pad, days, steps_per_day, refine,
                      STEP_BUCKET * math.ceil(needed / STEP_BUCKET))
     mm = prob.michaelis_menten
-    conc = _aot(f"concentrations_mm{int(mm)}_pad{pad}",
+    conc = stored_call(f"concentrations_mm{int(mm)}_pad{pad}",
                 functools.partial(_concentrations, pad=pad, mm=mm), prob, pop, grid)
     edges = np.asarray(grid.edges)
     day_end = np.searchsorted(edges, band_knots(days), side="left") - 1
@@ -169,21 +121,22 @@ def natural_curves(spec: FitSpec, u: Float[Array, "draw param"], prep: Prepared,
     :func:`band_knots`, by organ and grade, natural course, as reporting definition
     ``ENDPOINTS[endpoint]`` counts it (float32)."""
 
+    prep32, pop32 = _f32(prep), _f32(pop)
+
     def one(ui):
         params = spec.to_params(ui)
-        model = params.model
-        ec50 = prep.ec50 * model.ec50_scale[prep.target_index]
-        weight = jnp.exp(model.agent_effect[prep.agent_index])
+        model = _f32(params.model)
+        ec50 = prep32.ec50 * model.ec50_scale[prep32.target_index]
+        weight = jnp.exp(model.agent_effect[prep32.agent_index])
         rates = RateConstants.of(model)
 
         def patient(conc, pd):
-            eff = stage_effects(model, conc, ec50, prep.targets, weight)
-            return running_max_injury(rates, pd, eff, prep.edges)[prep.day_end]
+            eff = stage_effects(model, conc, ec50, prep32.targets, weight)
+            return running_max_injury(rates, pd, eff, prep32.edges)[prep32.day_end]
 
-        mx = jax.vmap(patient)(prep.conc, patient_pd(model, pop))  # [patient, knot, organ]
+        mx = jax.vmap(patient)(prep32.conc, patient_pd(model, pop32))  # [patient, knot, organ]
         return incidence_from_max(
-            _f32(model), mx.astype(jnp.float32), pop, ManagementPolicy.none(),
-            days=prep.knot_day.astype(jnp.float32),
+            model, mx, pop32, ManagementPolicy.none(), days=prep32.knot_day,
             drug_weight=params.obs.endpoint_drug[endpoint].astype(jnp.float32),
             background_weight=params.obs.endpoint_background[endpoint].astype(jnp.float32))
 
@@ -252,7 +205,7 @@ def curves(spec: FitSpec, draws: Float[np.ndarray, "draw param"], regimen: Regim
         weights = _interpolation(days)
 
         def run(u):
-            inc = _aot("natural_curves", natural_curves, spec, u, prep, pop, e)
+            inc = stored_call("natural_curves", natural_curves, spec, u, prep, pop, e)
             return np.einsum("dk...,tk->dt...", np.asarray(inc), weights)
     else:
         prob = IraeProblem.build(regimen, days=days, steps_per_day=steps_per_day,
@@ -285,15 +238,17 @@ COVARIATES = frozenset({"weight_kg", "weight_cv", "preexisting_ad", "a0", "a0_po
 :meth:`Population.sample` plus ``setting``."""
 
 
-@jax.jit
-def concentration(spec: FitSpec, u: Float[Array, "draw param"]) -> Float[Array, " draw"]:
-    """Beta-binomial concentration φ of every draw ``u``."""
-    return jax.vmap(lambda x: spec.to_params(x).obs.concentration)(u)
+def observation_draws(spec: FitSpec, u: Float[Array, "draw param"]
+                      ) -> tuple[Float[np.ndarray, " draw"], Float[np.ndarray, " draw"]]:
+    """Beta-binomial concentration φ and SD of the trial effect (logit scale) of every draw
+    ``u`` (one compiled program)."""
+    phi, sd = stored_call("observation_draws", _observation_draws, spec, jnp.asarray(u))
+    return np.asarray(phi), np.asarray(sd)
 
 
-def trial_sd(spec: FitSpec, u: Float[Array, "draw param"]) -> Float[Array, " draw"]:
-    """SD of the trial effect (logit scale) of every draw ``u``."""
-    return jax.vmap(lambda x: spec.to_params(x).obs.trial_sd)(u)
+def _observation_draws(spec: FitSpec, u: Float[Array, "draw param"]):
+    obs = jax.vmap(lambda x: spec.to_params(x).obs)(u)
+    return obs.concentration, obs.trial_sd
 
 
 TRIAL_QUANTILES = 9
@@ -305,33 +260,61 @@ def with_trial_effect(mu: Float[np.ndarray, "draw day"], sd: Float[np.ndarray, "
     """Draws of a new trial's expected proportion: every draw's curve moved on the logit scale
     by ``sd·z`` at :data:`TRIAL_QUANTILES` equally weighted normal quantiles ``z`` (midpoint
     rule on the normal CDF; docs/model.md §5.2). Curves stay monotone in time."""
-    z = ndtri((np.arange(TRIAL_QUANTILES) + 0.5) / TRIAL_QUANTILES)
+    z = np.array([statistics.NormalDist().inv_cdf((i + 0.5) / TRIAL_QUANTILES)
+                  for i in range(TRIAL_QUANTILES)])
     m = np.clip(np.asarray(mu, np.float64), 1e-12, 1 - 1e-12)
     logit = np.log(m) - np.log1p(-m)
     moved = logit[:, None] + np.asarray(sd, np.float64)[:, None, None] * z[None, :, None]
     return (1.0 / (1.0 + np.exp(-moved))).reshape(-1, mu.shape[-1])
 
 
-@jax.jit
-def _log_pmf0(a: Float[Array, "draw day"], b: Float[Array, "draw day"],
-              n) -> Float[Array, "draw day"]:
+def _log_pmf0(a: Float[np.ndarray, "comp knot"], b: Float[np.ndarray, "comp knot"],
+              n: int) -> Float[np.ndarray, "comp knot"]:
     """``log P(k = 0)`` of ``BetaBinomial(n, a, b)``."""
     return gammaln(n + b) + gammaln(a + b) - gammaln(b) - gammaln(n + a + b)
 
 
-def _mixture_cdf(mu: Float[np.ndarray, "draw day"], phi: Float[np.ndarray, " draw"],
-                 n: int) -> Float[np.ndarray, "day k"]:
-    """CDF of the count of an arm of ``n`` patients at ``k = 0..n`` by day, mixed over draws:
-    ``BetaBinomial(n, μφ, (1−μ)φ)`` (float32 recurrence in ``k``; numpy, whose cumulative
-    sums are linear-time on the CPU)."""
+KNOT_GROUP = 16
+"""Knots whose predictive CDFs are computed together, up to one count (:func:`_mixture_cdf`)."""
+
+
+def _mixture_cdf(mu: Float[np.ndarray, "comp knot"], phi: Float[np.ndarray, " comp"],
+                 n: int, top: float) -> Float[np.ndarray, "knot k"]:
+    """CDF of the count of an arm of ``n`` patients at ``k = 0..K`` by knot, mixed over the
+    components (draws): ``BetaBinomial(n, μφ, (1−μ)φ)`` by the float32 recurrence in ``k``
+    (numpy, whose cumulative sums are linear-time on the CPU). Counts stop at a ``K ≤ n``
+    (per :data:`KNOT_GROUP` knots) where the CDF has reached ``top`` at every knot, so
+    quantiles up to ``top`` are exact (later counts are 1)."""
     a = np.clip(mu * phi[:, None], SHAPE_FLOOR, None)
     b = np.clip((1 - mu) * phi[:, None], SHAPE_FLOOR, None)
-    log0 = np.asarray(_log_pmf0(a, b, float(n)), np.float32)[..., None]
-    k = np.arange(n, dtype=np.float32)
-    a, b = a[..., None].astype(np.float32), b[..., None].astype(np.float32)
-    step = np.log((n - k) * (k + a) / ((k + 1) * (n - k - 1 + b)))  # log pmf(k+1)/pmf(k)
-    logpmf = np.concatenate([log0, log0 + np.cumsum(step, -1)], -1)
-    return np.cumsum(np.exp(logpmf), -1).mean(0)
+    log0 = _log_pmf0(a, b, n).astype(np.float32)
+    # a count the mixture rarely exceeds: mean + 6 SD of the widest component (checked below)
+    sd = np.sqrt(n * mu * (1 - mu) * (n + phi[:, None]) / (1 + phi[:, None]))
+    reach = np.ceil(n * mu + 6 * sd).max(axis=0) + 8
+    out = np.ones((mu.shape[1], n + 1), np.float32)
+    for g in range(0, mu.shape[1], KNOT_GROUP):
+        knots = slice(g, g + KNOT_GROUP)
+        for top_k in (int(min(n, reach[knots].max())), n):
+            cdf = _group_cdf(a[:, knots], b[:, knots], log0[:, knots], n, top_k)
+            if top_k == n or cdf[:, -1].min() >= top + 1e-5:
+                break
+        out[knots, :top_k + 1] = cdf
+    return out
+
+
+def _group_cdf(a, b, log0, n: int, top_k: int) -> Float[np.ndarray, "knot k"]:
+    """:func:`_mixture_cdf` for some knots at ``k = 0..top_k``."""
+    k = np.arange(top_k, dtype=np.float32)
+    logpmf = np.empty(a.shape + (top_k + 1,), np.float32)
+    logpmf[..., 0] = log0
+    step = logpmf[..., 1:]  # log pmf(k+1)/pmf(k), in place
+    np.add(a.astype(np.float32)[..., None], k, out=step)
+    np.divide(step, b.astype(np.float32)[..., None] + (n - 1 - k), out=step)
+    np.multiply(step, (n - k) / (k + 1), out=step)
+    np.log(step, out=step)
+    np.cumsum(logpmf, axis=-1, out=logpmf)
+    np.exp(logpmf, out=logpmf)
+    return np.cumsum(logpmf.mean(axis=0), axis=-1)
 
 
 def _cdf_quantile(cdf: Float[np.ndarray, "day k"], q: float) -> Float[np.ndarray, " day"]:
@@ -369,7 +352,7 @@ def bands(mu: Float[np.ndarray, "draw day"], phi: Float[np.ndarray, " draw"], *,
     if trial_sd is not None:
         arm = with_trial_effect(arm, trial_sd)
         phi = np.repeat(phi, TRIAL_QUANTILES)
-    cdf = _mixture_cdf(arm, phi, int(arm_size))
+    cdf = _mixture_cdf(arm, phi, int(arm_size), 1 - a)
     lo, med, hi = (np.interp(days, knots + 1, _cdf_quantile(cdf, q) / arm_size)
                    for q in (a, 0.5, 1 - a))
     return {"mean": mu.mean(0), "median": med, "lower": lo, "upper": hi, "ci_lower": ci_lo,

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
+import lazy_loader as _lazy
 import numpy as np
-import xarray as xr
 from jaxtyping import Float, Int
 from tqdm import tqdm
 
@@ -35,12 +34,13 @@ from ._predict import (
     AGENT_SLOTS,
     TYPICAL_ARM_SIZE,
     bands,
-    concentration,
     curves,
+    observation_draws,
     population,
-    trial_sd,
 )
 from ._run_folder import verify_results
+
+xr = _lazy.load("xarray")  # imported when a posterior is read or a Dataset built: fast start
 
 MAX_ARM_SIZE = 100_000
 """Largest trial arm a predictive interval is computed for."""
@@ -48,6 +48,27 @@ MAX_ARM_SIZE = 100_000
 PREDICT_DRAWS = 100
 """Posterior draws (evenly thinned) behind a prediction by default; benchmarks/predict.py
 gives the Monte Carlo error against all stored draws."""
+
+@dataclass(frozen=True)
+class IncidenceCurve:
+    """A calibrated incidence curve as numpy arrays (:meth:`Fit.curve`).
+
+    ``day`` days from the first dose ``[day]``; ``bands`` fractions 0-1 ``[day]``: ``mean``
+    (posterior mean), ``ci_lower``/``ci_upper`` (credible band of the population incidence),
+    ``lower``/``median``/``upper`` (predictive quantiles of the proportion a trial arm
+    reports); ``attrs`` what the curve is (regimen, organ, grade, endpoint, interval,
+    arm_size, fit, method, draws, patients, policy, mc_se_mean).
+    """
+
+    day: Float[np.ndarray, " day"]
+    bands: dict[str, Float[np.ndarray, " day"]]
+    attrs: dict
+
+    def to_dataset(self) -> xr.Dataset:
+        """The curve as the xarray Dataset :meth:`Fit.incidence` returns."""
+        return xr.Dataset({k: ("day", v) for k, v in self.bands.items()},
+                          coords={"day": self.day}, attrs=dict(self.attrs))
+
 
 @dataclass(frozen=True)
 class Fit:
@@ -113,7 +134,13 @@ class Fit:
         with xr.open_datatree(self.path / "results" / "posterior.nc", engine="h5netcdf") as t:
             return t.load()
 
-    def incidence(
+    def incidence(self, regimen: Regimen | str, *args, **kwargs) -> xr.Dataset:
+        """:meth:`curve` (same arguments) as an xarray Dataset: variables ``mean``, ``median``,
+        ``lower``, ``upper``, ``ci_lower``, ``ci_upper`` by ``day``, the curve's description in
+        ``attrs``."""
+        return self.curve(regimen, *args, **kwargs).to_dataset()
+
+    def curve(
         self,
         regimen: Regimen | str,
         days: int = 365,
@@ -129,7 +156,7 @@ class Fit:
         policy: str = "natural",
         draws: int | None = PREDICT_DRAWS,
         progress: bool = False,
-    ) -> xr.Dataset:
+    ) -> IncidenceCurve:
         """Posterior incidence curve of ``organ`` × ``grade`` for ``regimen`` (days 1..days).
 
         ``covariates`` are keyword arguments of :meth:`Population.sample` (e.g.
@@ -157,18 +184,17 @@ class Fit:
         key = (str(reg), int(days), tuple(sorted((covariates or {}).items())), endpoint,
                policy, patients, seed, len(idx))
         if key not in self._memo:
-            self._memo.clear()  # one set of curves at a time: memory stays bounded
+            for k in [k for k in self._memo if k[0] != "obs"]:
+                del self._memo[k]  # one set of curves at a time: memory stays bounded
             self._memo[key] = self._curves(reg, int(days), covariates, endpoint, policy,
                                            patients, seed, idx, progress)
         inc, phi, sd = self._memo[key]
         oi, gi = ORGAN_CHOICES.index(organ), GRADES.index(grade)
         b = bands(inc[:, :, oi, gi], phi, interval=interval, arm_size=int(arm_size),
                   trial_sd=sd)
-        day = np.arange(1, int(days) + 1, dtype=float)
-        return xr.Dataset(
-            {k: ("day", b[k]) for k in ("mean", "median", "lower", "upper", "ci_lower",
-                                        "ci_upper")},
-            coords={"day": day},
+        return IncidenceCurve(
+            day=np.arange(1, int(days) + 1, dtype=float),
+            bands={k: b[k] for k in ("mean", "median", "lower", "upper", "ci_lower", "ci_upper")},
             attrs={"regimen": str(reg), "organ": organ, "grade": grade, "endpoint": endpoint,
                    "interval": interval, "arm_size": int(arm_size), "fit": str(self.path),
                    "method": self.method, "draws": len(idx),
@@ -197,8 +223,9 @@ class Fit:
                      refine=m.refine, models=dict(m.pk_models) or None, endpoint=endpoint,
                      policy=policy, progress=lambda done: bar.update(done - bar.n))
         bar.close()
-        return (inc, np.asarray(concentration(self.spec, jnp.asarray(u))),
-                np.asarray(trial_sd(self.spec, jnp.asarray(u))))
+        if ("obs", len(idx)) not in self._memo:  # the same for every regimen and covariate
+            self._memo[("obs", len(idx))] = observation_draws(self.spec, u)
+        return (inc, *self._memo[("obs", len(idx))])
 
 
 def load_fit(path: str | Path) -> Fit:

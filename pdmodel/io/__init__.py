@@ -1,4 +1,5 @@
-"""File machinery every layer that writes uses: atomic writes and run provenance.
+"""File machinery every layer that writes uses: atomic writes, run provenance and compiled
+programs stored on disk.
 
 Domain-free on purpose (it imports nothing else of pdmodel), so the fit's run folder and
 :func:`pdmodel.save` share one atomic write.
@@ -10,11 +11,14 @@ from ._atomic import atomic_write_bytes as atomic_write_bytes
 from ._atomic import atomic_write_text as atomic_write_text
 from ._atomic import fsync_dir as fsync_dir
 from ._atomic import write_new_file as write_new_file
+from ._programs import source_hash as source_hash
+from ._programs import stored_call as stored_call
 from ._versions import VERSION_PACKAGES as VERSION_PACKAGES
 from ._versions import package_versions as package_versions
 from ._versions import versions_info as versions_info
 
 __all__ = [
     "atomic_write", "atomic_write_bytes", "atomic_write_text", "write_new_file", "fsync_dir",
-    "FileContent", "VERSION_PACKAGES", "package_versions", "versions_info",
+    "FileContent", "stored_call", "source_hash", "VERSION_PACKAGES", "package_versions",
+    "versions_info",
 ]

@@ -5,24 +5,11 @@ effects, common random numbers), :class:`ManagementPolicy` (immunosuppressant re
 solvers in :mod:`pdmodel.irae.solvers`, and the public :func:`simulate` / :func:`incidence`.
 """
 
-from ._api import incidence as incidence
-from ._api import resolution_summary as resolution_summary
-from ._api import simulate as simulate
-from ._incidence import drug_probability as drug_probability
-from ._incidence import incidence_array as incidence_array
-from ._incidence import incidence_from_max as incidence_from_max
-from ._incidence import incidence_streaming as incidence_streaming
-from ._incidence import per_patient_incidence as per_patient_incidence
-from ._parameters import ORGAN_FIELDS as ORGAN_FIELDS
-from ._parameters import PARAMETER_INFO as PARAMETER_INFO
-from ._parameters import IraeModel as IraeModel
-from ._parameters import ParameterInfo as ParameterInfo
-from ._parameters import graded_background as graded_background
-from ._population import Population as Population
-from ._problem import STEPS_PER_DAY as STEPS_PER_DAY
-from ._problem import IraeProblem as IraeProblem
-from ._problem import patient_pd as patient_pd
-from ._rescue import ManagementPolicy as ManagementPolicy
+
+import lazy_loader as _lazy
+
+# names are imported on first use (``__init__.pyi`` lists them): ``import pdmodel`` starts fast
+__getattr__, __dir__, _ = _lazy.attach_stub(__name__, __file__)
 
 __all__ = [
     "IraeModel", "PARAMETER_INFO", "ParameterInfo", "ORGAN_FIELDS", "Population",

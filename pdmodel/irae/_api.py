@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import lazy_loader as _lazy
 import numpy as np
-import xarray as xr
 from jaxtyping import Bool, Float
 
 from ..errors import ParameterError, SimulationError
@@ -22,6 +22,8 @@ from ._population import Population, check_population_values, patient_sharding
 from ._problem import REFINE, STEPS_PER_DAY, IraeProblem
 from ._rescue import ManagementPolicy, check_policy_values
 from .solvers import Daily, Events
+
+xr = _lazy.load("xarray")  # imported when a result is built: the library starts fast
 
 _incidence_jit = eqx.filter_jit(incidence_array)
 

@@ -115,7 +115,7 @@ def pd_rates(model: IraeModel, patient: PatientPD, e, p, a, d, f_ctla4, f_pd, i_
     de = model.k_e * (priming - e) + expansion
     dp = model.k_p * (e / patient.e0 - p)
     da = model.k_a * (patient.a0 * p - a)
-    organ_keep = keep * jnp.ones(len(ORGANS)).at[GI].multiply(1.0 - i_gi)
+    organ_keep = keep * jnp.ones(len(ORGANS), jnp.result_type(e)).at[GI].multiply(1.0 - i_gi)
     effector = e * (1.0 + model.w_pd * f_pd)
     drive = (organ_keep * (effector + model.w_ab * a + model.w_ctla4 * f_ctla4)
              - (patient.e0 + model.w_ab * patient.a0))

@@ -7,6 +7,7 @@ deterministic, differentiable function of the parameters (common random numbers)
 
 from __future__ import annotations
 
+import functools
 import math
 
 import equinox as eqx
@@ -16,6 +17,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 
 from ..errors import ParameterError
+from ..io import stored_call
 from ..vocab import ORGANS, SETTING_LEVELS, TUMOURS
 
 MAX_PK_ETA = 6
@@ -115,27 +117,14 @@ class Population(eqx.Module):
         if median_duration_days is not None:
             _check(median_duration_days > 0 and not math.isnan(median_duration_days),
                    "median_duration_days", median_duration_days, "positive (days)")
-        n = int(n)
-        keys = jax.random.split(key, 8)
-        u_ad = jax.random.uniform(keys[1], (n,))
-        u_ab = jax.random.uniform(keys[2], (n,))
-        if median_duration_days is None:
-            stop = jnp.full((n,), jnp.inf)
-        else:
-            u = jax.random.uniform(keys[3], (n,))
-            stop = -median_duration_days / np.log(2.0) * jnp.log1p(-u)
-        return cls(
-            weight_kg=weight_kg * jnp.exp(weight_cv * jax.random.normal(keys[0], (n,))),
-            preexisting_ad=(u_ad < preexisting_ad).astype(float),
-            a0=jnp.where(u_ab < a0_positive_fraction, a0_positive, a0) * jnp.ones(n),
-            tumour=jnp.full((n,), TUMOURS.index(tumour), dtype=int),
-            stop_day=stop,
-            z_pk=jax.random.normal(keys[4], (n, max_agents, MAX_PK_ETA)),
-            z_pd=jax.random.normal(keys[5], (n, 3)),
-            z_organ=jax.random.normal(keys[6], (n, len(ORGANS))),
-            z_threshold=jax.random.normal(keys[7], (n, len(ORGANS))),
-            setting=jnp.full((n,), SETTING_LEVELS.index(setting), dtype=int),
-        )
+        covariates = jnp.asarray([weight_kg, weight_cv, preexisting_ad, a0, a0_positive_fraction,
+                                  a0_positive, math.inf if median_duration_days is None
+                                  else median_duration_days], dtype=float)
+        levels = jnp.asarray([TUMOURS.index(tumour), SETTING_LEVELS.index(setting)])
+        # a stored program: lowering the random-number generator anew costs ~0.5 s a process
+        return cls(*stored_call(f"population_n{int(n)}_a{int(max_agents)}",
+                                functools.partial(_sample, n=int(n), max_agents=int(max_agents)),
+                                key, covariates, levels))
 
     @classmethod
     def typical(cls, n: int = 1, *, weight_kg: float = 80.0, max_agents: int = 2) -> Population:
@@ -231,6 +220,33 @@ _POPULATION_RANGES = {
     "setting": (f"an index 0-{len(SETTING_LEVELS) - 1} into {SETTING_LEVELS}",
                 lambda x: (x >= 0) & (x < len(SETTING_LEVELS))),
 }
+
+
+def _sample(key, covariates: Float[Array, " 7"], levels: Int[Array, " 2"], *, n: int,
+            max_agents: int) -> tuple[Array, ...]:
+    """The fields of :meth:`Population.sample`, in order, as one program
+    (:func:`~pdmodel.io.stored_call`; covariate values are inputs, so another value compiles
+    nothing). ``covariates``: weight_kg, weight_cv, preexisting_ad, a0, a0_positive_fraction,
+    a0_positive, median_duration_days (``inf``: no stop); ``levels``: tumour and setting
+    indices."""
+    weight_kg, weight_cv, preexisting_ad, a0, a0_fraction, a0_positive, median = covariates
+    keys = jax.random.split(key, 8)
+    u_ad = jax.random.uniform(keys[1], (n,))
+    u_ab = jax.random.uniform(keys[2], (n,))
+    u_stop = jax.random.uniform(keys[3], (n,))
+    stop = jnp.where(jnp.isinf(median), jnp.inf, -median / np.log(2.0) * jnp.log1p(-u_stop))
+    return (
+        weight_kg * jnp.exp(weight_cv * jax.random.normal(keys[0], (n,))),  # weight_kg
+        (u_ad < preexisting_ad).astype(float),  # preexisting_ad
+        jnp.where(u_ab < a0_fraction, a0_positive, a0) * jnp.ones(n),  # a0
+        jnp.full((n,), levels[0], dtype=int),  # tumour
+        stop,  # stop_day
+        jax.random.normal(keys[4], (n, max_agents, MAX_PK_ETA)),  # z_pk
+        jax.random.normal(keys[5], (n, 3)),  # z_pd
+        jax.random.normal(keys[6], (n, len(ORGANS))),  # z_organ
+        jax.random.normal(keys[7], (n, len(ORGANS))),  # z_threshold
+        jnp.full((n,), levels[1], dtype=int),  # setting
+    )
 
 
 def check_population_values(pop: Population) -> None:

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
+import lazy_loader as _lazy
 import numpy as np
-import xarray as xr
 from jaxtyping import Float
 
 from ..regimen import Regimen
@@ -21,6 +21,8 @@ from ._catalogue import PKModelSpec, pk_model
 from ._model import TwoCompartmentPK, stack_models
 from ._occupancy import occupancy, potencies, target_matrix
 from ._solve import PAD_START, InfusionTable, SolverOptions, concentrations
+
+xr = _lazy.load("xarray")  # imported when a result is built: the library starts fast
 
 
 def infusion_table(regimen: Regimen, days: float, agents: tuple[str, ...]) -> InfusionTable:

@@ -12,13 +12,15 @@ arrays, so they can be ``jax.vmap``-ed over patients and parameters.
 
 from __future__ import annotations
 
-import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import lazy_loader as _lazy
 from jaxtyping import Array, Float, Int
 
 from ._model import TwoCompartmentPK
+
+diffrax = _lazy.load("diffrax")  # imported on first ODE solve: the library starts fast
 
 PAD_START = 1.0e9
 """Start day used for padding slots in :class:`InfusionTable` (never reached)."""

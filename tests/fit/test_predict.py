@@ -88,6 +88,18 @@ def test_second_call_recomputes_without_recompiling():
     assert float(ad["mean"][-1]) > float(first["mean"][-1])  # pre-existing AD raises risk
 
 
+def test_curve_is_the_dataset_as_arrays():
+    """Fit.curve (numpy, what the command line writes) and Fit.incidence (xarray) agree."""
+    fit = _prior_fit()
+    cur = fit.curve(REGIMEN, days=28, organ="skin", grade="2+")
+    ds = fit.incidence(REGIMEN, days=28, organ="skin", grade="2+")
+    assert isinstance(cur, pdm.fit.IncidenceCurve) and list(cur.bands) == list(ds.data_vars)
+    np.testing.assert_array_equal(cur.day, ds.day.values)
+    for k, v in cur.bands.items():
+        np.testing.assert_array_equal(v, ds[k].values)
+    assert cur.attrs == ds.attrs and cur.attrs["organ"] == "skin"
+
+
 def test_covariates_policy_and_errors():
     fit = _prior_fit()
     nat = fit.incidence(REGIMEN, days=21, grade="2+", covariates={"setting": "adjuvant"})

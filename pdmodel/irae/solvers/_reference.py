@@ -8,9 +8,9 @@ for policies); a course can be given by its start day.
 
 from __future__ import annotations
 
-import diffrax
 import jax
 import jax.numpy as jnp
+import lazy_loader as _lazy
 from jaxtyping import Array, Float
 
 from ...pk import SolverOptions
@@ -20,6 +20,8 @@ from .._parameters import IraeModel
 from .._rescue import ManagementPolicy
 from ._full import PatientInputs
 from ._step import infusion_rate
+
+diffrax = _lazy.load("diffrax")  # imported on first solve: the library starts fast
 
 REFERENCE_OPTIONS = SolverOptions(rtol=1e-10, atol=1e-12)
 """Default tolerances of the reference solver (tight: it is the yardstick of the others)."""

@@ -1,0 +1,66 @@
+"""Compiled programs kept on disk: a new process skips Python tracing as well as compilation.
+
+JAX's persistent compilation cache (switched on by the command line) saves compiling, but a
+new process still traces and lowers every program in Python, which for pdmodel's prediction
+programs costs more than running them. :func:`stored_call` keeps each program, traced once,
+as a serialized ``jax.export`` module next to that cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+
+from ._atomic import atomic_write_bytes
+
+_PROGRAMS: dict[str, Callable] = {}
+
+
+@functools.cache
+def source_hash() -> str:
+    """Hash of pdmodel's source and JAX's version (stored programs are rebuilt when either
+    changes)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(jax.__version__.encode())
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def stored_call(name: str, fn: Callable, *args):
+    """``fn(*args)`` (arrays in, arrays out), traced once per shape and kept on disk as a
+    serialized ``jax.export`` program in ``<compilation cache>/pdmodel-export`` when JAX's
+    persistent compilation cache is configured; otherwise ``jax.jit``.
+
+    ``name`` must name everything static about ``fn`` (arguments bound by
+    ``functools.partial``, closed-over settings): programs are found by ``name``, the
+    arguments' tree structure, shapes and dtypes, the backend and :func:`source_hash`. A
+    read-only cache folder is used for reading only.
+    """
+    leaves, tree = jax.tree.flatten(args)
+    spec = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
+    key = hashlib.sha256(repr((name, str(tree), [(s.shape, str(s.dtype)) for s in spec],
+                               jax.default_backend(), jax.config.jax_enable_x64)).encode())
+    key = key.hexdigest()[:24]
+    if key not in _PROGRAMS:
+        flat = jax.jit(lambda *xs: fn(*jax.tree.unflatten(tree, xs)))
+        cache = jax.config.jax_compilation_cache_dir
+        if not cache:
+            _PROGRAMS[key] = flat
+        else:
+            path = Path(cache) / "pdmodel-export" / f"{name}-{source_hash()}-{key}.bin"
+            if path.is_file():
+                exported = jax.export.deserialize(bytearray(path.read_bytes()))
+            else:
+                exported = jax.export.export(flat)(*spec)
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write_bytes(path, bytes(exported.serialize()))
+                except OSError:
+                    pass  # read-only cache: trace again next time
+            _PROGRAMS[key] = jax.jit(exported.call)
+    return _PROGRAMS[key](*leaves)
