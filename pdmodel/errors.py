@@ -21,7 +21,8 @@ __all__ = [
     "DesignError", "DesignInfeasibleError",
     "DataIssue", "DataError", "DataFileError", "format_issues",
     "ResultsIntegrityError", "ParameterError", "SimulationError", "ConfigWarning",
-    "EXIT_OK", "EXIT_INVALID_DATA", "EXIT_USAGE", "EXIT_RUNTIME", "exit_code",
+    "EXIT_OK", "EXIT_INVALID_DATA", "EXIT_USAGE", "EXIT_RUNTIME", "EXIT_CLOSED_OUTPUT",
+    "exit_code",
 ]
 
 #: Exit codes of the ``pdmodel`` command line (README, "Exit codes").
@@ -33,6 +34,9 @@ EXIT_USAGE = 2
 #: Runtime failure: a run folder or result that cannot be used (corrupt, locked, from another
 #: run), a solver failure, a failed process of a multi-process run, an unexpected error.
 EXIT_RUNTIME = 3
+#: The reader of the output went away (``pdmodel predict ... | head``): the command stops
+#: quietly, with the code of Unix tools ended by SIGPIPE (128 + 13).
+EXIT_CLOSED_OUTPUT = 141
 
 
 class PdmodelError(Exception):

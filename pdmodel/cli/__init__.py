@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 
+from ..errors import EXIT_CLOSED_OUTPUT
 from . import (  # noqa: F401  (register the commands)
     _agents,
     _design,
@@ -64,7 +65,9 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
-        except (OSError, ValueError):  # closed or broken pipe
+        except BrokenPipeError:  # the reader went away (`| head`)
+            code = code or EXIT_CLOSED_OUTPUT
+        except (OSError, ValueError):  # closed
             pass
     os._exit(code or 0)
 

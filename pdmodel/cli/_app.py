@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from enum import StrEnum
 
 import typer
 from typer.core import TyperGroup
 
-from ..errors import EXIT_RUNTIME, EXIT_USAGE, PdmodelError, exit_code
+from ..errors import EXIT_CLOSED_OUTPUT, EXIT_RUNTIME, EXIT_USAGE, PdmodelError, exit_code
 
 #: Set to 1 to let unexpected errors end in their Python traceback (for bug reports).
 DEBUG_ENV = "PDMODEL_DEBUG"
@@ -32,6 +33,12 @@ class _Group(TyperGroup):
                 raise
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(exit_code(err)) from None
+        except BrokenPipeError:  # the reader of stdout went away (`| head`): stop quietly
+            try:  # what is still buffered goes nowhere, without a second error at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError, AttributeError):
+                pass  # not a real file (a test runner's stream)
+            raise typer.Exit(EXIT_CLOSED_OUTPUT) from None
         except OSError as err:  # a file or folder that cannot be read or written
             typer.echo(f"error: {err.filename or 'a file'}: {err.strerror or err}", err=True)
             raise typer.Exit(EXIT_RUNTIME) from None

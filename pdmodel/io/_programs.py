@@ -39,9 +39,12 @@ def stored_call(name: str, fn: Callable, *args):
     ``name`` must name everything static about ``fn`` (arguments bound by
     ``functools.partial``, closed-over settings): programs are found by ``name``, the
     arguments' tree structure, shapes and dtypes, the backend and :func:`source_hash`. A
-    read-only cache folder is used for reading only.
+    read-only cache folder is used for reading only. Called on traced arguments (inside
+    ``vmap``, ``grad`` or ``jit``) it is ``fn(*args)``, so it stays transformable.
     """
     leaves, tree = jax.tree.flatten(args)
+    if any(isinstance(x, jax.core.Tracer) for x in leaves):
+        return fn(*args)  # inside vmap, grad or jit: trace through (stored programs don't batch)
     spec = [jax.ShapeDtypeStruct(x.shape, x.dtype) for x in leaves]
     key = hashlib.sha256(repr((name, str(tree), [(s.shape, str(s.dtype)) for s in spec],
                                jax.default_backend(), jax.config.jax_enable_x64)).encode())

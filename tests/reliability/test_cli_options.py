@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pdmodel.cli import app
-from pdmodel.errors import EXIT_RUNTIME, EXIT_USAGE
+from pdmodel.errors import EXIT_CLOSED_OUTPUT, EXIT_RUNTIME, EXIT_USAGE
 
 runner = CliRunner()
 NIVO = ["--regimen", "nivolumab 240 mg q2w"]
@@ -127,6 +127,18 @@ def test_export_days_out_of_range(tmp_path):
                       str(tmp_path / "m.xml")])
     assert res.exit_code == EXIT_USAGE, text
     assert "days" in text and "Traceback" not in text
+
+
+def test_a_closed_output_pipe_stops_quietly_with_141(monkeypatch):
+    import pdmodel.pk
+
+    def closed(*a, **k):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(pdmodel.pk, "potencies", closed)
+    res, text = _run(["agents"])
+    assert res.exit_code == EXIT_CLOSED_OUTPUT == 141, text
+    assert "error" not in text
 
 
 def test_unexpected_errors_are_one_line_with_exit_3(monkeypatch):
