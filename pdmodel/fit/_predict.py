@@ -98,7 +98,7 @@ def prepare(regimen: Regimen, pop: Population, *, days: int, steps_per_day: int,
                      STEP_BUCKET * math.ceil(needed / STEP_BUCKET))
     mm = prob.michaelis_menten
     conc = stored_call(f"concentrations_mm{int(mm)}_pad{pad}",
-                functools.partial(_concentrations, pad=pad, mm=mm), prob, pop, grid)
+                       functools.partial(_concentrations, pad=pad, mm=mm), prob, pop, grid)
     edges = np.asarray(grid.edges)
     day_end = np.searchsorted(edges, band_knots(days), side="left") - 1
     return Prepared(

@@ -49,6 +49,7 @@ PREDICT_DRAWS = 100
 """Posterior draws (evenly thinned) behind a prediction by default; benchmarks/predict.py
 gives the Monte Carlo error against all stored draws."""
 
+
 @dataclass(frozen=True)
 class IncidenceCurve:
     """A calibrated incidence curve as numpy arrays (:meth:`Fit.curve`).
