@@ -18,7 +18,7 @@ from ..regimen import Regimen
 from ..vocab import GRADES, ORGAN_CHOICES, ORGANS, check_choices
 from ._incidence import incidence_array, incidence_streaming
 from ._parameters import IraeModel, check_model_values
-from ._population import Population, check_population_values, patient_sharding
+from ._population import Population, check_population_values, patient_sharding, put_sharded
 from ._problem import REFINE, STEPS_PER_DAY, IraeProblem
 from ._rescue import ManagementPolicy, check_policy_values
 from .solvers import Daily, Events
@@ -281,8 +281,8 @@ def _population_incidence(model: IraeModel, problem: IraeProblem, population: Po
     if devices is not None:
         devices = list(devices)
         pop = population.shard(devices, pad=True)
-        w = jax.device_put((jnp.arange(pop.size) < population.size).astype(jnp.result_type(float)),
-                           patient_sharding(devices))
+        w = put_sharded((jnp.arange(pop.size) < population.size).astype(jnp.result_type(float)),
+                        patient_sharding(devices))
         return np.asarray(_incidence_jit(model, problem, pop, policy, background=background,
                                          weights=w))
     return np.asarray(_incidence_jit(model, problem, population, policy, background=background))

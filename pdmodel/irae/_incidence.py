@@ -20,7 +20,7 @@ from ..numerics import LOG_FLOOR
 from ..vocab import GRADES, ORGAN_CHOICES
 from ._equations import log_thresholds
 from ._parameters import IraeModel, graded_background
-from ._population import Population, patient_sharding
+from ._population import Population, patient_sharding, put_sharded
 from ._problem import IraeProblem
 from ._rescue import ManagementPolicy
 
@@ -262,7 +262,7 @@ def _stream(model, problem, chunk, n: int, batch: int, policy, background, at_da
         pop = pop.take(slice(0, size)).pad_to(batch)
         w = (jnp.arange(batch) < size).astype(dtype)
         if sharding is not None:
-            pop, w = jax.device_put((pop, w), sharding)
+            pop, w = put_sharded((pop, w), sharding)
         out = _chunk_sum(model, problem, pop, w, policy, background, at_days)
         if pending is not None:
             total = _accumulate(total, pending, progress, n)

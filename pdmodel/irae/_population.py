@@ -179,8 +179,7 @@ class Population(eqx.Module):
         if self.size % n_dev:
             raise ValueError(f"cannot split {self.size} patients evenly across {n_dev} "
                              "devices; use a multiple of the device count, or shard(pad=True)")
-        sharding = patient_sharding(devices)
-        return jax.tree.map(lambda x: jax.device_put(x, sharding), self)
+        return put_sharded(self, patient_sharding(devices))
 
     def replace(self, **changes) -> Population:
         """A copy with some fields replaced (arrays broadcast to the population size)."""
@@ -199,6 +198,15 @@ def patient_sharding(devices=None):
 
     devices = list(jax.devices() if devices is None else devices)
     return NamedSharding(Mesh(np.array(devices), ("patient",)), PartitionSpec("patient"))
+
+
+def put_sharded(tree, sharding):
+    """``tree``'s arrays laid out with ``sharding``. In a multi-process run (a sharding over
+    devices of other processes too) each process passes its own host copy of the same values:
+    JAX refuses to move an array already placed on a local device onto a global sharding."""
+    if sharding.is_fully_addressable:
+        return jax.device_put(tree, sharding)
+    return jax.tree.map(lambda x: jax.device_put(np.asarray(x), sharding), tree)
 
 
 def _check(ok: bool, name: str, value, expected: str) -> None:
