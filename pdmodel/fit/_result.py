@@ -35,6 +35,7 @@ from ._predict import (
     TYPICAL_ARM_SIZE,
     bands,
     curves,
+    interpolate_days,
     observation_draws,
     population,
 )
@@ -189,10 +190,12 @@ class Fit:
                 del self._memo[k]  # one set of curves at a time: memory stays bounded
             self._memo[key] = self._curves(reg, int(days), covariates, endpoint, policy,
                                            patients, seed, idx, progress)
-        inc, phi, sd = self._memo[key]
+        curves_, phi, sd = self._memo[key]
         oi, gi = ORGAN_CHOICES.index(organ), GRADES.index(grade)
-        b = bands(inc[:, :, oi, gi], phi, interval=interval, arm_size=int(arm_size),
-                  trial_sd=sd)
+        inc = curves_[:, :, oi, gi]  # the natural course at band_knots, a policy daily
+        if inc.shape[1] != int(days):
+            inc = interpolate_days(inc, int(days))
+        b = bands(inc, phi, interval=interval, arm_size=int(arm_size), trial_sd=sd)
         return IncidenceCurve(
             day=np.arange(1, int(days) + 1, dtype=float),
             bands={k: b[k] for k in ("mean", "median", "lower", "upper", "ci_lower", "ci_upper")},
@@ -200,7 +203,7 @@ class Fit:
                    "interval": interval, "arm_size": int(arm_size), "fit": str(self.path),
                    "method": self.method, "draws": len(idx),
                    "patients": int(patients or self.config.model.patients), "policy": policy,
-                   "mc_se_mean": float(np.max(inc[:, :, oi, gi].std(0)) / np.sqrt(len(idx)))},
+                   "mc_se_mean": float(np.max(inc.std(0)) / np.sqrt(len(idx)))},
         )
 
     def _draw_index(self, draws: int | None) -> Int[np.ndarray, " draw"]:
@@ -222,7 +225,8 @@ class Fit:
                    disable=not progress)
         inc = curves(self.spec, u, reg, pop, days=days, steps_per_day=m.steps_per_day,
                      refine=m.refine, models=dict(m.pk_models) or None, endpoint=endpoint,
-                     policy=policy, progress=lambda done: bar.update(done - bar.n))
+                     policy=policy, at_knots=policy == "natural",
+                     progress=lambda done: bar.update(done - bar.n))
         bar.close()
         if ("obs", len(idx)) not in self._memo:  # the same for every regimen and covariate
             self._memo[("obs", len(idx))] = observation_draws(self.spec, u)

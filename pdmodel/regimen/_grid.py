@@ -84,12 +84,13 @@ def step_edges(regimen: Regimen, days: int, steps_per_day: int, refine: int = 4,
     breaks = np.array(sorted({inf.start + f * inf.duration
                               for inf in regimen.infusions(days=days, weight_kg=1.0)
                               for f in fractions}))
-    per_day = []
-    for j in range(days):
-        base = j + np.arange(steps_per_day + 1) / steps_per_day
+    per_day = list(np.arange(days)[:, None] + np.arange(steps_per_day + 1) / steps_per_day)
+    first = np.floor(breaks)
+    for j in np.unique(first[(breaks > first) & (first < days)]).astype(int):
+        base = per_day[j]  # only days with a break inside are split
         inside = breaks[(breaks > j) & (breaks < j + 1)]
         far = [b for b in inside if np.min(np.abs(base - b)) > TIME_EPS]
-        per_day.append(np.unique(np.concatenate([base, far])))
+        per_day[j] = np.unique(np.concatenate([base, far]))
     needed = max(len(p) for p in per_day)
     if width is not None and width < needed:
         raise ValueError(f"width={width} is smaller than the {needed} boundaries a day needs")

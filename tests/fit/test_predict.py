@@ -72,6 +72,47 @@ def test_predictive_band_is_the_beta_binomial_mixture():
     assert abs(b["lower"][-1] - lo) < 0.01 and abs(b["upper"][-1] - hi) < 0.01
 
 
+def test_new_trial_effect_is_integrated_by_gauss_hermite():
+    """With a new trial's effect (logit-normal, SD trial_sd) the band's quantiles agree with
+    sampled arms, and the default 5-node rule with 30 nodes; equally weighted quantiles of
+    the normal (the earlier rule) are too narrow in the tails."""
+    rng = np.random.default_rng(4)
+    mu = np.sort(rng.uniform(0.1, 0.4, (30, 15)), axis=1)
+    phi, sd = rng.uniform(30, 200, 30), rng.uniform(0.3, 0.7, 30)
+    b = _predict.bands(mu, phi, interval=0.9, arm_size=300, trial_sd=sd)
+    fine = _predict.bands(mu, phi, interval=0.9, arm_size=300, trial_sd=sd, trial_nodes=60)
+    for k in ("lower", "median", "upper"):  # 9 equally weighted quantiles: 0.009 off
+        assert np.abs(b[k] - fine[k]).max() < 0.004, k
+    reps = 20_000
+    logit = np.log(mu[:, -1] / (1 - mu[:, -1]))
+    moved = np.repeat(logit, reps) + np.repeat(sd, reps) * rng.standard_normal(30 * reps)
+    counts = predictive_counts(np.random.default_rng(5), 1 / (1 + np.exp(-moved)),
+                               np.repeat(phi, reps), 300) / 300
+    lo, hi = np.quantile(counts, [0.05, 0.95])
+    assert abs(b["lower"][-1] - lo) < 0.007 and abs(b["upper"][-1] - hi) < 0.007  # counts/300
+
+
+def test_curves_in_chunks_on_threads_are_in_draw_order():
+    """Draws simulated in chunks on several threads come back in their order; curves kept at
+    the knots and interpolated afterwards equal the daily curves."""
+    fit = _prior_fit(patients=2, draws=_predict.CHUNK + 7)
+    m, days = fit.config.model, 30
+    reg = pdm.Regimen.parse(REGIMEN)
+    pop = _predict.population(jax.random.key(0), 2, max_agents=2, tumour=m.tumour)
+    kw = dict(days=days, steps_per_day=m.steps_per_day, refine=m.refine)
+    done = []
+    all_draws = _predict.curves(fit.spec, fit.draws, reg, pop, progress=done.append, **kw)
+    one_by_one = np.concatenate([_predict.curves(fit.spec, fit.draws[i:i + 1], reg, pop, **kw)
+                                 for i in (0, _predict.CHUNK - 1, _predict.CHUNK + 6)])
+    np.testing.assert_allclose(all_draws[[0, _predict.CHUNK - 1, _predict.CHUNK + 6]],
+                               one_by_one, rtol=1e-5, atol=1e-7)
+    assert done[-1] == len(fit.draws) and len(done) == 2
+    at_knots = _predict.curves(fit.spec, fit.draws[:3], reg, pop, at_knots=True, **kw)
+    assert at_knots.shape[1] == len(_predict.band_knots(days))
+    np.testing.assert_allclose(_predict.interpolate_days(at_knots, days), all_draws[:3],
+                               rtol=1e-6, atol=1e-8)
+
+
 def test_second_call_recomputes_without_recompiling():
     """Another organ or grade reuses the curves; another covariate or a regimen of the same
     shape reuses the compiled programs (no XLA compilation)."""
