@@ -56,14 +56,27 @@ def stored_call(name: str, fn: Callable, *args):
             _PROGRAMS[key] = flat
         else:
             path = Path(cache) / "pdmodel-export" / f"{name}-{source_hash()}-{key}.bin"
-            if path.is_file():
+            try:
                 exported = jax.export.deserialize(bytearray(path.read_bytes()))
-            else:
+            except OSError:  # not stored yet (or removed meanwhile)
                 exported = jax.export.export(flat)(*spec)
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
                     atomic_write_bytes(path, bytes(exported.serialize()))
+                    _prune_other_sources(path.parent)
                 except OSError:
                     pass  # read-only cache: trace again next time
             _PROGRAMS[key] = jax.jit(exported.call)
     return _PROGRAMS[key](*leaves)
+
+
+@functools.cache
+def _prune_other_sources(folder: Path) -> None:
+    """Remove the programs stored by other pdmodel sources or JAX versions (they are never read
+    again: their names carry another :func:`source_hash`); once per process and folder."""
+    for f in folder.glob("*.bin"):
+        if f"-{source_hash()}-" not in f.name:
+            try:
+                f.unlink()
+            except OSError:
+                pass  # another process removed it, or a read-only folder

@@ -131,6 +131,7 @@ def test_log_density_gradient_matches_finite_differences():
         assert float(g[k]) == pytest.approx(float(fd), rel=1e-5, abs=1e-6), spec.names[k]
 
 
+@pytest.mark.slow  # ~75 s of compilation on 2 cores; .ci/run runs it after the default suite
 def test_map_recovers_known_parameters_within_posterior_spread():
     d = small_design()
     base = Params(obs=ObservationParams(concentration=1e5))  # ~binomial

@@ -45,3 +45,16 @@ def test_population_sample_under_vmap_equals_one_by_one():
     single = np.stack([np.asarray(Population.sample(k, 4, preexisting_ad=0.5).z_pd)
                        for k in keys])
     np.testing.assert_array_equal(np.asarray(batched), single)
+
+
+def test_programs_of_other_sources_are_pruned(tmp_path):
+    """Storing a program removes those stored by another pdmodel source or JAX version
+    (never read again), and keeps the current ones."""
+    from pdmodel.io._programs import _prune_other_sources
+
+    stale = tmp_path / "natural_curves-0123456789abcdef-ffff.bin"
+    current = tmp_path / f"natural_curves-{source_hash()}-ffff.bin"
+    for f in (stale, current):
+        f.write_bytes(b"x")
+    _prune_other_sources(tmp_path)
+    assert not stale.exists() and current.exists()
