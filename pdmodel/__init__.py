@@ -36,6 +36,7 @@ __all__ = [
     "Design", "log_density", "log_likelihood", "predicted_probability",
     # calibrated fits
     "load_fit", "Fit", "FitLoadError", "ResultsIntegrityError", "validate",
+    "enable_compilation_cache",
     "ParameterError", "SimulationError", "ConfigWarning",
     # saving and loading
     "save", "load", "SaveFormatError",

@@ -33,6 +33,7 @@ from .fit import log_density as log_density
 from .fit import log_likelihood as log_likelihood
 from .fit import predicted_probability as predicted_probability
 from .fit import validate as validate
+from .io import enable_compilation_cache as enable_compilation_cache
 from .irae import PARAMETER_INFO as PARAMETER_INFO
 from .irae import IraeModel as IraeModel
 from .irae import IraeProblem as IraeProblem

@@ -13,9 +13,11 @@ import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
-import jax
+import lazy_loader as _lazy
 
 from ._atomic import atomic_write_bytes
+
+jax = _lazy.load("jax")  # imported on first use: the command line starts without JAX
 
 _PROGRAMS: dict[str, Callable] = {}
 
