@@ -302,9 +302,13 @@ def _mixture_cdf(mu: Float[np.ndarray, "comp knot"], phi: Float[np.ndarray, " co
     a = np.clip(mu * phi[:, None], SHAPE_FLOOR, None)
     b = np.clip((1 - mu) * phi[:, None], SHAPE_FLOOR, None)
     log0 = _log_pmf0(a, b, n).astype(np.float32)
-    # a count the mixture rarely exceeds: mean + 6 SD of the widest component (checked below)
+    # a count the mixture rarely exceeds: mean + 6 SD of the widest component that can matter
+    # (the lightest components, together under a tenth of 1 - top, cannot move the quantile;
+    # checked below)
     sd = np.sqrt(n * mu * (1 - mu) * (n + phi[:, None]) / (1 + phi[:, None]))
-    reach = np.ceil(n * mu + 6 * sd).max(axis=0) + 8
+    light = np.cumsum(np.sort(weight)) <= (1 - top) / 10
+    major = weight > (np.sort(weight)[light].max() if light.any() else -1.0)
+    reach = np.ceil(n * mu[major] + 6 * sd[major]).max(axis=0) + 8
     out = np.ones((mu.shape[1], n + 1), np.float32)
 
     def group(g):
@@ -333,7 +337,7 @@ def _group_cdf(a, b, log0, weight, n: int, top_k: int) -> Float[np.ndarray, "kno
     np.log(step, out=step)
     np.cumsum(logpmf, axis=-1, out=logpmf)
     np.exp(logpmf, out=logpmf)
-    return np.cumsum(np.tensordot(weight.astype(np.float32), logpmf, axes=(0, 0)), axis=-1)
+    return np.cumsum(np.einsum("c,ckn->kn", weight.astype(np.float32), logpmf), axis=-1)
 
 
 def _cdf_quantile(cdf: Float[np.ndarray, "day k"], q: float) -> Float[np.ndarray, " day"]:
