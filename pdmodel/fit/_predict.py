@@ -161,6 +161,12 @@ def policy_curves(spec: FitSpec, u: Float[Array, "draw param"], problem: IraePro
     return jax.vmap(one)(u)
 
 
+def _threads(tasks: int) -> ThreadPoolExecutor:
+    """A pool of one thread per CPU core (at most ``tasks``): compiled calls and large numpy
+    operations release the GIL."""
+    return ThreadPoolExecutor(max_workers=max(1, min(tasks, os.cpu_count() or 1)))
+
+
 def population(key, n: int, *, max_agents: int, tumour: str = "melanoma",
                setting: str | None = None, **covariates) -> Population:
     """``n`` virtual patients (:meth:`Population.sample` with ``covariates``). ``setting``
@@ -221,7 +227,7 @@ def curves(spec: FitSpec, draws: Float[np.ndarray, "draw param"], regimen: Regim
     padded = np.concatenate([draws, np.repeat(draws[-1:], -n % size, axis=0)])
     starts = range(0, len(padded), size)
     # chunks on as many threads as cores: one compiled call runs its scan on one core
-    with ThreadPoolExecutor(max_workers=max(1, min(len(starts), os.cpu_count() or 1))) as pool:
+    with _threads(len(starts)) as pool:
         pending = {pool.submit(lambda i: np.asarray(run(jnp.asarray(padded[i:i + size]))), i): i
                    for i in starts}
         out, done = {}, 0
@@ -320,7 +326,7 @@ def _mixture_cdf(mu: Float[np.ndarray, "comp knot"], phi: Float[np.ndarray, " co
         out[knots, :top_k + 1] = cdf
 
     groups = range(0, mu.shape[1], KNOT_GROUP)
-    with ThreadPoolExecutor(max_workers=max(1, min(len(groups), os.cpu_count() or 1))) as pool:
+    with _threads(len(groups)) as pool:
         list(pool.map(group, groups))  # numpy releases the GIL: one group per core
     return out
 
