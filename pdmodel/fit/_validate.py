@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 from jax.scipy.special import gammaln
 from jaxtyping import Array, Float, Int
+from scipy import special
 from scipy.optimize import minimize_scalar
 from tqdm import tqdm
 
@@ -415,16 +416,33 @@ def arms_table(table: pd.DataFrame) -> pd.DataFrame:
                  logloss_baseline=("logloss_baseline", "mean")).reset_index()
 
 
+def logloss_floor(observed: np.ndarray) -> np.ndarray:
+    """Lowest log-loss per patient any predictor can reach on a row (nats): the entropy of
+    its observed proportion, shape of ``observed``.
+
+    The observed sequence's probability under any mixture of independent Bernoulli draws
+    (every predictor scored here) is at most ``p^y (1-p)^(n-y)`` at ``p = y/n``.
+    """
+    p = np.asarray(observed, float)
+    return -(special.xlogy(p, p) + special.xlogy(1.0 - p, 1.0 - p))
+
+
 def _scores(table: pd.DataFrame) -> dict:
-    """Coverage, width and log-losses (pooled per patient, and averaged over rows)."""
+    """Coverage, width and log-losses (pooled per patient, and averaged over rows), with
+    the floor no predictor can pass and the share of the table's excess over it the model
+    removes."""
     n = table["n"].to_numpy(float)
     model = float(np.sum(table.logloss_model * n) / n.sum())
     base = float(np.sum(table.logloss_baseline * n) / n.sum())
     binom = float(np.sum(table.logloss_baseline_binomial * n) / n.sum())
+    floor = float(np.sum(logloss_floor(table.observed.to_numpy()) * n) / n.sum())
     return {
         "coverage": float(table.covered.mean()), "mean_width": float(table.width.mean()),
         "logloss_model": model, "logloss_baseline": base, "logloss_baseline_binomial": binom,
         "logloss_improvement": 1.0 - model / base,
+        "logloss_floor": floor,
+        "logloss_improvement_attainable": 1.0 - floor / base,
+        "logloss_excess_removed": 1.0 - (model - floor) / (base - floor),
         "logloss_model_row_mean": float(table.logloss_model.mean()),
         "logloss_baseline_row_mean": float(table.logloss_baseline.mean()),
     }
@@ -459,7 +477,9 @@ def summary_line(summary: dict) -> str:
             f"{s['arms']} arms; MAP + Laplace): {s['interval']:.0%} interval coverage "
             f"{s['coverage']:.2f}, mean width {s['mean_width']:.3f}, log-loss "
             f"{s['logloss_model']:.4f} vs class average {s['logloss_baseline']:.4f} nats per "
-            f"patient ({100 * s['logloss_improvement']:.0f}% lower)")
+            f"patient ({100 * s['logloss_improvement']:.1f}% lower; no predictor can be more "
+            f"than {100 * s['logloss_improvement_attainable']:.1f}% lower: floor "
+            f"{s['logloss_floor']:.4f})")
 
 
 # --------------------------------------------------------------------------- pipeline

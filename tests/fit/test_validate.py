@@ -2,6 +2,7 @@
 (outputs, resume) and its errors, on a handful of studies."""
 
 import json
+from pathlib import Path
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -188,6 +189,36 @@ def test_validate_writes_results_and_resumes_byte_for_byte(tmp_path, monkeypatch
     assert again.exit_code == 0, again.output
     assert (out / "validation.csv").read_bytes() == before
     assert json.loads((out / "summary.json").read_text())["folds_reused"] == 2
+
+
+def test_no_predictor_beats_the_log_loss_floor():
+    """The floor (entropy of the observed proportion) is below the sequence log-loss of any
+    beta-binomial mixture, and reached by the binomial at the observed proportion."""
+    rng = np.random.default_rng(3)
+    n = rng.integers(1, 400, 50)
+    y = rng.binomial(n, rng.uniform(0, 0.6, 50))
+    floor = validation.logloss_floor(y / n)
+    for _ in range(20):
+        mu = rng.uniform(0.001, 0.999, (8, 50))
+        phi = np.exp(rng.uniform(0, 8, (8, 1)))
+        seq = validation._sequence_logpmf(y[None], n[None], mu, phi)
+        mix = -(np.logaddexp.reduce(seq, axis=0) - np.log(8)) / n
+        assert (mix >= floor - 1e-9).all()
+    p = y / n
+    binomial = -(y * np.log(np.clip(p, 1e-300, 1))
+                 + (n - y) * np.log(np.clip(1 - p, 1e-300, 1))) / n
+    assert np.allclose(binomial, floor, atol=1e-12)
+
+
+def test_committed_validation_summary_matches_its_table():
+    """The reference validation's summary (coverage, width, log-losses, floor) is what its
+    per-row table gives."""
+    folder = Path(__file__).parents[2] / "fits" / "reference" / "validation"
+    table = pd.read_csv(folder / "validation.csv")
+    summary = json.loads((folder / "summary.json").read_text())
+    for key, value in validation._scores(table).items():
+        assert summary[key] == pytest.approx(value, rel=1e-9), key
+    assert summary["logloss_floor"] <= summary["logloss_model"]
 
 
 @pytest.mark.slow
