@@ -2,7 +2,7 @@
 
 * whole process, cold (empty compilation cache) and warm (median of runs), the imports a
   prediction needs (``from pdmodel.fit import Fit``) and ``import jax`` alone (the floor
-  under any JAX program);
+  under any JAX program), and answered by a running ``pdmodel serve``;
 * in one process: a second ``Fit.incidence`` for another organ/grade, covariate and regimen of
   the same shape, with the number of XLA compilations;
 * error of the defaults (``PREDICT_DRAWS`` of the stored draws, curves computed at
@@ -45,16 +45,38 @@ def whole_process(runs: int) -> dict:
     with tempfile.TemporaryDirectory() as cache:
         env = {k: v for k, v in os.environ.items()
                if k not in ("PDMODEL_NO_CACHE", "JAX_COMPILATION_CACHE_DIR",
-                            "PYTHONDONTWRITEBYTECODE")} | {"PDMODEL_CACHE_DIR": cache}
+                            "PYTHONDONTWRITEBYTECODE")} | {"PDMODEL_CACHE_DIR": cache,
+                                                           "PDMODEL_SERVER": "off"}
         cold = _run(exe, env)
         warm = [_run(exe, env) for _ in range(runs)]
         imp = [_run([sys.executable, "-c", "from pdmodel.fit import Fit"], env)
                for _ in range(runs)]
         jax_only = [_run([sys.executable, "-c", "import jax"], env) for _ in range(runs)]
+        served = _served(exe, env | {"PDMODEL_SERVER": str(Path(cache) / "predict.sock")},
+                         runs)
     return {"cold_s": cold, "warm_s": warm, "warm_median_s": statistics.median(warm),
             "import_for_predict_median_s": statistics.median(imp),
             "import_jax_median_s": statistics.median(jax_only),
+            "served_s": served, "served_median_s": statistics.median(served),
             "target_warm_median_s": 2.0}
+
+
+def _served(exe: list[str], env: dict, runs: int) -> list[float]:
+    """Whole-process ``pdmodel predict`` answered by a running ``pdmodel serve`` (started,
+    warmed on the same fit, stopped here), seconds per run."""
+    server = subprocess.Popen([sys.executable, "-m", "pdmodel.cli", "serve", "--fit", FIT],
+                              cwd=ROOT, env=env, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not Path(env["PDMODEL_SERVER"]).exists():
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("pdmodel serve did not start")
+            time.sleep(0.2)
+        _run(exe, env)  # this fit's first request
+        return [_run(exe, env) for _ in range(runs)]
+    finally:
+        _run([sys.executable, "-m", "pdmodel.cli", "serve", "--stop"], env)
+        server.wait(60)
 
 
 def in_process() -> dict:

@@ -10,6 +10,8 @@ import pytest
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # the CLI commands run in-process here: keep them off the user's persistent JAX cache
 os.environ.setdefault("PDMODEL_NO_CACHE", "1")
+# and never hand a command to a `pdmodel serve` the user may be running
+os.environ.setdefault("PDMODEL_SERVER", "off")
 
 import jax  # noqa: E402
 

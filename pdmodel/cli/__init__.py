@@ -1,5 +1,5 @@
 """The ``pdmodel`` command line: ``agents``, ``simulate``, ``fit``, ``predict``, ``export``,
-``design``, ``report``, ``validate``, ``data check``.
+``design``, ``report``, ``validate``, ``serve``, ``data check``.
 
 One module per command (``_agents``, ``_simulate``, ``_fit``, ``_predict``, ``_export``,
 ``_design``, ``_data``), each registering on the shared Typer ``app`` (``_app``). Global JAX
@@ -22,6 +22,7 @@ from . import (  # noqa: F401  (register the commands)
     _fit,
     _predict,
     _report,
+    _serve,
     _simulate,
     _validate,
 )
@@ -45,11 +46,16 @@ __all__ = ["app", "main", "Format", "setup_jax", "compilation_cache_dir",
 def main() -> None:
     """Console-script entry point.
 
-    After the command, its exit handlers run and its output is flushed, then the process
+    ``pdmodel predict`` is first offered to a running ``pdmodel serve`` (``_serve``), which
+    prints the same output with the same exit code; otherwise the command runs here. After
+    the command, its exit handlers run and its output is flushed, then the process
     ends without Python's teardown of every imported module (half a second after JAX and
     its libraries, a tenth of a short ``pdmodel predict``); when a non-daemon thread is
     still running, the normal exit waits for it instead.
     """
+    forwarded = _serve.forward(sys.argv[1:])
+    if forwarded is not None:  # answered by a running `pdmodel serve`
+        _exit_now(forwarded)
     try:
         app()
     except SystemExit as done:
@@ -61,6 +67,11 @@ def main() -> None:
     if not isinstance(code, int | None):  # sys.exit("message"): print it, exit 1
         print(code, file=sys.stderr)
         code = 1
+    _exit_now(code)
+
+
+def _exit_now(code: int | None) -> None:
+    """Run the exit handlers, flush the output and end the process with ``code``."""
     atexit._run_exitfuncs()
     for stream in (sys.stdout, sys.stderr):
         try:

@@ -60,6 +60,9 @@ def predict(
     no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar.")]
     = False,
     format: Annotated[Format, typer.Option("--format", help="Output format.")] = Format.csv,
+    no_server: Annotated[bool, typer.Option(
+        "--no-server", help="Compute in this process even when `pdmodel serve` runs.")]
+    = False,
 ) -> None:
     """Calibrated cumulative incidence of an irAE for each regimen: posterior mean, 90%
     credible band of the population incidence (ci_lower, ci_upper) and 90% interval of the
@@ -73,10 +76,8 @@ def predict(
                   "a0_positive_fraction": opts.antibody_positive, "setting": opts.setting}
     covariates |= {"tumour": opts.tumour} if opts.tumour else {}
     setup_jax()
-    from ..fit import load_fit
-
     progress = not no_progress and sys.stderr.isatty()
-    result = load_fit(fit)
+    result = loaded_fit(fit)
     curves = [result.curve(r, days=opts.days, organ=organ, grade=grade,
                                covariates=covariates, endpoint=endpoint, policy=policy.value,
                                arm_size=opts.arm_size, draws=opts.draws, progress=progress)
@@ -90,6 +91,33 @@ def predict(
             fail(f"--plot: cannot write {plot}: {err}", code=EXIT_RUNTIME)
     sys.stdout.write((to_json(curves, str(fit)) if format is Format.json
                       else to_csv(curves)) + "\n")
+
+
+_FITS: dict[Path, tuple[tuple, object]] = {}
+"""Fits this process has loaded, with the stamp of their files (a long-lived process,
+``pdmodel serve``, reuses them and the programs and draws they keep)."""
+
+
+def loaded_fit(path: Path):
+    """The :class:`pdmodel.fit.Fit` in run folder ``path``, loaded once per process while its
+    ``config.toml`` and published results (the version ``results`` points to and its
+    manifest) stay the same; a new publish or an edited config loads it again, with the
+    checks of :func:`pdmodel.fit.load_fit`."""
+    from ..fit import load_fit
+
+    folder = Path(path).resolve()
+    try:
+        results = (folder / "results").resolve()
+        stamp = (str(results), (results / "MANIFEST.json").read_bytes(),
+                 (folder / "config.toml").read_bytes())
+    except OSError:  # not a fit, or no manifest: load_fit says what is wrong
+        return load_fit(path)
+    hit = _FITS.get(folder)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    fit = load_fit(path)
+    _FITS[folder] = (stamp, fit)
+    return fit
 
 
 def to_json(curves: list, fit: str) -> str:

@@ -15,6 +15,7 @@ from ._cache import CACHE_ENV as CACHE_ENV
 from ._cache import NO_CACHE_ENV as NO_CACHE_ENV
 from ._cache import compilation_cache_dir as compilation_cache_dir
 from ._cache import enable_compilation_cache as enable_compilation_cache
+from ._programs import package_source_hash as package_source_hash
 from ._programs import source_hash as source_hash
 from ._programs import stored_call as stored_call
 from ._versions import VERSION_PACKAGES as VERSION_PACKAGES
@@ -23,7 +24,8 @@ from ._versions import versions_info as versions_info
 
 __all__ = [
     "atomic_write", "atomic_write_bytes", "atomic_write_text", "write_new_file", "fsync_dir",
-    "FileContent", "stored_call", "source_hash", "VERSION_PACKAGES", "package_versions",
+    "FileContent", "stored_call", "source_hash", "package_source_hash", "VERSION_PACKAGES",
+    "package_versions",
     "versions_info", "enable_compilation_cache", "compilation_cache_dir", "CACHE_ENV",
     "NO_CACHE_ENV",
 ]

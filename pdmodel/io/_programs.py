@@ -22,14 +22,21 @@ jax = _lazy.load("jax")  # imported on first use: the command line starts withou
 _PROGRAMS: dict[str, Callable] = {}
 
 
+def package_source_hash() -> str:
+    """Hash of pdmodel's Python source as it is on disk now (without importing JAX)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 @functools.cache
 def source_hash() -> str:
     """Hash of pdmodel's source and JAX's version (stored programs are rebuilt when either
     changes)."""
-    root = Path(__file__).resolve().parents[1]
     h = hashlib.sha256(jax.__version__.encode())
-    for f in sorted(root.rglob("*.py")):
-        h.update(f.read_bytes())
+    h.update(package_source_hash().encode())
     return h.hexdigest()[:16]
 
 
