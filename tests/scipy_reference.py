@@ -83,7 +83,7 @@ def lsoda_irae(pk_list, infusions, ec50, target_of, pd, theta, ts, rtol=1e-10, a
         e, pc, a = y[2 * n: 2 * n + 3]
         d = y[2 * n + 3:]
         de = theta["k_e"] * (pd["e0"] * (1 + pd["a_ctla4"] * f_c) - e) \
-            + pd["g_pd1"] * f_p * e * (1 - e / theta["e_max"])
+            + pd["g_pd1"] * f_p * e * (1 - e / (theta["e_max"] * pd["e0"]))
         dp = theta["k_p"] * (e / pd["e0"] - pc)
         da = theta["k_a"] * (pd["a0"] * pc - a)
         eff = e * (1 + theta["w_pd"] * f_p)

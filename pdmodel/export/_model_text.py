@@ -343,7 +343,7 @@ def build_export_model(
         Quantity("E", "dimensionless", "autoreactive effector T cells, fold of the normal pool",
                  formula="e0", kind="state",
                  rate="k_e * (e0 * (1 + a_ctla4_i * fC) * keep - E) + g_pd1_i * fP * keep * E * "
-                 "(1 - E / e_max)"),
+                 "(1 - E / (e_max * e0))"),
         Quantity("P", "dimensionless", "plasma cells, fold of baseline", 1.0, kind="state",
                  rate="k_p * (E / e0 - P)"),
         Quantity("A", "dimensionless", "IgG autoantibody titre, fold of normal",

@@ -111,7 +111,9 @@ def pd_rates(model: IraeModel, patient: PatientPD, e, p, a, d, f_ctla4, f_pd, i_
     """
     keep = 1.0 - i_sys
     priming = patient.e0 * (1.0 + patient.a_ctla4 * f_ctla4) * keep
-    expansion = patient.g_pd1 * f_pd * keep * e * (1.0 - e / model.e_max)
+    # capacity in fold of the patient's own baseline pool: a larger pool (pre-existing
+    # autoimmune disease, e0 > 1) expands as far relative to itself, never less
+    expansion = patient.g_pd1 * f_pd * keep * e * (1.0 - e / (model.e_max * patient.e0))
     de = model.k_e * (priming - e) + expansion
     dp = model.k_p * (e / patient.e0 - p)
     da = model.k_a * (patient.a0 * p - a)

@@ -135,7 +135,7 @@ PARAMETER_INFO: dict[str, ParameterInfo] = {p.name: p for p in (
           "blockade"),
     _info("rho_pdl1", "1", "effect of PD-L1 blockade relative to PD-1 blockade (PD-L2 spared)"),
     _info("k_e", "1/day", "turnover rate of the autoreactive effector pool"),
-    _info("e_max", "fold", "capacity of effector expansion"),
+    _info("e_max", "fold", "capacity of effector expansion (fold of the baseline pool)"),
     _info("k_p", "1/day", "plasma-cell formation/turnover rate"),
     _info("k_a", "1/day", "autoantibody (IgG) elimination rate = ln 2 / 21 days",
           "IgG1/2/4 half-life 21-24 days: Cancer Immunol Immunother 2024 Table 1 (pkp-0284)"),
@@ -193,7 +193,7 @@ class IraeModel(eqx.Module):
     k_e : scalar, 1/day
         Turnover rate of the autoreactive effector pool.
     e_max : scalar, fold
-        Capacity of effector expansion.
+        Capacity of effector expansion, in fold of the patient's own baseline pool ``e0``.
     k_p : scalar, 1/day
         Plasma-cell formation/turnover rate.
     k_a : scalar, 1/day

@@ -2,6 +2,7 @@
 gradients and determinism."""
 
 import functools
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -64,6 +65,22 @@ def test_preexisting_autoimmunity_raises_risk():
     for grade in ("any", "3+"):
         assert final("nivolumab 240 mg q2w", grade, pop=POP_AD) > \
             final("nivolumab 240 mg q2w", grade)
+
+
+@pytest.mark.parametrize("a0", [1.0, 5.0])
+def test_preexisting_autoimmunity_never_lowers_an_organs_risk(a0):
+    """Natural course, every organ and grade, antibody-negative and positive patients, with
+    the default model and a draw of the reference fit (with the expansion capacity in
+    absolute folds, autoimmune disease lowered thyroid risk under the fit)."""
+    fit = pdm.load_fit(Path(__file__).parents[2] / "fits" / "reference")
+    fitted = fit.spec.to_params(jnp.asarray(fit.draws[0])).model
+    pop = Population.sample(jax.random.key(3), 200, max_agents=1).replace(a0=a0)
+    for model in (MODEL, fitted):
+        inc = [np.asarray(incidence(model, "nivolumab 240 mg q2w", p, days=182,
+                                    organ=list(ORGANS), grade=["any", "3+"]))
+               for p in (pop, pop.replace(preexisting_ad=1.0))]
+        assert (inc[1] >= inc[0] - 1e-12).all()
+        assert (inc[1][-1] > inc[0][-1] + 1e-6).any()
 
 
 def test_baseline_autoantibodies_raise_thyroid_risk():
