@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -122,7 +123,11 @@ def _run_command(argv: list[str], cwd: str) -> tuple[int, str, str]:
     code: int | str | None = 0
     try:
         os.chdir(cwd)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        with (contextlib.redirect_stdout(out), contextlib.redirect_stderr(err),
+              warnings.catch_warnings()):
+            # the same filters; touching them starts a fresh "shown once" registry, so a
+            # warning an earlier request saw is shown again, as a new process would
+            warnings.filterwarnings("default", append=True)
             try:
                 cli_app(args=argv, prog_name="pdmodel", standalone_mode=True)
             except SystemExit as done:
