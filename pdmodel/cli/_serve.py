@@ -74,14 +74,13 @@ def _request(argv: list[str]) -> dict:
 
 def _connect(address: Path):
     """A connection to the server at ``address``, or None when none answers."""
+    from multiprocessing import AuthenticationError
     from multiprocessing.connection import Client
 
     try:
         key = _key_path(address).read_bytes()
         return Client(str(address), family="AF_UNIX", authkey=key)
-    except (OSError, EOFError, ValueError):  # no server, a stale socket, no key
-        return None
-    except Exception:  # noqa: BLE001 - AuthenticationError: another server's key
+    except (OSError, EOFError, ValueError, AuthenticationError):  # none, stale, another key
         return None
 
 
@@ -99,8 +98,10 @@ def forward(argv: list[str]) -> int | None:
     try:
         conn.send(_request(argv))
         reply = conn.recv()
-    except (OSError, EOFError):  # the server stopped meanwhile: compute here
+    except (OSError, EOFError):  # the server stopped meanwhile, or no working folder
         return None
+    except KeyboardInterrupt:  # Ctrl-C while waiting: end as an interrupted command does
+        return 130
     finally:
         conn.close()
     if "code" not in reply:  # declined: another source or environment
@@ -179,6 +180,7 @@ def serve(
 ) -> None:
     """Keep pdmodel loaded and answer `pdmodel predict` from this process (in a fraction of a
     second instead of seconds). Runs in the foreground: start it with `pdmodel serve &`."""
+    from multiprocessing import AuthenticationError
     from multiprocessing.connection import Listener
 
     address = server_address()
@@ -235,9 +237,7 @@ def serve(
         while True:
             try:
                 conn = listener.accept()
-            except (OSError, EOFError):
-                continue
-            except Exception:  # noqa: BLE001 - AuthenticationError: a client without the key
+            except (OSError, EOFError, AuthenticationError):  # a client without the key
                 continue
             with busy, conn:
                 try:
