@@ -100,17 +100,18 @@ _FITS: dict[Path, tuple[tuple, object]] = {}
 
 def loaded_fit(path: Path):
     """The :class:`pdmodel.fit.Fit` in run folder ``path``, loaded once per process while its
-    ``config.toml`` and published results (the version ``results`` points to and its
-    manifest) stay the same; a new publish or an edited config loads it again, with the
-    checks of :func:`pdmodel.fit.load_fit`."""
+    ``config.toml`` and published results stay the same (the version ``results`` points to,
+    and the size and modification time of every file in it); any change loads it again, with
+    the checks of :func:`pdmodel.fit.load_fit`, as a new process would."""
     from ..fit import load_fit
 
     folder = Path(path).resolve()
     try:
         results = (folder / "results").resolve()
-        stamp = (str(results), (results / "MANIFEST.json").read_bytes(),
-                 (folder / "config.toml").read_bytes())
-    except OSError:  # not a fit, or no manifest: load_fit says what is wrong
+        files = sorted(p for p in results.rglob("*") if p.is_file())
+        stamp = (str(results), (folder / "config.toml").read_bytes(),
+                 tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    except OSError:  # not a fit, or a file gone meanwhile: load_fit says what is wrong
         return load_fit(path)
     hit = _FITS.get(folder)
     if hit is not None and hit[0] == stamp:
