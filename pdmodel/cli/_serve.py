@@ -218,7 +218,7 @@ def serve(
     last = [time.monotonic()]
     busy = threading.Lock()
 
-    def watch_idle() -> None:  # a daemon thread: close the listener after the idle time
+    def watch_idle() -> None:  # a daemon thread: SIGTERM to this process after the idle time
         while True:
             time.sleep(min(5.0, idle_minutes * 60))
             with busy:
