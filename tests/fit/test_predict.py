@@ -81,8 +81,9 @@ def test_new_trial_effect_is_integrated_by_gauss_hermite():
     phi, sd = rng.uniform(30, 200, 30), rng.uniform(0.3, 0.7, 30)
     b = _predict.bands(mu, phi, interval=0.9, arm_size=300, trial_sd=sd)
     fine = _predict.bands(mu, phi, interval=0.9, arm_size=300, trial_sd=sd, trial_nodes=60)
-    for k in ("lower", "median", "upper"):  # 9 equally weighted quantiles: 0.009 off
-        assert np.abs(b[k] - fine[k]).max() < 0.004, k
+    # 5 nodes: 0.0045 off here (9 nodes: 0.0015); 9 equally weighted quantiles: 0.009 off
+    for k in ("lower", "median", "upper"):
+        assert np.abs(b[k] - fine[k]).max() < 0.005, k
     reps = 20_000
     logit = np.log(mu[:, -1] / (1 - mu[:, -1]))
     moved = np.repeat(logit, reps) + np.repeat(sd, reps) * rng.standard_normal(30 * reps)
