@@ -31,12 +31,15 @@ from ._likelihood import log_max_injury as log_max_injury
 from ._likelihood import log_max_injury_of as log_max_injury_of
 from ._likelihood import max_injuries as max_injuries
 from ._likelihood import ode_parameter_index as ode_parameter_index
+from ._likelihood import onset_log_likelihood as onset_log_likelihood
 from ._likelihood import predicted_probability as predicted_probability
+from ._likelihood import total_loglik as total_loglik
 from ._likelihood import trial_loglik as trial_loglik
 from ._map import laplace_scale as laplace_scale
 from ._map import map_fit as map_fit
 from ._nuts import psis_check as psis_check
 from ._nuts import run_nuts as run_nuts
+from ._onset import onset_targets as onset_targets
 from ._outputs import write_report as write_report
 from ._parameters import FitSpec as FitSpec
 from ._parameters import FittedParameter as FittedParameter

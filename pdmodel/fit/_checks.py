@@ -1,7 +1,8 @@
 """Posterior check of onset timing: the model's median time to onset next to each published median.
 
-Onset summaries are not in the likelihood (the fit uses arm-level incidence only); they are an
-out-of-likelihood check. For every published median onset of a modelled agent and organ in the
+The published medians are in the likelihood (:mod:`pdmodel.fit._onset`, on the design's
+virtual population at the knot days); this check recomputes them daily on a larger population
+with the posterior draws. For every published median onset of a modelled agent and organ in the
 timing table, the model's median onset is the first day on which the cumulative incidence
 (immune-related definition, natural course, the agent's label regimen) reaches half its value at
 the horizon: the median time to onset among patients who had the event, as trials report it.
@@ -25,41 +26,15 @@ import pandas as pd
 from jaxtyping import Float
 from scipy.special import betainc
 
-from ..data import ASSUMED_REGIMENS, load_timing
 from ..irae import IraeProblem, Population
 from ..regimen import Regimen
 from ..vocab import GRADES, ORGAN_CHOICES
 from ._likelihood import reported_incidence
+from ._onset import ONSET_ENDPOINT, onset_regimen, onset_targets
 from ._parameters import FitSpec
 
-ONSET_ENDPOINT = "immune_related"
 ONSET_TOLERANCE = 1.5
 """A model median within ×/÷ this factor of the published median passes (issue 14's target)."""
-
-
-def onset_targets(timing: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per published median onset (weeks) of a modelled agent and organ: ``n_events``
-    (``k``; NaN when not printed) and the minimum–maximum printed by the same source for the
-    same agent, organ and grade (``range_low_weeks``/``range_high_weeks``; NaN when not)."""
-    t = load_timing() if timing is None else timing
-    t = t[(t.fit_default == 1) & (t.quantity == "onset")
-          & t.statistic.isin(["median", "min", "max"]) & (t.grade_min <= 3)]
-    known = {agents for agents, backbone in ASSUMED_REGIMENS if backbone is None}
-    t = t[t.agents_model.astype(str).isin(known) & (t.organ_model.fillna("") != "")]
-    out = []
-    for (study, agent, organ, gmin), g in t.groupby(
-            ["study", "agents_model", "organ_model", "grade_min"], sort=False):
-        stats = dict(zip(g.statistic, g.value_weeks, strict=False))
-        lo, hi = stats.get("min", np.nan), stats.get("max", np.nan)
-        for _, m in g[g.statistic == "median"].iterrows():
-            out.append({"row_id": m.row_id, "study": study, "agent": agent, "organ": organ,
-                        "grade": "any" if gmin <= 1 else ("2+" if gmin == 2 else "3+"),
-                        "n_events": float(m.n_events) if pd.notna(m.n_events) else np.nan,
-                        "published_median_weeks": float(m.value_weeks),
-                        "range_low_weeks": float(lo), "range_high_weeks": float(hi)})
-    return pd.DataFrame(out, columns=["row_id", "study", "agent", "organ", "grade", "n_events",
-                                      "published_median_weeks", "range_low_weeks",
-                                      "range_high_weeks"])
 
 
 def sample_median_quantiles(inc: Float[np.ndarray, "draw day"], k: int,
@@ -87,7 +62,7 @@ def onset_check(spec: FitSpec, draws: Float[np.ndarray, "draw param"], *, days: 
         return targets
     rows = {}
     for agent, group in targets.groupby("agent", sort=False):
-        reg = Regimen.parse(ASSUMED_REGIMENS[agent, None])
+        reg = Regimen.parse(onset_regimen(agent))
         problem = IraeProblem.build(reg, days=days, steps_per_day=steps_per_day, refine=refine)
         pop = Population.sample(jax.random.key(seed), patients, tumour=tumour,
                                 max_agents=len(reg.agents))

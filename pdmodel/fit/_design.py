@@ -34,6 +34,7 @@ from ..irae import IraeProblem, Population
 from ..irae.solvers import stage_concentrations
 from ..regimen import Regimen, flat_step_edges, step_grid
 from ..vocab import BACKBONES, ENDPOINTS, ORGANS, SETTING_LEVELS, TERMS, TUMOURS, setting_level
+from ._onset import OnsetDesign, knot_days, knot_steps, onset_rows
 
 pd = _lazy.load("pandas")  # imported when a design table is built: predict starts fast
 
@@ -127,6 +128,9 @@ class Design(eqx.Module):
         The studies of the rows (``obs.trial`` indexes them).
     horizon : int
         Longest reporting horizon, days.
+    onset : OnsetDesign or None
+        Published median onset times and the arms they simulate
+        (:mod:`pdmodel.fit._onset`); None when the fit uses none.
 
     Examples
     --------
@@ -149,6 +153,7 @@ class Design(eqx.Module):
     obs: Observations = eqx.field(static=True)
     trials: tuple[str, ...] = eqx.field(static=True)
     horizon: int = eqx.field(static=True)
+    onset: OnsetDesign | None = None
 
     @property
     def regimens(self) -> tuple[str, ...]:
@@ -397,6 +402,7 @@ def build_design(
     refine: int = 1,
     tumour: str = "melanoma",
     models=None,
+    onset: pd.DataFrame | None = None,
 ) -> Design:
     """Training design from incidence rows (e.g. ``pdmodel.data.load_incidence()``).
 
@@ -427,6 +433,10 @@ def build_design(
         each row's own tumour acts through ``tumour_effect`` relative to it.
     models : dict of str to str, optional
         PK model id per agent (default :data:`DEFAULT_MODELS`).
+    onset : pandas.DataFrame, optional
+        Published median onset times to fit (:func:`pdmodel.fit.onset_targets`, e.g. of
+        ``pdmodel.data.load_timing()``); each agent's rows simulate its label regimen to the
+        longest horizon (``max_days``). None or empty: incidence rows only.
 
     Returns
     -------
@@ -451,8 +461,22 @@ def build_design(
     if not units:
         raise ValueError("build_design: no checkpoint-inhibitor arm among the rows (control "
                          "arms alone cannot be fitted)")
-    pop = _design_population(units, patients=patients, seed=seed, tumour=tumour)
+    onset_rows_, onset_units = None, ()
+    if onset is not None and not onset.empty:
+        onset_rows_, regimens = onset_rows(onset)
+        onset_days = max(days, days if max_days is None else max_days)
+        onset_units = tuple(SimulatedArm(r, onset_days, MEDIAN_TREATMENT_DAYS, float("inf"))
+                            for r in regimens)
+    pop = _design_population(units + onset_units, patients=patients, seed=seed, tumour=tumour)
     stacked = stack_regimens(units, pop, steps_per_day=steps_per_day, refine=refine,
                              models=models)
+    onset_design = None
+    if onset_rows_ is not None:
+        knots = knot_days(onset_units[0].days)
+        on_stacked = stack_regimens(onset_units, pop, steps_per_day=steps_per_day,
+                                    refine=refine, models=models)
+        steps = np.stack([knot_steps(e, knots) for e in np.asarray(on_stacked.edges)])
+        onset_design = OnsetDesign(rows=onset_rows_, units=onset_units, knot_days=knots,
+                                   stacked=on_stacked, knot_step=jnp.asarray(steps))
     return Design(units=units, stacked=stacked, population=pop, obs=obs, trials=trials,
-                  horizon=max(u.days for u in units))
+                  horizon=max(u.days for u in units), onset=onset_design)

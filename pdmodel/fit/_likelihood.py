@@ -42,38 +42,60 @@ from ..irae.solvers import RateConstants, max_injury_course, stage_effects
 from ..numerics import LOG_FLOOR, PROB_FLOOR, SHAPE_FLOOR
 from ..vocab import ENDPOINTS, ORGANS
 from ._design import Design, Observations
+from ._onset import ONSET_ENDPOINT, onset_loglik
 from ._parameters import FitSpec, ObservationParams, Params
 
 
-def max_injuries(params: Params, design: Design) -> Float[Array, "regimen patient organ"]:
-    """Running maximum of organ injury at the horizon, natural course
-    ``[regimen, patient, organ]`` (the ODE part of the likelihood)."""
-    # tumour type and setting act after the solve (drug_probabilities): the ODE sees the
-    # reference levels only, so it does not depend on the fitted covariate effects
-    model = eqx.tree_at(lambda m: (m.tumour_effect, m.setting_effect), params.model,
-                        (jnp.ones_like(params.model.tumour_effect),
-                         jnp.ones_like(params.model.setting_effect)))
-    st = design.stacked
+def _reference_model(params: Params):
+    """The model the ODE sees: tumour type and setting act after the solve
+    (:func:`drug_probabilities`), so the solve uses the reference levels only and does not
+    depend on the fitted covariate effects."""
+    return eqx.tree_at(lambda m: (m.tumour_effect, m.setting_effect), params.model,
+                       (jnp.ones_like(params.model.tumour_effect),
+                        jnp.ones_like(params.model.setting_effect)))
+
+
+def _stacked_max_injuries(model, st, population, knots=None):
+    """:func:`max_injury_course` of every stacked regimen and patient: ``[regimen, patient,
+    organ]``, or with ``knots`` ``[regimen, knot]`` (step indices) ``[regimen, patient, knot,
+    organ]``."""
     n_regimen, n_patient = st.concentration.shape[:2]
     # every constant of the loop given per regimen and patient, so that reverse mode sums
     # their gradients once after the loop instead of at every step
     lanes = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_regimen, n_patient) + x.shape[1:]),
-                         patient_pd(model, design.population))
+                         patient_pd(model, population))
     rates = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_regimen, n_patient) + x.shape),
                          RateConstants.of(model))
 
-    def regimen(edges, conc, ec50, targets, tidx, aidx, pd, rates):
+    def regimen(edges, conc, ec50, targets, tidx, aidx, pd, rates, knots):
         ec50 = ec50 * model.ec50_scale[tidx]
         weight = jnp.exp(model.agent_effect[aidx])
 
         def patient(conc, pd, rates):
             return max_injury_course(rates, pd, stage_effects(model, conc, ec50, targets, weight),
-                                     edges)
+                                     edges, knots)
 
         return jax.vmap(patient)(conc, pd, rates)
 
     return jax.vmap(regimen)(st.edges, st.concentration, st.ec50, st.targets, st.target_index,
-                             st.agent_index, lanes, rates)  # [regimen, patient, organ]
+                             st.agent_index, lanes, rates, knots)
+
+
+def max_injuries(params: Params, design: Design) -> Float[Array, "regimen patient organ"]:
+    """Running maximum of organ injury at the horizon, natural course
+    ``[regimen, patient, organ]`` (the ODE part of the likelihood)."""
+    return _stacked_max_injuries(_reference_model(params), design.stacked, design.population)
+
+
+def onset_max_injuries(params: Params, design: Design
+                       ) -> Float[Array, "regimen patient knot organ"]:
+    """Running maximum of organ injury at the onset knots of the onset arms
+    ``[onset regimen, patient, knot, organ]`` (natural course; empty without onset rows)."""
+    on = design.onset
+    if on is None:
+        return jnp.zeros((0, design.population.size, 0, len(ORGANS)))
+    return _stacked_max_injuries(_reference_model(params), on.stacked, design.population,
+                                 on.knot_step)
 
 
 ODE_FREE_FIELDS = ("log_gap2", "log_gap3", "background", "tumour_effect", "setting_effect")
@@ -89,9 +111,58 @@ def ode_parameter_index(spec: FitSpec) -> tuple[int, ...]:
 
 
 def log_max_injury(params: Params, design: Design) -> Float[Array, " feature"]:
-    """``log max_injuries`` flattened ``[regimen·patient·organ]`` (floored at ``LOG_FLOOR``, as
-    the grade model does) — the features the NUTS emulator learns."""
-    return jnp.log(jnp.maximum(max_injuries(params, design), LOG_FLOOR)).reshape(-1)
+    """``log max_injuries`` flattened ``[regimen·patient·organ]``, followed by
+    ``log onset_max_injuries`` flattened when the design has onset rows (floored at
+    ``LOG_FLOOR``, as the grade model does) — the features the NUTS emulator learns."""
+    m = max_injuries(params, design).reshape(-1)
+    if design.onset is not None:
+        m = jnp.concatenate([m, onset_max_injuries(params, design).reshape(-1)])
+    return jnp.log(jnp.maximum(m, LOG_FLOOR))
+
+
+def _incidence_features(log_max: Float[Array, " feature"], design: Design
+                        ) -> Float[Array, "regimen patient organ"]:
+    """The incidence arms' part of :func:`log_max_injury` features, as running maxima."""
+    st = design.stacked
+    size = st.ec50.shape[0] * design.population.size * len(ORGANS)
+    return jnp.exp(log_max[:size]).reshape(st.ec50.shape[0], design.population.size,
+                                           len(ORGANS))
+
+
+def onset_incidence(params: Params, design: Design, log_max: Float[Array, " feature"]
+                    ) -> Float[Array, "row knot"]:
+    """Cumulative incidence at the onset knots of every onset row ``[row, knot]``
+    (immune-related definition, natural course, reference tumour and setting) from the
+    :func:`log_max_injury` features."""
+    on = design.onset
+    st = design.stacked
+    size = st.ec50.shape[0] * design.population.size * len(ORGANS)
+    m = jnp.exp(log_max[size:]).reshape(len(on.units), design.population.size,
+                                        len(on.knot_days), len(ORGANS))
+    e = ENDPOINTS.index(ONSET_ENDPOINT)
+    none = ManagementPolicy.none()
+    days = jnp.asarray(on.knot_days, m.dtype)
+
+    def unit(mu):  # [patient, knot, organ] -> [knot, organ_choice, grade]
+        return incidence_from_max(params.model, mu, design.population, none, days=days,
+                                  drug_weight=params.obs.endpoint_drug[e],
+                                  background_weight=params.obs.endpoint_background[e])
+
+    inc = jax.vmap(unit)(m)  # [unit, knot, organ_choice, grade]
+    r = on.rows
+    return inc[np.asarray(r.unit), :, np.asarray(r.organ), np.asarray(r.grade)]
+
+
+def onset_log_likelihood(params: Params, design: Design,
+                         log_max: Float[Array, " feature"] | None = None
+                         ) -> Float[Array, " row"]:
+    """Log-likelihood of every published median onset of the design ``[row]``
+    (:func:`pdmodel.fit._onset.onset_loglik`; empty without onset rows)."""
+    if design.onset is None:
+        return jnp.zeros(0)
+    log_max = log_max_injury(params, design) if log_max is None else log_max
+    return onset_loglik(onset_incidence(params, design, log_max), design.onset.rows,
+                        design.onset.knot_days)
 
 
 def _arm_cells(o: Observations) -> tuple[np.ndarray, np.ndarray]:
@@ -107,12 +178,8 @@ def _cell_drug_probabilities(
 ) -> tuple[Float[Array, "cell patient organ grade"], np.ndarray]:
     """:func:`drug_probabilities` once per (arm, tumour, setting) cell, and the cell of every
     row (the likelihood computes each cell once, not once per row)."""
-    st = design.stacked
     model = params.model
-    if log_max is None:
-        m = max_injuries(params, design)
-    else:
-        m = jnp.exp(log_max).reshape(st.ec50.shape[0], design.population.size, len(ORGANS))
+    m = max_injuries(params, design) if log_max is None else _incidence_features(log_max, design)
     cells, cell_of_row = _arm_cells(design.obs.arrays())
     factor = model.tumour_effect[cells[:, 1]] * model.setting_effect[cells[:, 2]]  # [cell, o]
     return drug_probability(model, m[cells[:, 0]] * factor[:, None, :]), cell_of_row
@@ -460,7 +527,20 @@ def log_density(u: Float[Array, " param"], spec: FitSpec, design: Design) -> Flo
     >>> value.shape, bool(jax.numpy.isfinite(value))  # use jax.grad(pdm.log_density) to fit
     ((), True)
     """
-    return spec.log_prior(u) + jnp.sum(trial_loglik(spec.to_params(u), design))
+    return spec.log_prior(u) + total_loglik(spec.to_params(u), design)
+
+
+def total_loglik(params: Params, design: Design, weight=None,
+                 log_max: Float[Array, " feature"] | None = None) -> Float[Array, ""]:
+    """Summed log-likelihood of the design: every trial's incidence rows
+    (:func:`trial_loglik`, rows weighted by ``weight``, default 1) plus every published median
+    onset (:func:`onset_log_likelihood`), from one solve (or the features ``log_max``)."""
+    log_max = log_max_injury(params, design) if log_max is None else log_max
+    mu = _probability_given_features(params, design, log_max)
+    total = jnp.sum(trial_loglik(params, design, mu, weight))
+    if design.onset is not None:
+        total = total + jnp.sum(onset_log_likelihood(params, design, log_max))
+    return total
 
 
 # The fit's functions of the unconstrained vector. The spec and design come first, so that
@@ -503,8 +583,6 @@ def features_loglik(spec: FitSpec, design: Design):
     """``loglik(u, f)``: total log-likelihood given the ODE features ``f`` (log max injury)."""
 
     def loglik(u, f):
-        p = spec.to_params(u)
-        mu = _probability_given_features(p, design, f)
-        return jnp.sum(trial_loglik(p, design, mu))
+        return total_loglik(spec.to_params(u), design, log_max=f)
 
     return loglik

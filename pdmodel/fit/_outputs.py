@@ -122,7 +122,9 @@ def results_files(config: FitConfig, spec: FitSpec, design: Design, mode: Mode,
     onset = onset_table(config, spec, curve_draws)
     timings["results_s"] = time.perf_counter() - t0
     diagnostics = (run_diagnostics(config, sample, table, mode, ppc, timings) | info
-                   | onset_summary(onset))
+                   | onset_summary(onset)
+                   | {"onset_rows_fitted": 0 if design.onset is None
+                      else len(design.onset.rows.row_id)})
     files = {
         "parameters.csv": parameters_table(spec, flat, mode, table).to_csv(index=False),
         "diagnostics.csv": table.to_csv(index=False),

@@ -39,15 +39,16 @@ import pandas as pd
 from jaxtyping import Array, Float
 from tqdm import tqdm
 
-from ..data import load_incidence, load_user_incidence, usable_for_fit
+from ..data import load_incidence, load_user_incidence, load_user_timing, usable_for_fit
 from ..distributed import all_agree, barrier, is_main_process, map_rows, process_count
 from ..errors import ConfigError, DataError, DistributedError
-from ._config import FitConfig, fit_spec
+from ._config import BUNDLED, FitConfig, fit_spec
 from ._design import Design, build_design, design_table, select_rows
 from ._emulator import Emulator, Whitening, emulator_from_design, evaluate, solve_design
 from ._likelihood import features_loglik, log_density_of, log_max_injury_of, ode_parameter_index
 from ._map import Laplace, laplace_scale, map_fit
 from ._nuts import NutsResult, psis_check, run_nuts
+from ._onset import onset_targets
 from ._outputs import Mode, PosteriorSample, results_files
 from ._parameters import FitSpec
 from ._run_folder import RunFolder
@@ -211,14 +212,26 @@ def _training_rows(config: FitConfig) -> pd.DataFrame:
     return rows
 
 
+def _onset_rows(config: FitConfig) -> pd.DataFrame | None:
+    """Published median onsets the fit uses (:func:`onset_targets` of ``data.timing``;
+    None for ``none``)."""
+    where = config.data.timing
+    if where == "none":
+        return None
+    return onset_targets(None if where == BUNDLED else load_user_timing(where))
+
+
 def _prepare(config: FitConfig, progress: bool, echo) -> _Fit:
     m = config.model
     design = build_design(_training_rows(config), patients=m.patients, seed=config.seed,
                           max_days=m.days, steps_per_day=m.steps_per_day, refine=m.refine,
-                          tumour=m.tumour, models=dict(m.pk_models) or None)
+                          tumour=m.tumour, models=dict(m.pk_models) or None,
+                          onset=_onset_rows(config))
     spec = fit_spec(config)
-    echo(f"data: {len(design.obs.n)} arm-level rows of {len(design.trials)} studies, "
-         f"{len(design.units)} simulated arms ({len(set(design.regimens))} regimens); "
+    onset = "" if design.onset is None else \
+        f", {len(design.onset.rows.row_id)} published median onsets"
+    echo(f"data: {len(design.obs.n)} arm-level rows of {len(design.trials)} studies"
+         f"{onset}, {len(design.units)} simulated arms ({len(set(design.regimens))} regimens); "
          f"{spec.size} fitted parameters")
     # Partials, not closures: the jitted stages take them as arguments, so the design's arrays
     # are inputs of the compiled programs rather than constants folded into them

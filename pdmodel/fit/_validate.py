@@ -62,7 +62,7 @@ from ._likelihood import (
     beta_binomial_logpmf,
     predicted_probability,
     predictive_counts,
-    trial_loglik,
+    total_loglik,
 )
 from ._map import laplace_scale, map_fit
 from ._parameters import FitSpec
@@ -259,7 +259,7 @@ def masked_log_density(spec: FitSpec, design: Design, weight: Float[Array, " row
     weight)``: the weights are then an input of the compiled programs, so every fold of one
     design runs the same programs.
     """
-    return spec.log_prior(u) + jnp.sum(trial_loglik(spec.to_params(u), design, weight=weight))
+    return spec.log_prior(u) + total_loglik(spec.to_params(u), design, weight)
 
 
 def _mu_phi_of(spec: FitSpec, design: Design, u: Float[Array, " param"]):

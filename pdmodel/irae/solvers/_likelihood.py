@@ -21,7 +21,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 from jax.ad_checkpoint import checkpoint_name
-from jaxtyping import Array, Float
+from jaxtyping import Array, Float, Int
 
 from ...pk import TwoCompartmentPK
 from ...regimen import StepGrid
@@ -87,9 +87,11 @@ def stage_effects(model: IraeModel, conc: Float[Array, "step 3 agent"],
 
 
 def max_injury_course(rates: RateConstants, pd: PatientPD, effects: Float[Array, "step 3 2"],
-                      edges: Float[Array, " step1"]) -> Float[Array, " organ"]:
+                      edges: Float[Array, " step1"], knots: Int[Array, " knot"] | None = None
+                      ) -> Float[Array, " organ"] | Float[Array, "knot organ"]:
     """Running maximum of each organ's injury over the steps ``edges`` ``[organ]`` (one patient,
-    natural course, classical RK4).
+    natural course, classical RK4); with ``knots`` (step indices) its value after each of those
+    steps ``[knot, organ]`` instead.
 
     ``effects``: :func:`stage_effects` ``[step, 3, 2]``; ``edges``: step boundaries
     ``[step + 1]`` (days).
@@ -107,14 +109,16 @@ def max_injury_course(rates: RateConstants, pd: PatientPD, effects: Float[Array,
         # reverse mode keeps only the four stage slopes of each step and recomputes the rest;
         # the fences stop XLA:CPU from recomputing whole stages inside each fused consumer
         y = rk4_step(f, y, h, u[0], u[1], u[2], stage=slope, state=fusion_fence)
-        return (y, jnp.maximum(m, y[3])), None
+        m = jnp.maximum(m, y[3])
+        return (y, m), (None if knots is None else m)
 
     b = baseline_state(pd).astype(effects.dtype)
     y0 = (b[0], b[1], b[2], b[3:])
     step = jax.checkpoint(step, prevent_cse=False,
                           policy=jax.checkpoint_policies.save_only_these_names("slope"))
-    (_, m), _ = jax.lax.scan(step, (y0, jnp.zeros_like(b[3:])), (jnp.diff(edges), effects))
-    return m
+    (_, m), course = jax.lax.scan(step, (y0, jnp.zeros_like(b[3:])),
+                                  (jnp.diff(edges), effects))
+    return m if knots is None else course[knots]
 
 
 def running_max_injury(rates: RateConstants, pd: PatientPD, effects: Float[Array, "step 3 2"],

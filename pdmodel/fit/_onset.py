@@ -1,0 +1,172 @@
+"""Published median onset times as observations: the rows, their simulated arms and their
+log-likelihood (docs/model.md §5.7).
+
+Every published median onset of a modelled agent and organ in the timing table
+(:func:`onset_targets`) is an observation of the model's onset distribution for that agent's
+regimen, organ and grade: ``F(t) = I(t) / I(T)``, the cumulative incidence (immune-related
+definition, natural course) over its value at the horizon ``T`` — the distribution of event
+times among patients who had the event, as trials report it. ``I`` is computed at the
+:func:`knot_days` and ``F`` is linear between them (``F(0) = 0``).
+
+The published median ``M`` of ``k`` event times is taken as log-normal around the model's
+median ``m`` (``F(m) = ½``):
+
+    log M ~ Normal(log m, s_k² + τ²),   s_k = 1 / (2 √k · f(m) · m)
+
+``s_k`` is the large-sample SD of the log of a median of ``k`` draws from ``F`` (density
+``f``; the sample median is asymptotically normal with variance ``1/(4 k f(m)²)``), and
+``τ`` = :data:`ONSET_SPREAD` the between-study spread of medians (populations, regimens,
+ascertainment). Where ``k`` is not printed, ``s_k`` is taken as 0 (pooled label analyses:
+``k`` in the tens to hundreds, ``s_k`` small beside ``τ``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import equinox as eqx
+import jax.numpy as jnp
+import lazy_loader as _lazy
+import numpy as np
+from jaxtyping import Array, Float, Int
+
+from ..vocab import GRADES, ORGAN_CHOICES
+
+pd = _lazy.load("pandas")  # imported when onset rows are built: predict starts fast
+
+ONSET_ENDPOINT = "immune_related"
+"""Reporting definition of onset summaries (immune-related events: the timing tables describe
+irAEs)."""
+
+ONSET_SPREAD = 0.35
+"""``τ``: SD of log published median onset around the model's median beyond the sampling
+error of a median (between-study spread: ×/÷1.42). An assumption, not fitted: two sources for
+one agent and organ in the bundled table differ by up to a factor 1.8 (nivolumab pneumonitis,
+15.2 vs 27.5 weeks, tim-0118 and tim-0217)."""
+
+WEEKLY_KNOTS_UNTIL = 210
+"""Knots are weekly up to this day (every published median is below 28 weeks), then every
+four weeks to the horizon (:func:`knot_days`)."""
+
+
+def knot_days(horizon: int) -> tuple[int, ...]:
+    """Days at which the onset distribution is computed: weekly to
+    :data:`WEEKLY_KNOTS_UNTIL`, then four-weekly, and the horizon."""
+    weekly = range(7, min(horizon, WEEKLY_KNOTS_UNTIL) + 1, 7)
+    later = range(WEEKLY_KNOTS_UNTIL + 28, horizon + 1, 28)
+    return tuple(sorted({*weekly, *later, int(horizon)}))
+
+
+def onset_targets(timing: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per published median onset (weeks) of a modelled agent and organ: ``n_events``
+    (``k``; NaN when not printed) and the minimum–maximum printed by the same source for the
+    same agent, organ and grade (``range_low_weeks``/``range_high_weeks``; NaN when not)."""
+    from ..data import ASSUMED_REGIMENS, load_timing
+
+    t = load_timing() if timing is None else timing
+    t = t[(t.fit_default == 1) & (t.quantity == "onset")
+          & t.statistic.isin(["median", "min", "max"]) & (t.grade_min <= 3)]
+    known = {agents for agents, backbone in ASSUMED_REGIMENS if backbone is None}
+    t = t[t.agents_model.astype(str).isin(known) & (t.organ_model.fillna("") != "")]
+    out = []
+    for (study, agent, organ, gmin), g in t.groupby(
+            ["study", "agents_model", "organ_model", "grade_min"], sort=False):
+        stats = dict(zip(g.statistic, g.value_weeks, strict=False))
+        lo, hi = stats.get("min", np.nan), stats.get("max", np.nan)
+        for _, m in g[g.statistic == "median"].iterrows():
+            out.append({"row_id": m.row_id, "study": study, "agent": agent, "organ": organ,
+                        "grade": "any" if gmin <= 1 else ("2+" if gmin == 2 else "3+"),
+                        "n_events": float(m.n_events) if pd.notna(m.n_events) else np.nan,
+                        "published_median_weeks": float(m.value_weeks),
+                        "range_low_weeks": float(lo), "range_high_weeks": float(hi)})
+    return pd.DataFrame(out, columns=["row_id", "study", "agent", "organ", "grade", "n_events",
+                                      "published_median_weeks", "range_low_weeks",
+                                      "range_high_weeks"])
+
+
+def onset_regimen(agent: str) -> str:
+    """The regimen an agent's onset rows are simulated with: its label regimen
+    (:data:`pdmodel.data.ASSUMED_REGIMENS`, no backbone), as in the onset check."""
+    from ..data import ASSUMED_REGIMENS
+
+    return ASSUMED_REGIMENS[agent, None]
+
+
+class OnsetRows(NamedTuple):
+    """Published medians used in the likelihood ``[row]`` (tuples: part of the static design)."""
+
+    row_id: tuple[str, ...]
+    unit: tuple[int, ...]  # index into OnsetDesign.units
+    organ: tuple[int, ...]  # index into ORGAN_CHOICES (0 = any organ)
+    grade: tuple[int, ...]  # index into GRADES
+    median_days: tuple[float, ...]
+    events: tuple[float, ...]  # k, 0 when not printed
+
+
+def onset_rows(targets: pd.DataFrame) -> tuple[OnsetRows, tuple[str, ...]]:
+    """:func:`onset_targets` as :class:`OnsetRows` and the regimens they simulate (one per
+    agent, in order of first use)."""
+    regimens: list[str] = []
+    fields: dict[str, list] = {k: [] for k in OnsetRows._fields}
+    for _, r in targets.iterrows():
+        text = onset_regimen(r.agent)
+        if text not in regimens:
+            regimens.append(text)
+        fields["row_id"].append(str(r.row_id))
+        fields["unit"].append(regimens.index(text))
+        fields["organ"].append(ORGAN_CHOICES.index(r.organ))
+        fields["grade"].append(GRADES.index(r.grade))
+        fields["median_days"].append(7.0 * float(r.published_median_weeks))
+        fields["events"].append(float(r.n_events) if pd.notna(r.n_events) else 0.0)
+    return OnsetRows(**{k: tuple(v) for k, v in fields.items()}), tuple(regimens)
+
+
+class OnsetDesign(eqx.Module):
+    """The onset part of a training design: the rows, the arms they simulate (stacked as the
+    incidence arms are) and the solver steps at which injury is read (:func:`knot_days`)."""
+
+    rows: OnsetRows = eqx.field(static=True)
+    units: tuple = eqx.field(static=True)  # SimulatedArm per stacked regimen
+    knot_days: tuple[int, ...] = eqx.field(static=True)
+    stacked: eqx.Module  # StackedRegimens
+    knot_step: Int[Array, "regimen knot"]  # step after which each knot day is reached
+
+
+def knot_steps(edges: Float[np.ndarray, " step1"], days: tuple[int, ...]) -> np.ndarray:
+    """Index of the solver step that ends at each of ``days`` ``[knot]`` (``edges``: step
+    boundaries, days)."""
+    edges = np.asarray(edges)
+    end = np.searchsorted(edges, np.asarray(days, float) - 1e-6)
+    if np.any(end >= edges.size) or np.any(np.abs(edges[np.minimum(end, edges.size - 1)]
+                                                   - np.asarray(days)) > 1e-6):
+        raise ValueError(f"onset knots {days} are not step boundaries of the solver grid")
+    return end - 1
+
+
+def onset_median(incidence: Float[Array, "row knot"], days: Float[Array, " knot"]
+                 ) -> tuple[Float[Array, " row"], Float[Array, " row"]]:
+    """The median ``m`` of each row's onset distribution (days) and its density ``f(m)``
+    (1/day): ``F = I / I[-1]`` linear between the knots, ``F(0) = 0``."""
+    f = incidence / jnp.maximum(incidence[:, -1:], 1e-300)
+    f = jnp.concatenate([jnp.zeros_like(f[:, :1]), f], axis=1)
+    t = jnp.concatenate([jnp.zeros(1, f.dtype), jnp.asarray(days, f.dtype)])
+    hi = jnp.clip(jnp.sum(f < 0.5, axis=1), 1, f.shape[1] - 1)  # first knot with F ≥ ½
+    rows = jnp.arange(f.shape[0])
+    f_lo, f_hi = f[rows, hi - 1], f[rows, hi]
+    width = t[hi] - t[hi - 1]
+    rise = jnp.maximum(f_hi - f_lo, 1e-12)
+    median = t[hi - 1] + jnp.clip((0.5 - f_lo) / rise, 0.0, 1.0) * width
+    return median, rise / width
+
+
+def onset_loglik(incidence: Float[Array, "row knot"], rows: OnsetRows,
+                 days: tuple[int, ...]) -> Float[Array, " row"]:
+    """Log-likelihood of every published median ``[row]`` given each row's cumulative incidence
+    at the knots ``[row, knot]`` (module docstring)."""
+    median, density = onset_median(incidence, jnp.asarray(days, incidence.dtype))
+    k = jnp.asarray(rows.events, incidence.dtype)
+    sampling = jnp.where(k > 0, 1.0 / (2.0 * jnp.sqrt(jnp.maximum(k, 1.0)) * density * median),
+                         0.0)
+    sd = jnp.sqrt(sampling**2 + ONSET_SPREAD**2)
+    z = (jnp.log(jnp.asarray(rows.median_days, incidence.dtype)) - jnp.log(median)) / sd
+    return -0.5 * z**2 - jnp.log(sd) - 0.5 * jnp.log(2.0 * jnp.pi)

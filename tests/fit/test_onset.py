@@ -1,0 +1,147 @@
+"""Published median onsets in the likelihood (pdmodel/fit/_onset.py): the onset distribution's
+median against an analytic one, the sampling SD of a median against simulation, the knot solve
+against the daily solver, and the gradient against finite differences."""
+
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from pdmodel.data import load_incidence
+from pdmodel.fit import (
+    FitSpec,
+    Params,
+    build_design,
+    log_density,
+    log_max_injury,
+    onset_log_likelihood,
+    onset_targets,
+    total_loglik,
+    trial_loglik,
+)
+from pdmodel.fit._likelihood import onset_incidence, onset_max_injuries
+from pdmodel.fit._onset import ONSET_SPREAD, knot_days, onset_loglik, onset_median
+from pdmodel.irae import IraeProblem, ManagementPolicy
+
+
+def _targets(agents=("nivolumab", "ipilimumab")):
+    t = onset_targets()
+    return t[t.agent.isin(agents)].reset_index(drop=True)
+
+
+@functools.cache
+def onset_design(days=140):
+    df = load_incidence()
+    keep = df["agents_model"].isin(["ipilimumab", "nivolumab"])
+    return build_design(df[keep], patients=4, days=days, onset=_targets())
+
+
+def test_onset_targets_are_the_bundled_medians_of_modelled_agents():
+    t = onset_targets()
+    assert len(t) >= 20 and (t.published_median_weeks > 0).all()
+    assert set(t.agent) <= {"nivolumab", "pembrolizumab", "ipilimumab", "nivolumab;ipilimumab",
+                            "avelumab", "atezolizumab", "durvalumab", "cemiplimab"}
+    assert {"thyroid", "skin", "gi"} <= set(t.organ)
+
+
+def test_knots_are_weekly_then_four_weekly_and_end_at_the_horizon():
+    k = knot_days(730)
+    assert k[:3] == (7, 14, 21) and k[-1] == 730 and 210 in k and 238 in k and 217 not in k
+    assert knot_days(100)[-1] == 100 and np.all(np.diff(knot_days(100)) > 0)
+
+
+def test_median_of_the_onset_distribution_matches_the_analytic_one():
+    """I(t) = 1 − exp(−λt) at weekly knots: F = I/I(T), m = −log(1 − ½ I(T))/λ."""
+    days = np.asarray(knot_days(365), float)
+    lam = np.array([0.002, 0.01, 0.05])
+    inc = 1.0 - np.exp(-lam[:, None] * days[None])
+    m, f = onset_median(jnp.asarray(inc), jnp.asarray(days))
+    final = 1.0 - np.exp(-lam * 365)
+    exact = -np.log(1.0 - 0.5 * final) / lam
+    np.testing.assert_allclose(np.asarray(m), exact, rtol=0.02)
+    density = lam * np.exp(-lam * exact) / final  # f(m) = I'(m) / I(T)
+    # the slope of F over the knot's week: within 10% while the median is beyond ~5 weeks
+    np.testing.assert_allclose(np.asarray(f)[:2], density[:2], rtol=0.1)
+
+
+def test_sampling_sd_of_a_median_matches_simulation():
+    """The likelihood's s_k (log scale) against the spread of medians of k simulated event
+    times from the same F."""
+    days = np.asarray(knot_days(365), float)
+    lam, k = 0.01, 40
+    inc = 1.0 - np.exp(-lam * days)
+    final = inc[-1]
+    rng = np.random.default_rng(0)
+    u = rng.uniform(size=(20_000, k)) * final  # inverse CDF of F, truncated at T
+    times = -np.log1p(-u) / lam
+    sd_sim = np.std(np.log(np.median(times, axis=1)))
+    m, f = onset_median(jnp.asarray(inc[None]), jnp.asarray(days))
+    s_k = 1.0 / (2.0 * np.sqrt(k) * float(f[0]) * float(m[0]))
+    assert s_k == pytest.approx(sd_sim, rel=0.1)
+
+
+def test_onset_loglik_peaks_at_the_model_median_and_widens_with_few_events():
+    days = knot_days(365)
+    inc = jnp.asarray(1.0 - np.exp(-0.01 * np.asarray(days, float)))[None]
+    m = float(onset_median(inc, jnp.asarray(days, float))[0][0])
+    from pdmodel.fit._onset import OnsetRows
+
+    def ll(median, k):
+        rows = OnsetRows(("r",), (0,), (0,), (0,), (median,), (k,))
+        return float(onset_loglik(inc, rows, days)[0])
+
+    assert ll(m, 50) > ll(1.3 * m, 50) and ll(m, 50) > ll(m / 1.3, 50)
+    # no printed k: only the between-study spread
+    assert ll(m, 0) == pytest.approx(-np.log(ONSET_SPREAD) - 0.5 * np.log(2 * np.pi))
+    # few events: wider, so a far median costs less
+    assert ll(2 * m, 5) > ll(2 * m, 500)
+
+
+def test_knot_solve_matches_the_daily_solver():
+    d = onset_design()
+    on = d.onset
+    assert on is not None and len(on.rows.row_id) == len(_targets())
+    spec = FitSpec.default()
+    params = spec.to_params(spec.prior_location() + 0.1)
+    ours = np.asarray(onset_max_injuries(params, d))  # [unit, patient, knot, organ]
+    for k, unit in enumerate(on.units):
+        problem = IraeProblem.build(unit.regimen, days=unit.days, steps_per_day=1, refine=1)
+        # median treatment 125 days, no planned course: the population's own stop days
+        daily, _ = problem.run(params.model, d.population, ManagementPolicy.none())
+        ref = np.asarray(daily.max_injury)[:, np.asarray(on.knot_days) - 1]
+        np.testing.assert_allclose(ours[k], ref, rtol=1e-10, err_msg=unit.regimen)
+
+
+def test_total_loglik_is_incidence_plus_onset_and_its_gradient_is_exact():
+    d = onset_design()
+    p = Params()
+    total = float(total_loglik(p, d))
+    parts = float(jnp.sum(trial_loglik(p, d))) + float(jnp.sum(onset_log_likelihood(p, d)))
+    assert total == pytest.approx(parts, rel=1e-10)
+    inc = np.asarray(onset_incidence(p, d, log_max_injury(p, d)))
+    assert np.all(np.diff(inc, axis=1) >= -1e-12) and np.all(inc[:, -1] > 0)
+
+    spec = FitSpec.default()
+    u0 = spec.prior_location()
+    f = eqx.filter_jit(log_density)
+    g = eqx.filter_jit(jax.grad(log_density))(u0, spec, d)
+    # the onset term moves the gradient (else this test could not fail on it)
+    no_onset = eqx.tree_at(lambda x: x.onset, d, None, is_leaf=lambda x: x is None)
+    g0 = eqx.filter_jit(jax.grad(log_density))(u0, spec, no_onset)
+    assert float(jnp.max(jnp.abs(g - g0))) > 1e-3
+    for k in (0, 1, 4, 10):
+        h = 1e-5
+        e = jnp.zeros_like(u0).at[k].set(h)
+        fd = (f(u0 + e, spec, d) - f(u0 - e, spec, d)) / (2 * h)
+        assert float(g[k]) == pytest.approx(float(fd), rel=1e-5, abs=1e-6), spec.names[k]
+
+
+def test_design_without_timing_has_no_onset_rows():
+    df = load_incidence()
+    keep = df["agents_model"].isin(["nivolumab"])
+    d = build_design(df[keep], patients=2, days=60, onset=pd.DataFrame())
+    assert d.onset is None and float(jnp.sum(onset_log_likelihood(Params(), d))) == 0.0
