@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import lazy_loader as _lazy
 import numpy as np
@@ -145,20 +146,29 @@ def knot_steps(edges: Float[np.ndarray, " step1"], days: tuple[int, ...]) -> np.
     return end - 1
 
 
+DENSITY_HALF_WIDTH = 7.0
+"""Half-width (days) of the central difference that gives the onset density at the median."""
+
+
 def onset_median(incidence: Float[Array, "row knot"], days: Float[Array, " knot"]
                  ) -> tuple[Float[Array, " row"], Float[Array, " row"]]:
     """The median ``m`` of each row's onset distribution (days) and its density ``f(m)``
-    (1/day): ``F = I / I[-1]`` linear between the knots, ``F(0) = 0``."""
+    (1/day): ``F = I / I[-1]`` linear between the knots, ``F(0) = 0``; ``f(m)`` is the central
+    difference ``(F(m + h) − F(m − h)) / 2h``, ``h`` = :data:`DENSITY_HALF_WIDTH` (continuous in
+    the parameters, where the slope of the segment holding ``m`` would jump at every knot)."""
     f = incidence / jnp.maximum(incidence[:, -1:], 1e-300)
     f = jnp.concatenate([jnp.zeros_like(f[:, :1]), f], axis=1)
     t = jnp.concatenate([jnp.zeros(1, f.dtype), jnp.asarray(days, f.dtype)])
     hi = jnp.clip(jnp.sum(f < 0.5, axis=1), 1, f.shape[1] - 1)  # first knot with F ≥ ½
     rows = jnp.arange(f.shape[0])
     f_lo, f_hi = f[rows, hi - 1], f[rows, hi]
-    width = t[hi] - t[hi - 1]
     rise = jnp.maximum(f_hi - f_lo, 1e-12)
-    median = t[hi - 1] + jnp.clip((0.5 - f_lo) / rise, 0.0, 1.0) * width
-    return median, rise / width
+    median = t[hi - 1] + jnp.clip((0.5 - f_lo) / rise, 0.0, 1.0) * (t[hi] - t[hi - 1])
+    h = DENSITY_HALF_WIDTH
+    lo, up = jnp.maximum(median - h, 0.0), jnp.minimum(median + h, t[-1])
+    at = jax.vmap(jnp.interp, in_axes=(0, None, 0))
+    density = (at(up, t, f) - at(lo, t, f)) / jnp.maximum(up - lo, 1e-12)
+    return median, jnp.maximum(density, 1e-12)
 
 
 def onset_loglik(incidence: Float[Array, "row knot"], rows: OnsetRows,
