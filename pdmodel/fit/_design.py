@@ -115,11 +115,10 @@ class Design(eqx.Module):
     Attributes
     ----------
     units : tuple of SimulatedArm
-        Every simulated arm of the incidence rows (regimen, horizon, treatment duration), in the
-        order of the stacked ``regimen`` axis.
+        Every simulated arm (regimen, horizon, treatment duration), in the order of the
+        stacked ``regimen`` axis.
     stacked : StackedRegimens
-        The arms padded and stacked on a leading ``regimen`` axis, with precomputed PK (the
-        onset arms, when there are any, follow the incidence arms).
+        The arms padded and stacked on a leading ``regimen`` axis, with precomputed PK.
     population : Population
         The virtual patients every arm is simulated for (common random numbers).
     obs : Observations
@@ -469,15 +468,15 @@ def build_design(
         onset_units = tuple(SimulatedArm(r, onset_days, MEDIAN_TREATMENT_DAYS, float("inf"))
                             for r in regimens)
     pop = _design_population(units + onset_units, patients=patients, seed=seed, tumour=tumour)
-    stacked = stack_regimens(units + onset_units, pop, steps_per_day=steps_per_day,
-                             refine=refine, models=models)
+    stacked = stack_regimens(units, pop, steps_per_day=steps_per_day, refine=refine,
+                             models=models)
     onset_design = None
     if onset_rows_ is not None:
         knots = knot_days(onset_units[0].days)
-        edges = np.asarray(stacked.edges)
-        last = np.full((len(units), len(knots)), edges.shape[1] - 2)
-        steps = np.stack([knot_steps(e, knots) for e in edges[len(units):]])
+        on_stacked = stack_regimens(onset_units, pop, steps_per_day=steps_per_day,
+                                    refine=refine, models=models)
+        steps = np.stack([knot_steps(e, knots) for e in np.asarray(on_stacked.edges)])
         onset_design = OnsetDesign(rows=onset_rows_, units=onset_units, knot_days=knots,
-                                   knot_step=jnp.asarray(np.concatenate([last, steps])))
+                                   stacked=on_stacked, knot_step=jnp.asarray(steps))
     return Design(units=units, stacked=stacked, population=pop, obs=obs, trials=trials,
                   horizon=max(u.days for u in units), onset=onset_design)

@@ -81,32 +81,21 @@ def _stacked_max_injuries(model, st, population, knots=None):
                              st.agent_index, lanes, rates, knots)
 
 
-def _solve(params: Params, design: Design):
-    """One solve of every stacked arm: running maxima at the incidence arms' horizons
-    ``[arm, patient, organ]`` and, with onset rows, at the onset arms' knots ``[onset arm,
-    patient, knot, organ]`` (else None)."""
-    model = _reference_model(params)
-    n = len(design.units)
-    if design.onset is None:
-        return _stacked_max_injuries(model, design.stacked, design.population), None
-    m = _stacked_max_injuries(model, design.stacked, design.population,
-                              design.onset.knot_step)  # [regimen, patient, knot, organ]
-    return m[:n, :, -1], m[n:]
-
-
 def max_injuries(params: Params, design: Design) -> Float[Array, "regimen patient organ"]:
     """Running maximum of organ injury at the horizon, natural course
     ``[regimen, patient, organ]`` (the ODE part of the likelihood)."""
-    return _solve(params, design)[0]
+    return _stacked_max_injuries(_reference_model(params), design.stacked, design.population)
 
 
 def onset_max_injuries(params: Params, design: Design
                        ) -> Float[Array, "regimen patient knot organ"]:
     """Running maximum of organ injury at the onset knots of the onset arms
     ``[onset regimen, patient, knot, organ]`` (natural course; empty without onset rows)."""
-    if design.onset is None:
+    on = design.onset
+    if on is None:
         return jnp.zeros((0, design.population.size, 0, len(ORGANS)))
-    return _solve(params, design)[1]
+    return _stacked_max_injuries(_reference_model(params), on.stacked, design.population,
+                                 on.knot_step)
 
 
 ODE_FREE_FIELDS = ("log_gap2", "log_gap3", "background", "tumour_effect", "setting_effect")
@@ -125,19 +114,19 @@ def log_max_injury(params: Params, design: Design) -> Float[Array, " feature"]:
     """``log max_injuries`` flattened ``[regimen·patient·organ]``, followed by
     ``log onset_max_injuries`` flattened when the design has onset rows (floored at
     ``LOG_FLOOR``, as the grade model does) — the features the NUTS emulator learns."""
-    horizon, knots = _solve(params, design)
-    m = horizon.reshape(-1)
-    if knots is not None:
-        m = jnp.concatenate([m, knots.reshape(-1)])
+    m = max_injuries(params, design).reshape(-1)
+    if design.onset is not None:
+        m = jnp.concatenate([m, onset_max_injuries(params, design).reshape(-1)])
     return jnp.log(jnp.maximum(m, LOG_FLOOR))
 
 
 def _incidence_features(log_max: Float[Array, " feature"], design: Design
                         ) -> Float[Array, "regimen patient organ"]:
     """The incidence arms' part of :func:`log_max_injury` features, as running maxima."""
-    n = len(design.units)
-    size = n * design.population.size * len(ORGANS)
-    return jnp.exp(log_max[:size]).reshape(n, design.population.size, len(ORGANS))
+    st = design.stacked
+    size = st.ec50.shape[0] * design.population.size * len(ORGANS)
+    return jnp.exp(log_max[:size]).reshape(st.ec50.shape[0], design.population.size,
+                                           len(ORGANS))
 
 
 def onset_incidence(params: Params, design: Design, log_max: Float[Array, " feature"]
@@ -146,7 +135,8 @@ def onset_incidence(params: Params, design: Design, log_max: Float[Array, " feat
     (immune-related definition, natural course, reference tumour and setting) from the
     :func:`log_max_injury` features."""
     on = design.onset
-    size = len(design.units) * design.population.size * len(ORGANS)
+    st = design.stacked
+    size = st.ec50.shape[0] * design.population.size * len(ORGANS)
     m = jnp.exp(log_max[size:]).reshape(len(on.units), design.population.size,
                                         len(on.knot_days), len(ORGANS))
     e = ENDPOINTS.index(ONSET_ENDPOINT)

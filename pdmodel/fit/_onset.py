@@ -123,16 +123,14 @@ def onset_rows(targets: pd.DataFrame) -> tuple[OnsetRows, tuple[str, ...]]:
 
 
 class OnsetDesign(eqx.Module):
-    """The onset part of a training design: the rows, the arms they simulate (stacked after the
-    incidence arms in ``Design.stacked``, so one solve serves both) and the solver step at which
-    each knot day is reached (:func:`knot_days`)."""
+    """The onset part of a training design: the rows, the arms they simulate (stacked as the
+    incidence arms are) and the solver steps at which injury is read (:func:`knot_days`)."""
 
     rows: OnsetRows = eqx.field(static=True)
-    units: tuple = eqx.field(static=True)  # SimulatedArm of each onset arm
+    units: tuple = eqx.field(static=True)  # SimulatedArm per stacked regimen
     knot_days: tuple[int, ...] = eqx.field(static=True)
-    # per stacked regimen (incidence arms first: their last step at every knot, so the last
-    # knot is the horizon), the step after which each knot day is reached
-    knot_step: Int[Array, "regimen knot"]
+    stacked: eqx.Module  # StackedRegimens
+    knot_step: Int[Array, "regimen knot"]  # step after which each knot day is reached
 
 
 def knot_steps(edges: Float[np.ndarray, " step1"], days: tuple[int, ...]) -> np.ndarray:
