@@ -52,7 +52,7 @@ from scipy import special
 from scipy.optimize import minimize_scalar
 from tqdm import tqdm
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SimulationError
 from ..numerics import PROB_FLOOR
 from ._config import FitConfig
 from ._design import Design, select_rows
@@ -291,6 +291,7 @@ class _FoldResult(NamedTuple):
     log_density: Float[np.ndarray, ""]
     baseline_phi: Float[np.ndarray, ""]
     nonconcave: Int[np.ndarray, ""]
+    dropped_draws: Int[np.ndarray, ""] = np.asarray(0)  # draws whose solve was not finite
 
 
 class _Setup(NamedTuple):
@@ -335,12 +336,19 @@ def _fold(s: _Setup, k: int, held_groups: tuple[str, ...], stage: Callable[[str]
     sd = np.concatenate([np.asarray(t) for _, _, t in parts])[:s.draws]
     held_rows = s.rows.iloc[held]
     y, n = _counts(held_rows)
+    # a Laplace draw far in a tail can give a solve that is not finite: left out and counted
+    ok = np.isfinite(mu).all(axis=1) & np.isfinite(phi) & np.isfinite(sd)
+    if ok.sum() < max(2, s.draws // 2):
+        raise SimulationError(f"validation fold {k + 1}: {s.draws - int(ok.sum())} of {s.draws} "
+                       f"Laplace draws give a non-finite prediction (the fold's MAP or "
+                       f"Laplace approximation failed)")
+    mu, phi, sd = mu[ok], phi[ok], sd[ok]
 
     rng = np.random.default_rng((s.config.seed, _FOLD_STREAM + k))
     # a held-out study is a new trial: one effect z per draw and study, shared by its rows
     trial = np.asarray(s.design.obs.trial)[held]
     _, trial = np.unique(trial, return_inverse=True)
-    z = rng.normal(size=(s.draws, trial.max() + 1))[:, trial]  # [draw, held]
+    z = rng.normal(size=(s.draws, trial.max() + 1))[ok][:, trial]  # [draw, held]
     m = np.clip(mu, 1e-12, 1 - 1e-12)
     mu = 1.0 / (1.0 + np.exp(-(np.log(m / (1 - m)) + sd[:, None] * z)))
     counts = predictive_counts(rng, np.repeat(mu, REPLICATES, axis=0),
@@ -348,7 +356,7 @@ def _fold(s: _Setup, k: int, held_groups: tuple[str, ...], stage: Callable[[str]
     tail = (1 - s.interval) / 2
     lower, upper = np.quantile(counts / n[None], [tail, 1 - tail], axis=0)
     seq = _sequence_logpmf(y[None], n[None], mu, phi[:, None])  # [draw, held]
-    mix = np.logaddexp.reduce(seq, axis=0) - np.log(s.draws)
+    mix = np.logaddexp.reduce(seq, axis=0) - np.log(len(mu))
     t3 = time.perf_counter()
 
     train = s.rows.iloc[np.flatnonzero(weight)]
@@ -362,7 +370,7 @@ def _fold(s: _Setup, k: int, held_groups: tuple[str, ...], stage: Callable[[str]
         baseline=base, baseline_level=level, logloss_baseline=-base_seq / n,
         logloss_binomial=-binom / n, mu=mu, u_map=np.asarray(best.u),
         log_density=np.asarray(best.log_density), baseline_phi=np.asarray(table.phi),
-        nonconcave=np.asarray(lap.nonconcave))
+        nonconcave=np.asarray(lap.nonconcave), dropped_draws=np.asarray(s.draws - ok.sum()))
     return res, seconds
 
 
@@ -604,7 +612,7 @@ def validate(config: FitConfig, *, by: str = "study", folds: int = DEFAULT_FOLDS
                                                           "groups": list(held),
                                                           "seconds": secs})
             else:
-                res = _FoldResult(**{f: saved[0][f] for f in _ARRAYS})
+                res = _FoldResult(**{f: saved[0][f] for f in _ARRAYS if f in saved[0]})
                 secs, reused = saved[1]["seconds"], reused + 1
             results.append(res)
             seconds.append(secs)
@@ -622,6 +630,7 @@ def validate(config: FitConfig, *, by: str = "study", folds: int = DEFAULT_FOLDS
                         "with its own φ fitted on the training rows",
             "fold_groups": [list(h) for h in split],
             "fold_rows": [len(r.rows) for r in results],
+            "fold_dropped_draws": [int(r.dropped_draws) for r in results],
             "fold_seconds": seconds, "folds_reused": reused,
             "map_settings": {"starts": config.map.starts, "adam_steps": config.map.adam_steps,
                              "lbfgs_steps": config.map.lbfgs_steps},

@@ -191,6 +191,34 @@ def test_validate_writes_results_and_resumes_byte_for_byte(tmp_path, monkeypatch
     assert json.loads((out / "summary.json").read_text())["folds_reused"] == 2
 
 
+def test_a_non_finite_laplace_draw_is_left_out_and_counted(tmp_path, monkeypatch):
+    """A draw whose solve is not finite (far in a Laplace tail) is dropped from that fold's
+    predictions and counted in summary.json, instead of ending the run in numpy."""
+    real = validation._mu_phi_batch
+
+    def quick_map(ld, u0, key, **kwargs):
+        return MapResult(u0, jnp.asarray(0.0), u0[None], jnp.zeros(1), jnp.zeros(1))
+
+    def quick_laplace(ld, u):
+        return Laplace(jnp.full(u.shape, 0.1), 0.01 * jnp.eye(u.size), 0)
+
+    def one_nan(us, f):
+        mu, phi, sd = real(us, f)
+        return mu.at[0].set(jnp.nan), phi, sd
+
+    monkeypatch.setattr(validation, "map_fit", quick_map)
+    monkeypatch.setattr(validation, "laplace_scale", quick_laplace)
+    monkeypatch.setattr(validation, "_mu_phi_batch", one_nan)
+    args = ["validate", str(_config(tmp_path)), "--folds", "2", "--draws", "6", "--no-progress"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    out = tmp_path / "run" / "validation" / "results"
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["fold_dropped_draws"] == [1, 1]
+    table = pd.read_csv(out / "validation.csv")
+    assert np.isfinite(table[["mean", "lower", "upper", "logloss_model"]].to_numpy()).all()
+
+
 def test_no_predictor_beats_the_log_loss_floor():
     """The floor (entropy of the observed proportion) is below the sequence log-loss of any
     beta-binomial mixture, and reached by the binomial at the observed proportion."""
