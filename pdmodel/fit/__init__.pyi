@@ -1,5 +1,6 @@
 """Type stub of pdmodel.fit: its public names (read by lazy_loader at run time)."""
 
+from ._checks import onset_targets as onset_targets
 from ._config import DEFAULT_REGIMENS as DEFAULT_REGIMENS
 from ._config import FitConfig as FitConfig
 from ._config import PriorSpec as PriorSpec
@@ -39,7 +40,6 @@ from ._map import laplace_scale as laplace_scale
 from ._map import map_fit as map_fit
 from ._nuts import psis_check as psis_check
 from ._nuts import run_nuts as run_nuts
-from ._onset import onset_targets as onset_targets
 from ._outputs import write_report as write_report
 from ._parameters import FitSpec as FitSpec
 from ._parameters import FittedParameter as FittedParameter

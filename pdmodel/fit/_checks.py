@@ -26,15 +26,50 @@ import pandas as pd
 from jaxtyping import Float
 from scipy.special import betainc
 
+from ..data import ASSUMED_REGIMENS, load_timing
 from ..irae import IraeProblem, Population
 from ..regimen import Regimen
 from ..vocab import GRADES, ORGAN_CHOICES
 from ._likelihood import reported_incidence
-from ._onset import ONSET_ENDPOINT, onset_regimen, onset_targets
+from ._onset import ONSET_ENDPOINT
 from ._parameters import FitSpec
 
 ONSET_TOLERANCE = 1.5
 """A model median within ×/÷ this factor of the published median passes (issue 14's target)."""
+
+
+def onset_targets(timing: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per published median onset (weeks) of a modelled agent and organ, with the
+    regimen its agent is simulated with (:func:`onset_regimen`): ``n_events``
+    (``k``; NaN when not printed) and the minimum–maximum printed by the same source for the
+    same agent, organ and grade (``range_low_weeks``/``range_high_weeks``; NaN when not)."""
+    t = load_timing() if timing is None else timing
+    t = t[(t.fit_default == 1) & (t.quantity == "onset")
+          & t.statistic.isin(["median", "min", "max"]) & (t.grade_min <= 3)]
+    known = {agents for agents, backbone in ASSUMED_REGIMENS if backbone is None}
+    t = t[t.agents_model.astype(str).isin(known) & (t.organ_model.fillna("") != "")]
+    out = []
+    for (study, agent, organ, gmin), g in t.groupby(
+            ["study", "agents_model", "organ_model", "grade_min"], sort=False):
+        stats = dict(zip(g.statistic, g.value_weeks, strict=False))
+        lo, hi = stats.get("min", np.nan), stats.get("max", np.nan)
+        for _, m in g[g.statistic == "median"].iterrows():
+            out.append({"row_id": m.row_id, "study": study, "agent": agent, "organ": organ,
+                        "grade": "any" if gmin <= 1 else ("2+" if gmin == 2 else "3+"),
+                        "regimen": onset_regimen(agent),
+                        "n_events": float(m.n_events) if pd.notna(m.n_events) else np.nan,
+                        "published_median_weeks": float(m.value_weeks),
+                        "range_low_weeks": float(lo), "range_high_weeks": float(hi)})
+    return pd.DataFrame(out, columns=["row_id", "study", "agent", "regimen", "organ", "grade",
+                                      "n_events",
+                                      "published_median_weeks", "range_low_weeks",
+                                      "range_high_weeks"])
+
+
+def onset_regimen(agent: str) -> str:
+    """The regimen an agent's onset rows are simulated with: its label regimen
+    (:data:`pdmodel.data.ASSUMED_REGIMENS`, no backbone), as in the onset check."""
+    return ASSUMED_REGIMENS[agent, None]
 
 
 def sample_median_quantiles(inc: Float[np.ndarray, "draw day"], k: int,

@@ -2,11 +2,12 @@
 log-likelihood (docs/model.md §5.7).
 
 Every published median onset of a modelled agent and organ in the timing table
-(:func:`onset_targets`) is an observation of the model's onset distribution for that agent's
-regimen, organ and grade: ``F(t) = I(t) / I(T)``, the cumulative incidence (immune-related
-definition, natural course) over its value at the horizon ``T`` — the distribution of event
-times among patients who had the event, as trials report it. ``I`` is computed at the
-:func:`knot_days` and ``F`` is linear between them (``F(0) = 0``).
+(:func:`pdmodel.fit.onset_targets`, in :mod:`pdmodel.fit._checks`) is an observation of the
+model's onset distribution for that agent's regimen, organ and grade:
+``F(t) = I(t) / I(T)``, the cumulative incidence (immune-related definition, natural course)
+over its value at the horizon ``T`` — the distribution of event times among patients who had
+the event, as trials report it. ``I`` is computed at the :func:`knot_days` and ``F`` is linear
+between them (``F(0) = 0``).
 
 The published median ``M`` of ``k`` event times is taken as log-normal around the model's
 median ``m`` (``F(m) = ½``):
@@ -58,41 +59,6 @@ def knot_days(horizon: int) -> tuple[int, ...]:
     return tuple(sorted({*weekly, *later, int(horizon)}))
 
 
-def onset_targets(timing: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per published median onset (weeks) of a modelled agent and organ: ``n_events``
-    (``k``; NaN when not printed) and the minimum–maximum printed by the same source for the
-    same agent, organ and grade (``range_low_weeks``/``range_high_weeks``; NaN when not)."""
-    from ..data import ASSUMED_REGIMENS, load_timing
-
-    t = load_timing() if timing is None else timing
-    t = t[(t.fit_default == 1) & (t.quantity == "onset")
-          & t.statistic.isin(["median", "min", "max"]) & (t.grade_min <= 3)]
-    known = {agents for agents, backbone in ASSUMED_REGIMENS if backbone is None}
-    t = t[t.agents_model.astype(str).isin(known) & (t.organ_model.fillna("") != "")]
-    out = []
-    for (study, agent, organ, gmin), g in t.groupby(
-            ["study", "agents_model", "organ_model", "grade_min"], sort=False):
-        stats = dict(zip(g.statistic, g.value_weeks, strict=False))
-        lo, hi = stats.get("min", np.nan), stats.get("max", np.nan)
-        for _, m in g[g.statistic == "median"].iterrows():
-            out.append({"row_id": m.row_id, "study": study, "agent": agent, "organ": organ,
-                        "grade": "any" if gmin <= 1 else ("2+" if gmin == 2 else "3+"),
-                        "n_events": float(m.n_events) if pd.notna(m.n_events) else np.nan,
-                        "published_median_weeks": float(m.value_weeks),
-                        "range_low_weeks": float(lo), "range_high_weeks": float(hi)})
-    return pd.DataFrame(out, columns=["row_id", "study", "agent", "organ", "grade", "n_events",
-                                      "published_median_weeks", "range_low_weeks",
-                                      "range_high_weeks"])
-
-
-def onset_regimen(agent: str) -> str:
-    """The regimen an agent's onset rows are simulated with: its label regimen
-    (:data:`pdmodel.data.ASSUMED_REGIMENS`, no backbone), as in the onset check."""
-    from ..data import ASSUMED_REGIMENS
-
-    return ASSUMED_REGIMENS[agent, None]
-
-
 class OnsetRows(NamedTuple):
     """Published medians used in the likelihood ``[row]`` (tuples: part of the static design)."""
 
@@ -105,12 +71,13 @@ class OnsetRows(NamedTuple):
 
 
 def onset_rows(targets: pd.DataFrame) -> tuple[OnsetRows, tuple[str, ...]]:
-    """:func:`onset_targets` as :class:`OnsetRows` and the regimens they simulate (one per
-    agent, in order of first use)."""
+    """Published medians (:func:`pdmodel.fit.onset_targets`: ``row_id``, ``regimen``,
+    ``organ``, ``grade``, ``published_median_weeks``, ``n_events``) as :class:`OnsetRows` and
+    the regimens they simulate (in order of first use)."""
     regimens: list[str] = []
     fields: dict[str, list] = {k: [] for k in OnsetRows._fields}
     for _, r in targets.iterrows():
-        text = onset_regimen(r.agent)
+        text = str(r.regimen)
         if text not in regimens:
             regimens.append(text)
         fields["row_id"].append(str(r.row_id))

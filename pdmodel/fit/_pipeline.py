@@ -42,13 +42,13 @@ from tqdm import tqdm
 from ..data import load_incidence, load_user_incidence, load_user_timing, usable_for_fit
 from ..distributed import all_agree, barrier, is_main_process, map_rows, process_count
 from ..errors import ConfigError, DataError, DistributedError
+from ._checks import onset_targets
 from ._config import BUNDLED, FitConfig, fit_spec
 from ._design import Design, build_design, design_table, select_rows
 from ._emulator import Emulator, Whitening, emulator_from_design, evaluate, solve_design
 from ._likelihood import features_loglik, log_density_of, log_max_injury_of, ode_parameter_index
 from ._map import Laplace, laplace_scale, map_fit
 from ._nuts import NutsResult, psis_check, run_nuts
-from ._onset import onset_targets
 from ._outputs import Mode, PosteriorSample, results_files
 from ._parameters import FitSpec
 from ._run_folder import RunFolder
