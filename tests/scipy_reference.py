@@ -85,10 +85,13 @@ def lsoda_irae(pk_list, infusions, ec50, target_of, pd, theta, ts, rtol=1e-10, a
         de = theta["k_e"] * (pd["e0"] * (1 + pd["a_ctla4"] * f_c) - e) \
             + pd["g_pd1"] * f_p * e * (1 - e / (theta["e_max"] * pd["e0"]))
         dp = theta["k_p"] * (e / pd["e0"] - pc)
-        da = theta["k_a"] * (pd["a0"] * pc - a)
+        da = theta["k_a"] * (pc - a)  # A in fold of the patient's own baseline titre
         eff = e * (1 + theta["w_pd"] * f_p)
-        baseline = pd["e0"] + theta["w_ab"] * pd["a0"]
-        drive = eff + theta["w_ab"] * a + theta["w_ctla4"] * f_c - baseline
+        # the baseline anti-thyroid titre a0 scales the thyroid's antibody route only
+        w_ab = np.array(theta["w_ab"], dtype=float) * np.where(np.arange(organs) == 4,
+                                                               pd["a0"], 1.0)
+        baseline = pd["e0"] + w_ab
+        drive = eff + w_ab * a + theta["w_ctla4"] * f_c - baseline
         dd = pd["s"] * pos(drive) - theta["k_rep"] * d
         dy[2 * n: 2 * n + 3] = [de, dp, da]
         dy[2 * n + 3:] = dd
@@ -98,7 +101,7 @@ def lsoda_irae(pk_list, infusions, ec50, target_of, pd, theta, ts, rtol=1e-10, a
     edges = sorted({0.0, float(ts[-1])} | {s for inf in infusions for s, _, _ in inf}
                    | {s + du for inf in infusions for s, du, _ in inf})
     edges = [e for e in edges if e <= ts[-1]]
-    y = np.concatenate([np.zeros(2 * n), [pd["e0"], 1.0, pd["a0"]], np.zeros(organs)])
+    y = np.concatenate([np.zeros(2 * n), [pd["e0"], 1.0, 1.0], np.zeros(organs)])
     out = np.full((len(ts), len(y) - 2 * n), np.nan)
     for a, b in zip(edges[:-1], edges[1:], strict=True):
         mid = 0.5 * (a + b)

@@ -43,7 +43,7 @@ class PredictOptions(_Options):
     setting: str | None = None
     tumour: str | None = None
     preexisting_ad: _Fraction = 0.0
-    antibody_positive: _Fraction = 0.0
+    antibody_positive: _Fraction | None = None
     arm_size: Annotated[int, Field(ge=1, le=100_000, description="patients in the arm")] = 300
     draws: Annotated[int, Field(ge=1, le=100_000, description="posterior draws")] = 100
     plot: Path | None = None

@@ -47,9 +47,10 @@ def predict(
     preexisting_ad: Annotated[float, typer.Option(
         "--preexisting-ad", help="Fraction of patients with pre-existing autoimmune disease "
                                  "(0-1; 1 = a patient who has it).")] = 0.0,
-    antibody_positive: Annotated[float, typer.Option(
-        "--antibody-positive", help="Fraction of patients with raised baseline autoantibody "
-                                    "titre (0-1).")] = 0.0,
+    antibody_positive: Annotated[float | None, typer.Option(
+        "--antibody-positive", help="Fraction of patients with anti-thyroid antibodies before "
+        "treatment (0-1; 1 = a positive patient, 0 = a negative one; default: 0.21, as in "
+        "trial populations, Okada 2020).")] = None,
     policy: Annotated[Policy, typer.Option(help="natural (no rescue) or default (steroid/"
                                            "infliximab rescue policy).")] = Policy.natural,
     arm_size: Annotated[int, typer.Option(
@@ -73,7 +74,9 @@ def predict(
                    preexisting_ad=preexisting_ad, antibody_positive=antibody_positive,
                    arm_size=arm_size, draws=draws, plot=plot)
     covariates = {"weight_kg": opts.weight, "preexisting_ad": opts.preexisting_ad,
-                  "a0_positive_fraction": opts.antibody_positive, "setting": opts.setting}
+                  "setting": opts.setting}
+    if opts.antibody_positive is not None:  # else the population's default prevalence
+        covariates["a0_positive_fraction"] = opts.antibody_positive
     covariates |= {"tumour": opts.tumour} if opts.tumour else {}
     setup_jax()
     progress = not no_progress and sys.stderr.isatty()

@@ -303,7 +303,7 @@ def build_export_model(
     ]
 
     # --- immune parameters, the patient's random effects and covariates
-    for name in ("a_ctla4", "g_pd1", "k_e", "e_max", "k_p", "k_a", "ad_e0", "omega_g",
+    for name in ("a_ctla4", "g_pd1", "k_e", "e_max", "k_p", "k_a", "ad_excess", "omega_g",
                  "omega_a", "omega_s", "omega_so"):
         sbo = SBO_DECAY if name == "k_a" else SBO_KINETIC if name in _RATE_FIELDS else (
             SBO_PROBABILISTIC if name.startswith("omega") else SBO_PARAMETER)
@@ -312,7 +312,8 @@ def build_export_model(
     q += [
         Quantity("preexisting_ad", "dimensionless", "1 with pre-existing autoimmune disease",
                  float(patient.preexisting_ad[0]), source="virtual patient", sbo=SBO_SWITCH),
-        Quantity("a0", "dimensionless", "baseline autoantibody titre, fold of normal",
+        Quantity("a0", "dimensionless", "baseline anti-thyroid antibody titre, fold of normal "
+                 "(scales the thyroid's antibody route)",
                  float(patient.a0[0]), source="virtual patient"),
         Quantity("z_g", "dimensionless", "standard-normal random effect on g_pd1",
                  float(z_pd[0]), source="virtual patient", sbo=SBO_PROBABILISTIC),
@@ -322,7 +323,7 @@ def build_export_model(
                  "organ's susceptibility", float(z_pd[2]), source="virtual patient",
                  sbo=SBO_PROBABILISTIC),
         Quantity("e0", "dimensionless", "baseline autoreactive pool, fold",
-                 formula="1 + (ad_e0 - 1) * preexisting_ad", kind="initial"),
+                 formula="1 + ad_excess * preexisting_ad", kind="initial"),
         Quantity("a_ctla4_i", "dimensionless", "this patient's priming gain",
                  formula="a_ctla4 * exp(omega_a * z_a)", kind="initial"),
         Quantity("g_pd1_i", "per_day", "this patient's expansion rate",
@@ -346,8 +347,8 @@ def build_export_model(
                  "(1 - E / (e_max * e0))"),
         Quantity("P", "dimensionless", "plasma cells, fold of baseline", 1.0, kind="state",
                  rate="k_p * (E / e0 - P)"),
-        Quantity("A", "dimensionless", "IgG autoantibody titre, fold of normal",
-                 formula="a0", kind="state", rate="k_a * (a0 * P - A)"),
+        Quantity("A", "dimensionless", "IgG autoantibody titre, fold of the patient's own "
+                 "baseline", 1.0, kind="state", rate="k_a * (P - A)"),
     ]
 
     # --- organs: parameters, thresholds, injury, running maximum, grades
@@ -383,10 +384,11 @@ def build_export_model(
                               kind="initial"))
         keep = "keep * (1 - i_gi)" if organ == "gi" and rescue else "keep"
         d = f"D_{organ}"
+        w_ab = f"w_ab_{organ} * a0" if organ == "thyroid" else f"w_ab_{organ}"
         q += [
             Quantity(f"drive_{organ}", "dimensionless", f"excess injury drive of {organ}",
-                     formula=f"{keep} * (E * (1 + w_pd_{organ} * fP) + w_ab_{organ} * A + "
-                     f"w_ctla4_{organ} * fC) - (e0 + w_ab_{organ} * a0)", kind="rule"),
+                     formula=f"{keep} * (E * (1 + w_pd_{organ} * fP) + {w_ab} * A + "
+                     f"w_ctla4_{organ} * fC) - (e0 + {w_ab})", kind="rule"),
             Quantity(f"dD_{organ}", "per_day", f"rate of change of {organ} injury",
                      formula=f"s_{organ} * piecewise(drive_{organ}^2 / (drive_{organ} + "
                      f"{_num(SMOOTH)}), drive_{organ} > 0, 0) - k_rep_{organ} * {d}",

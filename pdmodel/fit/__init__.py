@@ -23,6 +23,7 @@ __all__ = [
     "max_injuries", "log_max_injury", "ode_parameter_index", "predicted_probability",
     "beta_binomial_logpmf", "log_likelihood", "trial_loglik", "drug_probabilities",
     "log_density", "log_density_of", "total_loglik", "onset_log_likelihood", "onset_targets",
+    "subgroup_log_likelihood", "subgroup_targets",
     "log_max_injury_of", "map_fit", "laplace_scale", "run_nuts", "psis_check", "Emulator",
     "Whitening", "evaluate", "fit_emulator", "posterior_variables", "unconstrained_draws",
     "RunFolder", "run_fit", "features_loglik", "Fit", "IncidenceCurve", "load_fit",

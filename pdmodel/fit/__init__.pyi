@@ -34,6 +34,7 @@ from ._likelihood import max_injuries as max_injuries
 from ._likelihood import ode_parameter_index as ode_parameter_index
 from ._likelihood import onset_log_likelihood as onset_log_likelihood
 from ._likelihood import predicted_probability as predicted_probability
+from ._likelihood import subgroup_log_likelihood as subgroup_log_likelihood
 from ._likelihood import total_loglik as total_loglik
 from ._likelihood import trial_loglik as trial_loglik
 from ._map import laplace_scale as laplace_scale
@@ -54,6 +55,7 @@ from ._result import Fit as Fit
 from ._result import IncidenceCurve as IncidenceCurve
 from ._result import load_fit as load_fit
 from ._run_folder import RunFolder as RunFolder
+from ._subgroup_data import subgroup_targets as subgroup_targets
 from ._validate import BaselineTable as BaselineTable
 from ._validate import class_average_probability as class_average_probability
 from ._validate import class_average_table as class_average_table

@@ -1,4 +1,5 @@
-"""Posterior check of onset timing: the model's median time to onset next to each published median.
+"""Posterior checks: the model's median time to onset next to each published median, and each
+fitted subgroup incidence next to its predictive interval (:func:`subgroup_check`).
 
 The published medians are in the likelihood (:mod:`pdmodel.fit._onset`, on the design's
 virtual population at the knot days); this check recomputes them daily on a larger population
@@ -30,7 +31,8 @@ from ..data import ASSUMED_REGIMENS, load_timing
 from ..irae import IraeProblem, Population
 from ..regimen import Regimen
 from ..vocab import GRADES, ORGAN_CHOICES
-from ._likelihood import reported_incidence
+from ._design import Design
+from ._likelihood import predictive_counts, reported_incidence, subgroup_means
 from ._onset import ONSET_ENDPOINT
 from ._parameters import FitSpec
 
@@ -145,3 +147,50 @@ def onset_summary(onset: pd.DataFrame) -> dict:
     return {"onset_within_1_5": frac("within_1_5"), "onset_in_predictive": frac("in_predictive"),
             "onset_within_range": frac("within_range"),
             "onset_within_range_thyroid_skin_gi": frac("within_range", key)}
+
+
+def subgroup_check(spec: FitSpec, design: Design, draws: Float[np.ndarray, "draw param"], *,
+                   seed: int = 0, replicates: int = 200) -> pd.DataFrame:
+    """Every subgroup row of the design (:mod:`pdmodel.fit._subgroups`) next to the model:
+    ``observed`` (y/n), the posterior mean and 5–95% of the subgroup's mean incidence
+    (``model_mean``, ``model_q05``, ``model_q95``), the 90% predictive interval of the
+    proportion an arm of ``n`` such patients would report (``predictive_q05``/``q95``:
+    beta-binomial with each draw's concentration, ``replicates`` arms per draw) and
+    ``in_predictive``. Empty without subgroup rows."""
+    sg = design.subgroups
+    if sg is None:
+        return pd.DataFrame()
+
+    def one(u):
+        p = spec.to_params(u)
+        return subgroup_means(p, design), p.obs.concentration
+
+    mu, phi = jax.lax.map(jax.jit(one), jnp.asarray(draws))
+    mu, phi = np.asarray(mu), np.asarray(phi)  # [draw, row], [draw]
+    n = np.asarray(sg.rows.n)
+    rng = np.random.default_rng(seed)
+    reps = predictive_counts(rng, np.repeat(mu, replicates, axis=0),
+                             np.repeat(phi, replicates), n) / n  # [draw·replicate, row]
+    observed = np.asarray(sg.rows.y) / n
+    q05, q95 = np.quantile(reps, [0.05, 0.95], axis=0)
+    out = pd.DataFrame({
+        "row_id": sg.rows.row_id,
+        "subgroup": [sg.subgroups[u] for u in sg.rows.unit],
+        "regimen": [sg.units[u].regimen for u in sg.rows.unit],
+        "organ": [ORGAN_CHOICES[o] for o in sg.rows.organ],
+        "grade": [GRADES[g] for g in sg.rows.grade],
+        "n": n, "y": sg.rows.y, "observed": observed,
+        "model_mean": mu.mean(axis=0), "model_q05": np.quantile(mu, 0.05, axis=0),
+        "model_q95": np.quantile(mu, 0.95, axis=0),
+        "predictive_q05": q05, "predictive_q95": q95})
+    out["in_predictive"] = (observed >= q05) & (observed <= q95)
+    return out
+
+
+def subgroup_summary(table: pd.DataFrame) -> dict:
+    """Counts for ``diagnostics.json``: subgroup rows fitted and inside their 90% predictive
+    interval."""
+    if table is None or table.empty:
+        return {"subgroup_rows_fitted": 0, "subgroups_in_predictive": None}
+    return {"subgroup_rows_fitted": len(table),
+            "subgroups_in_predictive": f"{int(table.in_predictive.sum())}/{len(table)}"}

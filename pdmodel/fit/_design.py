@@ -35,6 +35,7 @@ from ..irae.solvers import stage_concentrations
 from ..regimen import Regimen, flat_step_edges, step_grid
 from ..vocab import BACKBONES, ENDPOINTS, ORGANS, SETTING_LEVELS, TERMS, TUMOURS, setting_level
 from ._onset import OnsetDesign, knot_days, knot_steps, onset_rows
+from ._subgroups import SUBGROUP_DAYS, SubgroupDesign, subgroup_rows
 
 pd = _lazy.load("pandas")  # imported when a design table is built: predict starts fast
 
@@ -131,6 +132,10 @@ class Design(eqx.Module):
     onset : OnsetDesign or None
         Published median onset times and the arms they simulate
         (:mod:`pdmodel.fit._onset`); None when the fit uses none.
+    subgroups : SubgroupDesign or None
+        Published incidences in subgroups (anti-thyroid antibodies, pre-existing autoimmune
+        disease) and the arms they simulate (:mod:`pdmodel.fit._subgroups`); None when the
+        fit uses none.
 
     Examples
     --------
@@ -154,6 +159,7 @@ class Design(eqx.Module):
     trials: tuple[str, ...] = eqx.field(static=True)
     horizon: int = eqx.field(static=True)
     onset: OnsetDesign | None = None
+    subgroups: SubgroupDesign | None = None
 
     @property
     def regimens(self) -> tuple[str, ...]:
@@ -403,6 +409,7 @@ def build_design(
     tumour: str = "melanoma",
     models=None,
     onset: pd.DataFrame | None = None,
+    subgroups: pd.DataFrame | None = None,
 ) -> Design:
     """Training design from incidence rows (e.g. ``pdmodel.data.load_incidence()``).
 
@@ -437,6 +444,10 @@ def build_design(
         Published median onset times to fit (:func:`pdmodel.fit.onset_targets`, e.g. of
         ``pdmodel.data.load_timing()``); each agent's rows simulate its label regimen to the
         longest horizon (``max_days``). None or empty: incidence rows only.
+    subgroups : pandas.DataFrame, optional
+        Published subgroup incidences to fit (:func:`pdmodel.fit.subgroup_targets`); each
+        (label regimen, subgroup) pair is simulated for :data:`SUBGROUP_DAYS` with the
+        subgroup's covariate given to every patient. None or empty: none.
 
     Returns
     -------
@@ -467,7 +478,13 @@ def build_design(
         onset_days = max(days, days if max_days is None else max_days)
         onset_units = tuple(SimulatedArm(r, onset_days, MEDIAN_TREATMENT_DAYS, float("inf"))
                             for r in regimens)
-    pop = _design_population(units + onset_units, patients=patients, seed=seed, tumour=tumour)
+    sub_rows, sub_pairs = None, ()
+    if subgroups is not None and not subgroups.empty:
+        sub_rows, sub_pairs = subgroup_rows(subgroups)
+    sub_units = tuple(SimulatedArm(r, SUBGROUP_DAYS, MEDIAN_TREATMENT_DAYS, float("inf"))
+                      for r, _ in sub_pairs)
+    pop = _design_population(units + onset_units + sub_units, patients=patients, seed=seed,
+                             tumour=tumour)
     stacked = stack_regimens(units, pop, steps_per_day=steps_per_day, refine=refine,
                              models=models)
     onset_design = None
@@ -478,5 +495,12 @@ def build_design(
         steps = np.stack([knot_steps(e, knots) for e in np.asarray(on_stacked.edges)])
         onset_design = OnsetDesign(rows=onset_rows_, units=onset_units, knot_days=knots,
                                    stacked=on_stacked, knot_step=jnp.asarray(steps))
+    subgroup_design = None
+    if sub_rows is not None:
+        subgroup_design = SubgroupDesign(
+            rows=sub_rows, units=sub_units, subgroups=tuple(g for _, g in sub_pairs),
+            stacked=stack_regimens(sub_units, pop, steps_per_day=steps_per_day, refine=refine,
+                                   models=models))
     return Design(units=units, stacked=stacked, population=pop, obs=obs, trials=trials,
-                  horizon=max(u.days for u in units), onset=onset_design)
+                  horizon=max(u.days for u in units), onset=onset_design,
+                  subgroups=subgroup_design)

@@ -44,6 +44,7 @@ from ..vocab import ENDPOINTS, ORGANS
 from ._design import Design, Observations
 from ._onset import ONSET_ENDPOINT, onset_loglik
 from ._parameters import FitSpec, ObservationParams, Params
+from ._subgroups import SUBGROUP_COVARIATES, SUBGROUP_ENDPOINT, subgroup_loglik
 
 
 def _reference_model(params: Params):
@@ -55,15 +56,21 @@ def _reference_model(params: Params):
                         jnp.ones_like(params.model.setting_effect)))
 
 
-def _stacked_max_injuries(model, st, population, knots=None):
+def _stacked_max_injuries(model, st, population, knots=None, covariates=None):
     """:func:`max_injury_course` of every stacked regimen and patient: ``[regimen, patient,
     organ]``, or with ``knots`` ``[regimen, knot]`` (step indices) ``[regimen, patient, knot,
-    organ]``."""
+    organ]``. ``covariates``: one dict of population covariates per regimen
+    (:meth:`Population.replace`; default: the population as it is)."""
     n_regimen, n_patient = st.concentration.shape[:2]
     # every constant of the loop given per regimen and patient, so that reverse mode sums
     # their gradients once after the loop instead of at every step
-    lanes = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_regimen, n_patient) + x.shape[1:]),
-                         patient_pd(model, population))
+    if covariates is None:
+        lanes = jax.tree.map(
+            lambda x: jnp.broadcast_to(x, (n_regimen, n_patient) + x.shape[1:]),
+            patient_pd(model, population))
+    else:
+        lanes = jax.tree.map(lambda *x: jnp.stack(x), *(
+            patient_pd(model, population.replace(**c)) for c in covariates))
     rates = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_regimen, n_patient) + x.shape),
                          RateConstants.of(model))
 
@@ -98,6 +105,18 @@ def onset_max_injuries(params: Params, design: Design
                                  on.knot_step)
 
 
+def subgroup_max_injuries(params: Params, design: Design
+                          ) -> Float[Array, "unit patient organ"]:
+    """Running maximum of organ injury at the horizon of every subgroup arm ``[unit, patient,
+    organ]``: the design's population with the subgroup's covariates (natural course; empty
+    without subgroup rows)."""
+    sg = design.subgroups
+    if sg is None:
+        return jnp.zeros((0, design.population.size, len(ORGANS)))
+    return _stacked_max_injuries(_reference_model(params), sg.stacked, design.population,
+                                 covariates=[SUBGROUP_COVARIATES[g] for g in sg.subgroups])
+
+
 ODE_FREE_FIELDS = ("log_gap2", "log_gap3", "background", "tumour_effect", "setting_effect")
 """IraeModel fields that act after the ODE (thresholds, background, covariate effects on
 susceptibility): ``max_injuries`` does not depend on them (nor on the observation
@@ -117,16 +136,34 @@ def log_max_injury(params: Params, design: Design) -> Float[Array, " feature"]:
     m = max_injuries(params, design).reshape(-1)
     if design.onset is not None:
         m = jnp.concatenate([m, onset_max_injuries(params, design).reshape(-1)])
+    if design.subgroups is not None:
+        m = jnp.concatenate([m, subgroup_max_injuries(params, design).reshape(-1)])
     return jnp.log(jnp.maximum(m, LOG_FLOOR))
+
+
+def _feature_shapes(design: Design) -> tuple[tuple[int, ...], ...]:
+    """Shapes of the incidence, onset and subgroup parts of :func:`log_max_injury`, in order
+    (a part the design lacks has size 0)."""
+    n_patient, n_organ = design.population.size, len(ORGANS)
+    on, sg = design.onset, design.subgroups
+    return ((design.stacked.ec50.shape[0], n_patient, n_organ),
+            (0,) if on is None else (len(on.units), n_patient, len(on.knot_days), n_organ),
+            (0,) if sg is None else (len(sg.units), n_patient, n_organ))
+
+
+def _feature_part(log_max: Float[Array, " feature"], design: Design, part: int) -> Array:
+    """Part ``part`` (0 incidence, 1 onset, 2 subgroups) of the :func:`log_max_injury`
+    features, as running maxima in its shape (:func:`_feature_shapes`)."""
+    shapes = _feature_shapes(design)
+    start = sum(int(np.prod(s)) for s in shapes[:part])
+    size = int(np.prod(shapes[part]))
+    return jnp.exp(log_max[start:start + size]).reshape(shapes[part])
 
 
 def _incidence_features(log_max: Float[Array, " feature"], design: Design
                         ) -> Float[Array, "regimen patient organ"]:
     """The incidence arms' part of :func:`log_max_injury` features, as running maxima."""
-    st = design.stacked
-    size = st.ec50.shape[0] * design.population.size * len(ORGANS)
-    return jnp.exp(log_max[:size]).reshape(st.ec50.shape[0], design.population.size,
-                                           len(ORGANS))
+    return _feature_part(log_max, design, 0)
 
 
 def onset_incidence(params: Params, design: Design, log_max: Float[Array, " feature"]
@@ -135,10 +172,7 @@ def onset_incidence(params: Params, design: Design, log_max: Float[Array, " feat
     (immune-related definition, natural course, reference tumour and setting) from the
     :func:`log_max_injury` features."""
     on = design.onset
-    st = design.stacked
-    size = st.ec50.shape[0] * design.population.size * len(ORGANS)
-    m = jnp.exp(log_max[size:]).reshape(len(on.units), design.population.size,
-                                        len(on.knot_days), len(ORGANS))
+    m = _feature_part(log_max, design, 1)
     e = ENDPOINTS.index(ONSET_ENDPOINT)
     none = ManagementPolicy.none()
     days = jnp.asarray(on.knot_days, m.dtype)
@@ -163,6 +197,50 @@ def onset_log_likelihood(params: Params, design: Design,
     log_max = log_max_injury(params, design) if log_max is None else log_max
     return onset_loglik(onset_incidence(params, design, log_max), design.onset.rows,
                         design.onset.knot_days)
+
+
+def subgroup_incidence(params: Params, design: Design, log_max: Float[Array, " feature"]
+                       ) -> Float[Array, " row"]:
+    """Mean incidence of every subgroup row at its horizon ``[row]`` (immune-related
+    definition, natural course, reference tumour and setting) from the :func:`log_max_injury`
+    features."""
+    return _subgroup_incidence_of(params, design, _feature_part(log_max, design, 2))
+
+
+def subgroup_means(params: Params, design: Design) -> Float[Array, " row"]:
+    """:func:`subgroup_incidence` from a solve of the subgroup arms alone (posterior checks)."""
+    return _subgroup_incidence_of(params, design, subgroup_max_injuries(params, design))
+
+
+def _subgroup_incidence_of(params: Params, design: Design,
+                           m: Float[Array, "unit patient organ"]) -> Float[Array, " row"]:
+    """Mean incidence of every subgroup row from the subgroup arms' running maxima ``m``."""
+    sg = design.subgroups
+    e = ENDPOINTS.index(SUBGROUP_ENDPOINT)
+    none = ManagementPolicy.none()
+    horizon = jnp.asarray([u.days for u in sg.units], m.dtype)
+
+    def unit(mu, days):  # [patient, organ] -> [organ_choice, grade]
+        return incidence_from_max(params.model, mu[:, None, :], design.population, none,
+                                  days=days[None], drug_weight=params.obs.endpoint_drug[e],
+                                  background_weight=params.obs.endpoint_background[e])[0]
+
+    inc = jax.vmap(unit)(m, horizon)  # [unit, organ_choice, grade]
+    r = sg.rows
+    mean = inc[np.asarray(r.unit), np.asarray(r.organ), np.asarray(r.grade)]
+    return jnp.clip(mean, PROB_FLOOR, 1.0 - PROB_FLOOR)
+
+
+def subgroup_log_likelihood(params: Params, design: Design,
+                            log_max: Float[Array, " feature"] | None = None
+                            ) -> Float[Array, " row"]:
+    """Log-likelihood of every subgroup row of the design ``[row]``
+    (:mod:`pdmodel.fit._subgroups`; empty without subgroup rows)."""
+    if design.subgroups is None:
+        return jnp.zeros(0)
+    log_max = log_max_injury(params, design) if log_max is None else log_max
+    return subgroup_loglik(subgroup_incidence(params, design, log_max), design.subgroups.rows,
+                           params.obs.concentration, beta_binomial_logpmf)
 
 
 def _arm_cells(o: Observations) -> tuple[np.ndarray, np.ndarray]:
@@ -534,12 +612,15 @@ def total_loglik(params: Params, design: Design, weight=None,
                  log_max: Float[Array, " feature"] | None = None) -> Float[Array, ""]:
     """Summed log-likelihood of the design: every trial's incidence rows
     (:func:`trial_loglik`, rows weighted by ``weight``, default 1) plus every published median
-    onset (:func:`onset_log_likelihood`), from one solve (or the features ``log_max``)."""
+    onset (:func:`onset_log_likelihood`) and subgroup incidence
+    (:func:`subgroup_log_likelihood`), from one solve (or the features ``log_max``)."""
     log_max = log_max_injury(params, design) if log_max is None else log_max
     mu = _probability_given_features(params, design, log_max)
     total = jnp.sum(trial_loglik(params, design, mu, weight))
     if design.onset is not None:
         total = total + jnp.sum(onset_log_likelihood(params, design, log_max))
+    if design.subgroups is not None:
+        total = total + jnp.sum(subgroup_log_likelihood(params, design, log_max))
     return total
 
 

@@ -31,7 +31,7 @@ from ..errors import FitLoadError
 from ..io import versions_info
 from ..regimen import Regimen
 from ..vocab import GRADES, ORGAN_CHOICES
-from ._checks import onset_check, onset_summary
+from ._checks import onset_check, onset_summary, subgroup_check, subgroup_summary
 from ._config import FitConfig, dump_config
 from ._design import Design
 from ._figures import plot_ppc, png
@@ -120,9 +120,10 @@ def results_files(config: FitConfig, spec: FitSpec, design: Design, mode: Mode,
     curve_draws = flat[np.linspace(0, len(flat) - 1, min(MAX_DRAWS, len(flat))).astype(int)]
     curves = incidence_curves(config, spec, curve_draws, progress)
     onset = onset_table(config, spec, curve_draws)
+    subgroups = subgroup_check(spec, design, curve_draws, seed=config.seed)
     timings["results_s"] = time.perf_counter() - t0
     diagnostics = (run_diagnostics(config, sample, table, mode, ppc, timings) | info
-                   | onset_summary(onset)
+                   | onset_summary(onset) | subgroup_summary(subgroups)
                    | {"onset_rows_fitted": 0 if design.onset is None
                       else len(design.onset.rows.row_id)})
     files = {
@@ -131,6 +132,7 @@ def results_files(config: FitConfig, spec: FitSpec, design: Design, mode: Mode,
         "ppc.csv": ppc.to_csv(index=False),
         "curves.csv": curves.to_csv(index=False),
         "onset.csv": onset.to_csv(index=False),
+        "subgroups.csv": subgroups.to_csv(index=False),
         "diagnostics.json": json.dumps(_jsonable(diagnostics), indent=2),
         "posterior.nc": datatree_bytes(spec, design, sample, pred),
         "plots/curves.png": plot_curves(curves),

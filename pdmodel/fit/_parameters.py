@@ -238,6 +238,8 @@ def _default_entries() -> tuple[FittedParameter, ...]:
         *organwise("w_ab", mid),
         *organwise("w_pd", mid),
         *organwise("w_ctla4", mid),
+        # pre-existing autoimmune disease: informed by the subgroup rows (docs/model.md §5.8)
+        FittedParameter("model", "ad_excess", Prior("lognormal", float(m.ad_excess), 1.0)),
     ]
     bg = np.asarray(m.background)
     entries += [FittedParameter("model", "background", Prior("lognormal", float(bg[j, g]), wide),

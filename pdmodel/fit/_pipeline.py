@@ -53,6 +53,7 @@ from ._outputs import Mode, PosteriorSample, results_files
 from ._parameters import FitSpec
 from ._run_folder import RunFolder
 from ._stages import Stage, elapsed_meta, run_stage
+from ._subgroup_data import subgroup_targets
 
 MAX_STORED_DRAWS = 1000
 """Draws kept in ``posterior.nc`` (chains thinned evenly); R-hat and ESS are computed on all."""
@@ -221,15 +222,23 @@ def _onset_rows(config: FitConfig) -> pd.DataFrame | None:
     return onset_targets(None if where == BUNDLED else load_user_timing(where))
 
 
+def _subgroup_rows(config: FitConfig) -> pd.DataFrame | None:
+    """Published subgroup incidences the fit uses (:func:`subgroup_targets`; None for
+    ``data.subgroups = "none"``)."""
+    return None if config.data.subgroups == "none" else subgroup_targets()
+
+
 def _prepare(config: FitConfig, progress: bool, echo) -> _Fit:
     m = config.model
     design = build_design(_training_rows(config), patients=m.patients, seed=config.seed,
                           max_days=m.days, steps_per_day=m.steps_per_day, refine=m.refine,
                           tumour=m.tumour, models=dict(m.pk_models) or None,
-                          onset=_onset_rows(config))
+                          onset=_onset_rows(config), subgroups=_subgroup_rows(config))
     spec = fit_spec(config)
     onset = "" if design.onset is None else \
         f", {len(design.onset.rows.row_id)} published median onsets"
+    if design.subgroups is not None:
+        onset += f", {len(design.subgroups.rows.row_id)} subgroup incidences"
     echo(f"data: {len(design.obs.n)} arm-level rows of {len(design.trials)} studies"
          f"{onset}, {len(design.units)} simulated arms ({len(set(design.regimens))} regimens); "
          f"{spec.size} fitted parameters")

@@ -13,6 +13,7 @@ __getattr__, __dir__, _ = _lazy.attach_stub(__name__, __file__)
 
 __all__ = [
     "IraeModel", "PARAMETER_INFO", "ParameterInfo", "ORGAN_FIELDS", "Population",
+    "THYROID_ANTIBODY_PREVALENCE", "THYROID_ANTIBODY_TITRE",
     "ManagementPolicy", "STEPS_PER_DAY", "IraeProblem", "patient_pd", "drug_probability",
     "incidence_array", "incidence_streaming", "incidence_from_max", "per_patient_incidence",
     "simulate", "incidence",

@@ -13,6 +13,8 @@ from ._parameters import PARAMETER_INFO as PARAMETER_INFO
 from ._parameters import IraeModel as IraeModel
 from ._parameters import ParameterInfo as ParameterInfo
 from ._parameters import graded_background as graded_background
+from ._population import THYROID_ANTIBODY_PREVALENCE as THYROID_ANTIBODY_PREVALENCE
+from ._population import THYROID_ANTIBODY_TITRE as THYROID_ANTIBODY_TITRE
 from ._population import Population as Population
 from ._problem import STEPS_PER_DAY as STEPS_PER_DAY
 from ._problem import IraeProblem as IraeProblem

@@ -18,6 +18,7 @@ from ..vocab import ORGANS, TARGETS
 from ._parameters import IraeModel
 
 GI = ORGANS.index("gi")
+THYROID = ORGANS.index("thyroid")
 PD1, PDL1, CTLA4 = (TARGETS.index(t) for t in ("PD-1", "PD-L1", "CTLA-4"))
 N_PD = 3 + len(ORGANS)
 SMOOTH = 0.05
@@ -29,7 +30,9 @@ class PatientPD(NamedTuple):
 
     # baseline autoreactive pool, fold (1, or raised with autoimmune disease)
     e0: Float[Array, "*batch"]
-    a0: Float[Array, "*batch"]  # baseline autoantibody titre, fold
+    # baseline anti-thyroid antibody titre (TgAb/TPOAb), fold of normal: it scales the
+    # antibody route of the thyroid only (docs/model.md §4.2)
+    a0: Float[Array, "*batch"]
     a_ctla4: Float[Array, "*batch"]  # priming gain at full CTLA-4 occupancy
     g_pd1: Float[Array, "*batch"]  # expansion rate at full PD-1 blockade, 1/day
     susceptibility: Float[Array, "*batch organ"]  # 1/day
@@ -84,10 +87,19 @@ def positive_part(x):
     return xp * xp / (xp + SMOOTH)
 
 
+def antibody_titres(a0) -> Float[Array, "*batch organ"]:
+    """Baseline titre of the autoantibodies that reach each organ, fold of normal
+    ``[..., organ]``: ``a0`` (anti-thyroid antibodies) for the thyroid, 1 elsewhere."""
+    a0 = jnp.asarray(a0)
+    return jnp.where(jnp.arange(len(ORGANS)) == THYROID, a0[..., None], 1.0)
+
+
 def baseline_state(patient: PatientPD) -> Float[Array, " 9"]:
-    """Steady state without drug: ``E = e0, P = 1, A = a0, D = 0``."""
+    """Steady state without drug: ``E = e0, P = 1, A = 1, D = 0`` (``A`` in fold of the
+    patient's own baseline titre)."""
+    one = jnp.ones_like(patient.e0)
     return jnp.concatenate([
-        jnp.stack([patient.e0, jnp.ones_like(patient.e0), patient.a0]),
+        jnp.stack([patient.e0, one, one]),
         jnp.zeros(len(ORGANS), dtype=jnp.result_type(patient.e0)),
     ])
 
@@ -116,11 +128,12 @@ def pd_rates(model: IraeModel, patient: PatientPD, e, p, a, d, f_ctla4, f_pd, i_
     expansion = patient.g_pd1 * f_pd * keep * e * (1.0 - e / (model.e_max * patient.e0))
     de = model.k_e * (priming - e) + expansion
     dp = model.k_p * (e / patient.e0 - p)
-    da = model.k_a * (patient.a0 * p - a)
+    da = model.k_a * (p - a)
     organ_keep = keep * jnp.ones(len(ORGANS), jnp.result_type(e)).at[GI].multiply(1.0 - i_gi)
     effector = e * (1.0 + model.w_pd * f_pd)
-    drive = (organ_keep * (effector + model.w_ab * a + model.w_ctla4 * f_ctla4)
-             - (patient.e0 + model.w_ab * patient.a0))
+    w_ab = model.w_ab * antibody_titres(patient.a0)
+    drive = (organ_keep * (effector + w_ab * a + model.w_ctla4 * f_ctla4)
+             - (patient.e0 + w_ab))
     drive = fusion_fence(drive)
     dd = patient.susceptibility * positive_part(drive) - model.k_rep * d
     return de, dp, da, dd

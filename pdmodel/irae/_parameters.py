@@ -6,7 +6,8 @@ Structure (equations in docs/model.md §4):
   by CTLA-4 blockade, logistic expansion driven by PD-1/PD-L1 blockade, turnover ``K_E``;
   immunosuppression ``I`` reduces both;
 * plasma cells ``P`` (fold, 1 at baseline) follow ``E`` with rate ``K_P``; autoantibody ``A``
-  (fold of normal titre; baseline ``a0``) made by ``P``, cleared with IgG half-life;
+  (fold of the patient's own baseline titre, 1 at baseline) made by ``P``, cleared with IgG
+  half-life; a raised baseline anti-thyroid titre ``a0`` scales the thyroid's antibody route;
 * organ injury ``D_o`` for skin, GI, liver, lung, thyroid, pituitary, driven by excess effector
   cells and (weight ``W_AB``) excess autoantibody, repaired at ``K_REP``;
 * grade g of organ o reached when the running maximum of ``D_o`` crosses a log-normally
@@ -37,7 +38,7 @@ ORGAN_FIELDS = ("susceptibility", "k_rep", "w_ab", "w_pd", "w_ctla4", "log_gap2"
 
 
 POSITIVE_FIELDS = ("ec50_scale", "g_pd1", "k_e", "e_max", "k_p", "k_a", "k_rep", "sigma",
-                   "ad_e0", "tumour_effect", "setting_effect", "steroid_ed50", "ifx_ec50")
+                   "ad_excess", "tumour_effect", "setting_effect", "steroid_ed50", "ifx_ec50")
 """IraeModel fields that must be > 0 (rates, capacities, scales, factors)."""
 NON_NEGATIVE_FIELDS = ("a_ctla4", "rho_pdl1", "susceptibility", "w_ab", "w_pd", "w_ctla4",
                        "log_gap2", "log_gap3", "tau", "background", "omega_g", "omega_a",
@@ -152,7 +153,8 @@ PARAMETER_INFO: dict[str, ParameterInfo] = {p.name: p for p in (
     _info("tau", "1", "residual grading noise (log scale) for per-patient rescue simulation"),
     _info("background", "1/day", "drug-independent hazard of each organ x grade event "
           "(fitted to placebo/chemotherapy/vaccine arms)"),
-    _info("ad_e0", "fold", "baseline autoreactive pool with pre-existing autoimmune disease"),
+    _info("ad_excess", "fold", "excess of the baseline autoreactive pool with pre-existing "
+          "autoimmune disease (e0 = 1 + ad_excess; fitted to the subgroup rows)"),
     _info("tumour_effect", "1", "organ-susceptibility factors by tumour type [tumour, organ]"),
     _info("setting_effect", "1", "organ-susceptibility factors by disease setting "
           "[setting, organ] (metastatic = reference, early = adjuvant/neoadjuvant/perioperative)"),
@@ -222,8 +224,9 @@ class IraeModel(eqx.Module):
     background : [organ, grade], 1/day
         Drug-independent hazard of each organ x grade event (fitted to
         placebo/chemotherapy/vaccine arms).
-    ad_e0 : scalar, fold
-        Baseline autoreactive pool with pre-existing autoimmune disease.
+    ad_excess : scalar, fold
+        Excess of the baseline autoreactive pool with pre-existing autoimmune disease
+        (``e0 = 1 + ad_excess``; > 0, so the disease never lowers a risk).
     tumour_effect : [tumour, organ], 1
         Organ-susceptibility factors by tumour type [tumour, organ].
     setting_effect : [setting, organ], 1
@@ -289,7 +292,7 @@ class IraeModel(eqx.Module):
         converter=jnp.asarray,
         default=((4e-4, 4e-5, 4e-6), (6e-4, 1.5e-4, 4e-5), (2e-4, 5e-5, 2e-5),
                  (5e-5, 2e-5, 5e-6), (2e-4, 5e-5, 1e-6), (1e-5, 5e-6, 1e-6)))
-    ad_e0: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=1.5)
+    ad_excess: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.5)
     tumour_effect: Float[Array, "tumour organ"] = eqx.field(
         converter=jnp.asarray, default=tuple((1.0,) * 6 for _ in TUMOURS))
     setting_effect: Float[Array, "setting organ"] = eqx.field(

@@ -23,6 +23,18 @@ from ..vocab import ORGANS, SETTING_LEVELS, TUMOURS
 MAX_PK_ETA = 6
 """Random-effect slots per agent (the largest published Omega has 4)."""
 
+THYROID_ANTIBODY_PREVALENCE = 0.21
+"""Fraction of patients with anti-thyroid antibodies (TgAb and/or TPOAb) before treatment:
+44/209 = 21.1% of anti-PD-1-treated patients, Okada N, Iwama S et al. Br J Cancer
+2020;122:771-777 (shared data man-0136; 16-23% in a melanoma cohort, man-0137/0138). The
+default population, and the virtual population of every fit, has this fraction positive, as
+trial populations do."""
+
+THYROID_ANTIBODY_TITRE = 5.0
+"""Baseline titre of an antibody-positive patient, fold of normal (**assumed**, not fitted: it
+scales the thyroid's antibody route ``w_ab``, which is fitted with the antibody-positive and
+-negative rows of Okada 2020, docs/model.md §5.8)."""
+
 
 class Population(eqx.Module):
     """Virtual patients (leading axis ``patient``).
@@ -31,7 +43,7 @@ class Population(eqx.Module):
     ----------
     weight_kg : body weight, kg.
     preexisting_ad : 1.0 with pre-existing autoimmune disease, else 0.0.
-    a0 : baseline autoantibody titre, fold of normal (1 = negative).
+    a0 : baseline anti-thyroid antibody titre, fold of normal (1 = negative).
     tumour : index into :data:`~pdmodel.irae._parameters.TUMOURS`.
     stop_day : day treatment stops (progression, toxicity; ``inf`` = never).
     z_pk : standard normals for PK random effects ``[patient, agent slot, MAX_PK_ETA]``.
@@ -80,8 +92,8 @@ class Population(eqx.Module):
         weight_cv: float = 0.2,
         preexisting_ad: float = 0.0,
         a0: float = 1.0,
-        a0_positive_fraction: float = 0.0,
-        a0_positive: float = 5.0,
+        a0_positive_fraction: float = THYROID_ANTIBODY_PREVALENCE,
+        a0_positive: float = THYROID_ANTIBODY_TITRE,
         tumour: str = "melanoma",
         median_duration_days: float | None = None,
         max_agents: int = 2,
@@ -93,8 +105,10 @@ class Population(eqx.Module):
         ----------
         weight_kg, weight_cv : median body weight (kg) and its log-normal CV.
         preexisting_ad : fraction of patients with pre-existing autoimmune disease.
-        a0 : baseline autoantibody titre (fold) of antibody-negative patients.
-        a0_positive_fraction, a0_positive : fraction with a raised titre, and that titre.
+        a0 : baseline anti-thyroid antibody titre (fold) of antibody-negative patients.
+        a0_positive_fraction, a0_positive : fraction with a raised titre (default
+            :data:`THYROID_ANTIBODY_PREVALENCE`, as in trials; 0 for an antibody-negative
+            population, 1 for a positive one), and that titre (fold).
         tumour : tumour type of every patient (one of ``TUMOURS``).
         setting : disease setting of every patient (one of ``SETTING_LEVELS``).
         median_duration_days : median treatment duration; stop days are exponential with

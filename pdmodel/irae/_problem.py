@@ -191,7 +191,7 @@ def patient_pd(model: IraeModel, pop: Population) -> PatientPD:
         tumour = tumour * model.setting_effect[pop.setting]
     shared = model.omega_s * pop.z_pd[:, 2:3]
     return PatientPD(
-        e0=1.0 + (model.ad_e0 - 1.0) * pop.preexisting_ad,
+        e0=1.0 + model.ad_excess * pop.preexisting_ad,
         a0=pop.a0,
         a_ctla4=model.a_ctla4 * jnp.exp(model.omega_a * pop.z_pd[:, 1]),
         g_pd1=model.g_pd1 * jnp.exp(model.omega_g * pop.z_pd[:, 0]),

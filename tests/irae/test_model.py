@@ -84,9 +84,23 @@ def test_preexisting_autoimmunity_never_lowers_an_organs_risk(a0):
 
 
 def test_baseline_autoantibodies_raise_thyroid_risk():
-    pos = POP.replace(a0=5.0)
+    pos, neg = POP.replace(a0=5.0), POP.replace(a0=1.0)
     assert final("pembrolizumab 200 mg q3w", "any", "thyroid", pop=pos) > \
-        1.5 * final("pembrolizumab 200 mg q3w", "any", "thyroid")
+        1.5 * final("pembrolizumab 200 mg q3w", "any", "thyroid", pop=neg)
+
+
+def test_anti_thyroid_antibodies_act_on_the_thyroid_only():
+    """The baseline titre is of anti-thyroid antibodies (TgAb/TPOAb): every other organ's
+    injury is the same for positive and negative patients (docs/model.md §4.2)."""
+    problem = IraeProblem.build("pembrolizumab 200 mg q3w", days=120)
+    none = ManagementPolicy.none()
+    pop = POP.take(slice(0, 40))
+    runs = [np.asarray(problem.run(MODEL, pop.replace(a0=a0), none)[0].max_injury)
+            for a0 in (1.0, 5.0)]
+    thyroid = ORGANS.index("thyroid")
+    others = [o for o in range(len(ORGANS)) if o != thyroid]
+    np.testing.assert_array_equal(runs[0][..., others], runs[1][..., others])
+    assert (runs[1][:, -1, thyroid] > runs[0][:, -1, thyroid]).all()
 
 
 def test_pd_l1_blockade_less_toxic_than_pd1():
