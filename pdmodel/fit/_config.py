@@ -144,6 +144,9 @@ class DataConfig:
         ``"bundled"`` or an absolute path (relative paths resolve against the config file).
     timing : str
         ``"bundled"``, ``"none"`` or a path.
+    subgroups : str
+        ``"bundled"`` (the subgroup incidences of the management table,
+        :func:`pdmodel.fit.subgroup_targets`) or ``"none"``.
     use : str
         Row filter, one of :data:`DATA_USE`.
     exclude_rows : tuple of str
@@ -152,6 +155,7 @@ class DataConfig:
 
     incidence: str = BUNDLED
     timing: str = BUNDLED
+    subgroups: str = BUNDLED
     use: str = "fit_default"
     exclude_rows: tuple[str, ...] = ()
 
@@ -207,7 +211,7 @@ class MapConfig:
     starts: int = 2
     adam_steps: int = 150
     adam_lr: float = 0.05
-    lbfgs_steps: int = 40
+    lbfgs_steps: int = 100
 
 
 @dataclass(frozen=True)
@@ -424,6 +428,7 @@ class _DataTable(_Table):
 
     incidence: Annotated[Text, _path(BUNDLED, must_exist=True)] = DataConfig.incidence
     timing: Annotated[Text, _path(BUNDLED, NONE, must_exist=True)] = DataConfig.timing
+    subgroups: Literal[BUNDLED, NONE] = DataConfig.subgroups  # type: ignore[valid-type]
     use: Literal[DATA_USE] = DataConfig.use  # type: ignore[valid-type]
     exclude_rows: Annotated[tuple[Text, ...], AfterValidator(_distinct)] = ()
 

@@ -170,6 +170,13 @@ def test_committed_reference_fit_loads_and_is_calibrated():
     assert len(printed) >= 8 and printed.within_range.astype(bool).all(), printed
     assert len(onset) >= 20 and onset.ratio.notna().all()
     assert diag["onset_within_1_5"] == f"{int(onset.within_1_5.sum())}/{len(onset)}"
+    # the fitted subgroup incidences (antibody status, autoimmune disease) next to the model
+    sub = pd.read_csv("fits/reference/results/subgroups.csv")
+    assert len(sub) == diag["subgroup_rows_fitted"] == 4
+    assert diag["subgroups_in_predictive"] == f"{int(sub.in_predictive.sum())}/{len(sub)}"
+    by = sub.set_index("subgroup")
+    assert by.loc["antibody_positive", "model_mean"] > 3 * by.loc["antibody_negative",
+                                                                   "model_mean"]
     tree = fit.datatree()
     assert tree["posterior"].sizes["chain"] == diag["chains"]
     assert tree["log_likelihood"]["y"].sizes["row"] == diag["rows"]
