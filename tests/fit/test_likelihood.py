@@ -314,3 +314,23 @@ def test_trial_effect_integrates_rows_of_one_trial_together():
                    for y, n, m in zip(design.obs.y, design.obs.n, mu, strict=True)]
     np.testing.assert_allclose(np.asarray(trial_loglik(tiny, design)),
                                [independent[0] + independent[1], independent[2]], rtol=1e-7)
+
+
+def test_lbfgs_stops_when_an_iteration_gains_nothing_and_keeps_the_better_point():
+    """At a kinked optimum every line search stalls: the optimiser stops there
+    instead of spending its 20 steps in each remaining iteration, and never ends above the
+    point where the failing iteration began."""
+    calls = []
+
+    def log_density(u):
+        jax.debug.callback(lambda: calls.append(1))
+        return -jnp.sum(jnp.abs(u - 1.0)) - 0.01 * jnp.sum(u**2)
+
+    res = map_fit(log_density, jnp.zeros(3), jax.random.key(0), starts=1, adam_steps=20,
+                  lbfgs_steps=300)
+    assert np.isfinite(float(res.log_density))
+    # without the stop: up to 300 iterations x 20 line-search steps
+    assert len(calls) < 600, len(calls)
+    adam_only = map_fit(log_density, jnp.zeros(3), jax.random.key(0), starts=1, adam_steps=20,
+                        lbfgs_steps=0)
+    assert float(res.log_density) >= float(adam_only.log_density) - 1e-12
