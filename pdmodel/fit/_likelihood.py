@@ -44,7 +44,7 @@ from ..vocab import ENDPOINTS, ORGANS
 from ._design import Design, Observations
 from ._onset import ONSET_ENDPOINT, onset_loglik
 from ._parameters import FitSpec, ObservationParams, Params
-from ._subgroups import SUBGROUP_COVARIATES, SUBGROUP_ENDPOINT, subgroup_loglik
+from ._subgroups import SUBGROUP_COVARIATES, SUBGROUP_ENDPOINT
 
 
 def _reference_model(params: Params):
@@ -234,13 +234,16 @@ def _subgroup_incidence_of(params: Params, design: Design,
 def subgroup_log_likelihood(params: Params, design: Design,
                             log_max: Float[Array, " feature"] | None = None
                             ) -> Float[Array, " row"]:
-    """Log-likelihood of every subgroup row of the design ``[row]``
-    (:mod:`pdmodel.fit._subgroups`; empty without subgroup rows)."""
+    """Log-likelihood of every subgroup row of the design ``[row]``: beta-binomial with the
+    incidence rows' concentration ``φ`` (:mod:`pdmodel.fit._subgroups`; empty without
+    subgroup rows)."""
     if design.subgroups is None:
         return jnp.zeros(0)
     log_max = log_max_injury(params, design) if log_max is None else log_max
-    return subgroup_loglik(subgroup_incidence(params, design, log_max), design.subgroups.rows,
-                           params.obs.concentration, beta_binomial_logpmf)
+    rows = design.subgroups.rows
+    mu = subgroup_incidence(params, design, log_max)
+    y, n = (jnp.asarray(np.asarray(x, float), mu.dtype) for x in (rows.y, rows.n))
+    return beta_binomial_logpmf(y, n, mu, params.obs.concentration)
 
 
 def _arm_cells(o: Observations) -> tuple[np.ndarray, np.ndarray]:

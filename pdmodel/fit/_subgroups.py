@@ -27,10 +27,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import equinox as eqx
-import jax.numpy as jnp
 import lazy_loader as _lazy
-import numpy as np
-from jaxtyping import Array, Float
 
 from ..irae import THYROID_ANTIBODY_TITRE
 from ..vocab import GRADES, ORGAN_CHOICES
@@ -91,11 +88,3 @@ class SubgroupDesign(eqx.Module):
     subgroups: tuple[str, ...] = eqx.field(static=True)  # subgroup of each stacked regimen
     stacked: eqx.Module  # StackedRegimens
 
-
-def subgroup_loglik(incidence: Float[Array, " row"], rows: SubgroupRows,
-                    concentration: Float[Array, ""], logpmf) -> Float[Array, " row"]:
-    """Log-likelihood of every subgroup row ``[row]`` given its mean incidence ``[row]``:
-    ``logpmf(y, n, μ, φ)`` (the incidence rows' beta-binomial) with ``φ`` = ``concentration``."""
-    y = jnp.asarray(np.asarray(rows.y, float), incidence.dtype)
-    n = jnp.asarray(np.asarray(rows.n, float), incidence.dtype)
-    return logpmf(y, n, incidence, concentration)
