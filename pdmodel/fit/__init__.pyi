@@ -30,6 +30,7 @@ from ._likelihood import log_density_of as log_density_of
 from ._likelihood import log_likelihood as log_likelihood
 from ._likelihood import log_max_injury as log_max_injury
 from ._likelihood import log_max_injury_of as log_max_injury_of
+from ._likelihood import management_log_likelihood as management_log_likelihood
 from ._likelihood import max_injuries as max_injuries
 from ._likelihood import ode_parameter_index as ode_parameter_index
 from ._likelihood import onset_log_likelihood as onset_log_likelihood
@@ -37,6 +38,7 @@ from ._likelihood import predicted_probability as predicted_probability
 from ._likelihood import subgroup_log_likelihood as subgroup_log_likelihood
 from ._likelihood import total_loglik as total_loglik
 from ._likelihood import trial_loglik as trial_loglik
+from ._management_data import management_targets as management_targets
 from ._map import laplace_scale as laplace_scale
 from ._map import map_fit as map_fit
 from ._nuts import psis_check as psis_check

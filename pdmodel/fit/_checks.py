@@ -1,5 +1,6 @@
 """Posterior checks: the model's median time to onset next to each published median, and each
-fitted subgroup incidence next to its predictive interval (:func:`subgroup_check`).
+fitted subgroup incidence next to its predictive interval (:func:`subgroup_check`), and the
+same for every management outcome (:func:`management_check`).
 
 The published medians are in the likelihood (:mod:`pdmodel.fit._onset`, on the design's
 virtual population at the knot days); this check recomputes them daily on a larger population
@@ -32,7 +33,13 @@ from ..irae import IraeProblem, Population
 from ..regimen import Regimen
 from ..vocab import GRADES, ORGAN_CHOICES
 from ._design import Design
-from ._likelihood import predictive_counts, reported_incidence, subgroup_means
+from ._likelihood import (
+    management_means,
+    predictive_counts,
+    reported_incidence,
+    subgroup_means,
+)
+from ._management import MEASURES
 from ._onset import ONSET_ENDPOINT
 from ._parameters import FitSpec
 
@@ -194,3 +201,48 @@ def subgroup_summary(table: pd.DataFrame) -> dict:
         return {"subgroup_rows_fitted": 0, "subgroups_in_predictive": None}
     return {"subgroup_rows_fitted": len(table),
             "subgroups_in_predictive": f"{int(table.in_predictive.sum())}/{len(table)}"}
+
+
+def management_check(spec: FitSpec, design: Design, draws: Float[np.ndarray, "draw param"], *,
+                     seed: int = 0, replicates: int = 200) -> pd.DataFrame:
+    """Every management row of the design (:mod:`pdmodel.fit._management`) next to the model,
+    as :func:`subgroup_check` does for subgroups: ``observed`` (y/n), the posterior mean and
+    5–95% of the row's fraction under the default management policy, the 90% predictive
+    interval for the row's ``n`` and ``in_predictive``. Empty without management rows."""
+    mg = design.management
+    if mg is None:
+        return pd.DataFrame()
+
+    def one(u):
+        p = spec.to_params(u)
+        return management_means(p, design), p.obs.concentration
+
+    mu, phi = jax.lax.map(jax.jit(one), jnp.asarray(draws))
+    mu, phi = np.asarray(mu), np.asarray(phi)  # [draw, row], [draw]
+    n = np.asarray(mg.rows.n)
+    rng = np.random.default_rng(seed)
+    reps = predictive_counts(rng, np.repeat(mu, replicates, axis=0),
+                             np.repeat(phi, replicates), n) / n  # [draw·replicate, row]
+    observed = np.asarray(mg.rows.y) / n
+    q05, q95 = np.quantile(reps, [0.05, 0.95], axis=0)
+    out = pd.DataFrame({
+        "row_id": mg.rows.row_id,
+        "measure": [MEASURES[m] for m in mg.rows.measure],
+        "regimen": [mg.units[u].regimen for u in mg.rows.unit],
+        "organ": [ORGAN_CHOICES[o] for o in mg.rows.organ],
+        "of_grade": mg.rows.grade,
+        "n": n, "y": mg.rows.y, "observed": observed,
+        "model_mean": mu.mean(axis=0), "model_q05": np.quantile(mu, 0.05, axis=0),
+        "model_q95": np.quantile(mu, 0.95, axis=0),
+        "predictive_q05": q05, "predictive_q95": q95})
+    out["in_predictive"] = (observed >= q05) & (observed <= q95)
+    return out
+
+
+def management_summary(table: pd.DataFrame) -> dict:
+    """Counts for ``diagnostics.json``: management rows fitted and inside their 90% predictive
+    interval."""
+    if table is None or table.empty:
+        return {"management_rows_fitted": 0, "management_in_predictive": None}
+    return {"management_rows_fitted": len(table),
+            "management_in_predictive": f"{int(table.in_predictive.sum())}/{len(table)}"}

@@ -147,6 +147,9 @@ class DataConfig:
     subgroups : str
         ``"bundled"`` (the subgroup incidences of the management table,
         :func:`pdmodel.fit.subgroup_targets`) or ``"none"``.
+    management : str
+        ``"bundled"`` (the steroid, resolution and infliximab fractions of the management
+        table, :func:`pdmodel.fit.management_targets`) or ``"none"``.
     use : str
         Row filter, one of :data:`DATA_USE`.
     exclude_rows : tuple of str
@@ -156,6 +159,7 @@ class DataConfig:
     incidence: str = BUNDLED
     timing: str = BUNDLED
     subgroups: str = BUNDLED
+    management: str = BUNDLED
     use: str = "fit_default"
     exclude_rows: tuple[str, ...] = ()
 
@@ -429,6 +433,7 @@ class _DataTable(_Table):
     incidence: Annotated[Text, _path(BUNDLED, must_exist=True)] = DataConfig.incidence
     timing: Annotated[Text, _path(BUNDLED, NONE, must_exist=True)] = DataConfig.timing
     subgroups: Literal[BUNDLED, NONE] = DataConfig.subgroups  # type: ignore[valid-type]
+    management: Literal[BUNDLED, NONE] = DataConfig.management  # type: ignore[valid-type]
     use: Literal[DATA_USE] = DataConfig.use  # type: ignore[valid-type]
     exclude_rows: Annotated[tuple[Text, ...], AfterValidator(_distinct)] = ()
 

@@ -34,6 +34,7 @@ from ..irae import IraeProblem, Population
 from ..irae.solvers import stage_concentrations
 from ..regimen import Regimen, flat_step_edges, step_grid
 from ..vocab import BACKBONES, ENDPOINTS, ORGANS, SETTING_LEVELS, TERMS, TUMOURS, setting_level
+from ._management import MANAGEMENT_DAYS, ManagementDesign, management_rows
 from ._onset import OnsetDesign, knot_days, knot_steps, onset_rows
 from ._subgroups import SUBGROUP_DAYS, SubgroupDesign, subgroup_rows
 
@@ -136,6 +137,10 @@ class Design(eqx.Module):
         Published incidences in subgroups (anti-thyroid antibodies, pre-existing autoimmune
         disease) and the arms they simulate (:mod:`pdmodel.fit._subgroups`); None when the
         fit uses none.
+    management : ManagementDesign or None
+        Published steroid, resolution and infliximab fractions and the arms they simulate
+        under the default management policy (:mod:`pdmodel.fit._management`); None when the
+        fit uses none.
 
     Examples
     --------
@@ -160,6 +165,7 @@ class Design(eqx.Module):
     horizon: int = eqx.field(static=True)
     onset: OnsetDesign | None = None
     subgroups: SubgroupDesign | None = None
+    management: ManagementDesign | None = None
 
     @property
     def regimens(self) -> tuple[str, ...]:
@@ -410,6 +416,7 @@ def build_design(
     models=None,
     onset: pd.DataFrame | None = None,
     subgroups: pd.DataFrame | None = None,
+    management: pd.DataFrame | None = None,
 ) -> Design:
     """Training design from incidence rows (e.g. ``pdmodel.data.load_incidence()``).
 
@@ -448,6 +455,10 @@ def build_design(
         Published subgroup incidences to fit (:func:`pdmodel.fit.subgroup_targets`); each
         (label regimen, subgroup) pair is simulated for :data:`SUBGROUP_DAYS` with the
         subgroup's covariate given to every patient. None or empty: none.
+    management : pandas.DataFrame, optional
+        Published management outcomes to fit (:func:`pdmodel.fit.management_targets`); each
+        label regimen is simulated for :data:`MANAGEMENT_DAYS` under the default management
+        policy. None or empty: none.
 
     Returns
     -------
@@ -483,8 +494,13 @@ def build_design(
         sub_rows, sub_pairs = subgroup_rows(subgroups)
     sub_units = tuple(SimulatedArm(r, SUBGROUP_DAYS, MEDIAN_TREATMENT_DAYS, float("inf"))
                       for r, _ in sub_pairs)
-    pop = _design_population(units + onset_units + sub_units, patients=patients, seed=seed,
-                             tumour=tumour)
+    man_rows, man_regimens = None, ()
+    if management is not None and not management.empty:
+        man_rows, man_regimens = management_rows(management)
+    man_units = tuple(SimulatedArm(r, MANAGEMENT_DAYS, MEDIAN_TREATMENT_DAYS, float("inf"))
+                      for r in man_regimens)
+    pop = _design_population(units + onset_units + sub_units + man_units, patients=patients,
+                             seed=seed, tumour=tumour)
     stacked = stack_regimens(units, pop, steps_per_day=steps_per_day, refine=refine,
                              models=models)
     onset_design = None
@@ -501,6 +517,12 @@ def build_design(
             rows=sub_rows, units=sub_units, subgroups=tuple(g for _, g in sub_pairs),
             stacked=stack_regimens(sub_units, pop, steps_per_day=steps_per_day, refine=refine,
                                    models=models))
+    management_design = None
+    if man_rows is not None:
+        management_design = ManagementDesign(
+            rows=man_rows, units=man_units,
+            stacked=stack_regimens(man_units, pop, steps_per_day=steps_per_day, refine=refine,
+                                   models=models))
     return Design(units=units, stacked=stacked, population=pop, obs=obs, trials=trials,
                   horizon=max(u.days for u in units), onset=onset_design,
-                  subgroups=subgroup_design)
+                  subgroups=subgroup_design, management=management_design)

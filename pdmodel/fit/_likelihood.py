@@ -38,10 +38,24 @@ from ..irae import (
     incidence_from_max,
     patient_pd,
 )
-from ..irae.solvers import RateConstants, max_injury_course, stage_effects
+from ..irae.solvers import (
+    CourseChain,
+    RateConstants,
+    log_thresholds,
+    managed_course,
+    max_injury_course,
+    stage_effects,
+)
 from ..numerics import LOG_FLOOR, PROB_FLOOR, SHAPE_FLOOR
 from ..vocab import ENDPOINTS, ORGANS
 from ._design import Design, Observations
+from ._management import (
+    GI,
+    MANAGEMENT_POLICY,
+    ManagedArms,
+    patient_log_thresholds,
+    row_fractions,
+)
 from ._onset import ONSET_ENDPOINT, onset_loglik
 from ._parameters import FitSpec, ObservationParams, Params
 from ._subgroups import SUBGROUP_COVARIATES, SUBGROUP_ENDPOINT
@@ -115,6 +129,60 @@ def subgroup_max_injuries(params: Params, design: Design
         return jnp.zeros((0, design.population.size, len(ORGANS)))
     return _stacked_max_injuries(_reference_model(params), sg.stacked, design.population,
                                  covariates=[SUBGROUP_COVARIATES[g] for g in sg.subgroups])
+
+
+def managed_arms(params: Params, design: Design) -> ManagedArms:
+    """The smooth managed course (:func:`pdmodel.irae.solvers.managed_course`, policy
+    :data:`MANAGEMENT_POLICY`) of every management arm and patient ``[unit, patient, ...]``
+    (reference tumour and setting)."""
+    model = _reference_model(params)
+    st = design.management.stacked
+    pop = design.population
+    n_regimen, n_patient = st.concentration.shape[:2]
+    lanes = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_regimen, n_patient) + x.shape[1:]),
+                         patient_pd(model, pop))
+    rates = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_regimen, n_patient) + x.shape),
+                         RateConstants.of(model))
+    chain = CourseChain.of(model, MANAGEMENT_POLICY)
+    grade = MANAGEMENT_POLICY.trigger_grade - 1
+    log_theta = patient_log_thresholds(model, pop.z_threshold)[..., grade]  # [patient, organ]
+    gi_log_theta = log_thresholds(model)[GI, grade]
+    gi_spread = jnp.sqrt(model.sigma[GI] ** 2 + model.tau**2)
+
+    def regimen(edges, conc, ec50, targets, tidx, aidx, pd, rates):
+        ec50 = ec50 * model.ec50_scale[tidx]
+        weight = jnp.exp(model.agent_effect[aidx])
+
+        def patient(conc, pd, rates, log_th):
+            return managed_course(rates, pd, stage_effects(model, conc, ec50, targets, weight),
+                                  edges, chain, log_th, model.tau, gi_log_theta, gi_spread)
+
+        return jax.vmap(patient)(conc, pd, rates, log_theta)
+
+    out = jax.vmap(regimen)(st.edges, st.concentration, st.ec50, st.targets, st.target_index,
+                            st.agent_index, lanes, rates)
+    return ManagedArms(*out)
+
+
+def management_means(params: Params, design: Design) -> Float[Array, " row"]:
+    """Model fraction of every management row ``[row]`` (:mod:`pdmodel.fit._management`;
+    empty without management rows)."""
+    if design.management is None:
+        return jnp.zeros(0)
+    return row_fractions(params.model, managed_arms(params, design),
+                         design.population.z_threshold, design.management.rows)
+
+
+def management_log_likelihood(params: Params, design: Design) -> Float[Array, " row"]:
+    """Log-likelihood of every management row ``[row]``: beta-binomial with the incidence
+    rows' concentration ``φ`` (empty without management rows). Solved here, not from the
+    :func:`log_max_injury` features: the managed course depends on the grade thresholds."""
+    if design.management is None:
+        return jnp.zeros(0)
+    rows = design.management.rows
+    mu = management_means(params, design)
+    y, n = (jnp.asarray(np.asarray(x, float), mu.dtype) for x in (rows.y, rows.n))
+    return beta_binomial_logpmf(y, n, mu, params.obs.concentration)
 
 
 ODE_FREE_FIELDS = ("log_gap2", "log_gap3", "background", "tumour_effect", "setting_effect")
@@ -450,8 +518,14 @@ def reported_incidence(params: Params, problem: IraeProblem, pop: Population,
 TRIAL_NODES = 9
 """Gauss–Hermite nodes of the adaptive quadrature over each trial's random effect."""
 
-NEWTON_STEPS = 5
-"""Newton steps locating each trial's posterior mode of its effect (the quadrature's centre)."""
+NEWTON_STEPS = 12
+"""Newton steps locating each trial's posterior mode of its effect (the quadrature's centre);
+each step moves at most :data:`NEWTON_MAX_STEP`. Five unguarded steps overshot to z = 7 for a
+trial far from the model (DETERMINE, 2.6 SDs out on flat beta-binomials), which broke a fit's
+Laplace Hessian."""
+
+NEWTON_MAX_STEP = 2.0
+"""Largest change of a trial's centre in one Newton step (SDs of the trial effect)."""
 
 
 def _trial_nodes(dtype):
@@ -490,7 +564,7 @@ def _adaptive_nodes(params: Params, design: Design, mu, groups, n_groups: int, w
         z_rows = z[groups]
         g = jax.ops.segment_sum(d1(z_rows), groups, n_groups) - z
         h = jnp.minimum(jax.ops.segment_sum(d2(z_rows), groups, n_groups) - 1.0, -1.0)
-        return jnp.clip(z - g / h, -8.0, 8.0), h
+        return jnp.clip(z - jnp.clip(g / h, -NEWTON_MAX_STEP, NEWTON_MAX_STEP), -8.0, 8.0), h
 
     mu = jax.lax.stop_gradient(mu)
     params = jax.lax.stop_gradient(params)
@@ -615,8 +689,9 @@ def total_loglik(params: Params, design: Design, weight=None,
                  log_max: Float[Array, " feature"] | None = None) -> Float[Array, ""]:
     """Summed log-likelihood of the design: every trial's incidence rows
     (:func:`trial_loglik`, rows weighted by ``weight``, default 1) plus every published median
-    onset (:func:`onset_log_likelihood`) and subgroup incidence
-    (:func:`subgroup_log_likelihood`), from one solve (or the features ``log_max``)."""
+    onset (:func:`onset_log_likelihood`), subgroup incidence
+    (:func:`subgroup_log_likelihood`), from one solve (or the features ``log_max``), and
+    management outcome (:func:`management_log_likelihood`, always solved)."""
     log_max = log_max_injury(params, design) if log_max is None else log_max
     mu = _probability_given_features(params, design, log_max)
     total = jnp.sum(trial_loglik(params, design, mu, weight))
@@ -624,6 +699,8 @@ def total_loglik(params: Params, design: Design, weight=None,
         total = total + jnp.sum(onset_log_likelihood(params, design, log_max))
     if design.subgroups is not None:
         total = total + jnp.sum(subgroup_log_likelihood(params, design, log_max))
+    if design.management is not None:
+        total = total + jnp.sum(management_log_likelihood(params, design))
     return total
 
 

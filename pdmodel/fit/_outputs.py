@@ -31,7 +31,14 @@ from ..errors import FitLoadError
 from ..io import versions_info
 from ..regimen import Regimen
 from ..vocab import GRADES, ORGAN_CHOICES
-from ._checks import onset_check, onset_summary, subgroup_check, subgroup_summary
+from ._checks import (
+    management_check,
+    management_summary,
+    onset_check,
+    onset_summary,
+    subgroup_check,
+    subgroup_summary,
+)
 from ._config import FitConfig, dump_config
 from ._design import Design
 from ._figures import plot_ppc, png
@@ -121,9 +128,11 @@ def results_files(config: FitConfig, spec: FitSpec, design: Design, mode: Mode,
     curves = incidence_curves(config, spec, curve_draws, progress)
     onset = onset_table(config, spec, curve_draws)
     subgroups = subgroup_check(spec, design, curve_draws, seed=config.seed)
+    management = management_check(spec, design, curve_draws, seed=config.seed)
     timings["results_s"] = time.perf_counter() - t0
     diagnostics = (run_diagnostics(config, sample, table, mode, ppc, timings) | info
                    | onset_summary(onset) | subgroup_summary(subgroups)
+                   | management_summary(management)
                    | {"onset_rows_fitted": 0 if design.onset is None
                       else len(design.onset.rows.row_id)})
     files = {
@@ -133,6 +142,7 @@ def results_files(config: FitConfig, spec: FitSpec, design: Design, mode: Mode,
         "curves.csv": curves.to_csv(index=False),
         "onset.csv": onset.to_csv(index=False),
         "subgroups.csv": subgroups.to_csv(index=False),
+        "management.csv": management.to_csv(index=False),
         "diagnostics.json": json.dumps(_jsonable(diagnostics), indent=2),
         "posterior.nc": datatree_bytes(spec, design, sample, pred),
         "plots/curves.png": plot_curves(curves),

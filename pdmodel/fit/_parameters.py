@@ -240,6 +240,10 @@ def _default_entries() -> tuple[FittedParameter, ...]:
         *organwise("w_ctla4", mid),
         # pre-existing autoimmune disease: informed by the subgroup rows (docs/model.md §5.8)
         FittedParameter("model", "ad_excess", Prior("lognormal", float(m.ad_excess), 1.0)),
+        # corticosteroid effect: informed by the management rows (docs/model.md §5.9)
+        FittedParameter("model", "steroid_imax", Prior("logitnormal", float(m.steroid_imax),
+                                                       wide)),
+        FittedParameter("model", "steroid_ed50", Prior("lognormal", float(m.steroid_ed50), wide)),
     ]
     bg = np.asarray(m.background)
     entries += [FittedParameter("model", "background", Prior("lognormal", float(bg[j, g]), wide),

@@ -47,6 +47,7 @@ from ._config import BUNDLED, FitConfig, fit_spec
 from ._design import Design, build_design, design_table, select_rows
 from ._emulator import Emulator, Whitening, emulator_from_design, evaluate, solve_design
 from ._likelihood import features_loglik, log_density_of, log_max_injury_of, ode_parameter_index
+from ._management_data import management_targets
 from ._map import Laplace, laplace_scale, map_fit
 from ._nuts import NutsResult, psis_check, run_nuts
 from ._outputs import Mode, PosteriorSample, results_files
@@ -228,17 +229,26 @@ def _subgroup_rows(config: FitConfig) -> pd.DataFrame | None:
     return None if config.data.subgroups == "none" else subgroup_targets()
 
 
+def _management_rows(config: FitConfig) -> pd.DataFrame | None:
+    """Published management outcomes the fit uses (:func:`management_targets`; None for
+    ``data.management = "none"``)."""
+    return None if config.data.management == "none" else management_targets()
+
+
 def _prepare(config: FitConfig, progress: bool, echo) -> _Fit:
     m = config.model
     design = build_design(_training_rows(config), patients=m.patients, seed=config.seed,
                           max_days=m.days, steps_per_day=m.steps_per_day, refine=m.refine,
                           tumour=m.tumour, models=dict(m.pk_models) or None,
-                          onset=_onset_rows(config), subgroups=_subgroup_rows(config))
+                          onset=_onset_rows(config), subgroups=_subgroup_rows(config),
+                          management=_management_rows(config))
     spec = fit_spec(config)
     onset = "" if design.onset is None else \
         f", {len(design.onset.rows.row_id)} published median onsets"
     if design.subgroups is not None:
         onset += f", {len(design.subgroups.rows.row_id)} subgroup incidences"
+    if design.management is not None:
+        onset += f", {len(design.management.rows.row_id)} management outcomes"
     echo(f"data: {len(design.obs.n)} arm-level rows of {len(design.trials)} studies"
          f"{onset}, {len(design.units)} simulated arms ({len(set(design.regimens))} regimens); "
          f"{spec.size} fitted parameters")

@@ -30,7 +30,7 @@ from ._run_folder import MANIFEST
 R_HAT_OK, ESS_OK, KHAT_OK = 1.01, 400.0, 0.7
 """Convergence thresholds of the verdict (Vehtari et al. 2021; PSIS k̂ < 0.7)."""
 
-CHECK_FILES = ("onset.csv", "subgroups.csv")
+CHECK_FILES = ("onset.csv", "subgroups.csv", "management.csv")
 """Posterior checks shown when the results hold them."""
 
 VALIDATION_FILES = ("validation/validation.csv", "validation/arms.csv")

@@ -316,6 +316,31 @@ def test_trial_effect_integrates_rows_of_one_trial_together():
                                [independent[0] + independent[1], independent[2]], rtol=1e-7)
 
 
+def test_trial_effect_of_a_far_off_trial_is_integrated_at_its_mode():
+    """A trial far from the model (DETERMINE in a fit: 246/380 on tremelimumab and 91/189 on
+    placebo against model means 0.30 and 0.10, trial SD 0.54, φ 36) has its mode well out on
+    flat beta-binomials: Newton's method must reach it (five steps overshot to z = 7.1, with
+    the curvature at its floor, and the fit's Laplace Hessian broke)."""
+    from scipy import integrate
+
+    rows = _rows([{"row_id": "a", "study": "S1", "events_used": 246, "n": 380},
+                  {"row_id": "b", "study": "S1", "events_used": 91, "n": 189}])
+    design = build_design(rows, patients=4, days=28)
+    p = eqx.tree_at(lambda q: (q.obs.trial_sd, q.obs.concentration), Params(),
+                    (jnp.asarray(0.5373), jnp.asarray(35.89)))
+    mu, phi = np.array([0.30144, 0.10466]), 35.89
+
+    def f(z):
+        m = 1 / (1 + np.exp(-(np.log(mu / (1 - mu)) + 0.5373 * z)))
+        pmf = stats.betabinom.pmf([246, 91], [380, 189], m * phi, (1 - m) * phi)
+        return np.prod(pmf) * stats.norm.pdf(z)
+
+    ref = np.log(integrate.quad(f, -15, 15, points=[2, 3, 4], epsabs=0, epsrel=1e-12,
+                                limit=200)[0])
+    got = trial_loglik(p, design, jnp.asarray(mu))
+    assert float(got[0]) == pytest.approx(ref, abs=1e-4)
+
+
 def test_lbfgs_stops_when_an_iteration_gains_nothing_and_keeps_the_better_point():
     """At a kinked optimum every line search stalls: the optimiser stops there
     instead of spending its 20 steps in each remaining iteration, and never ends above the

@@ -177,6 +177,11 @@ def test_committed_reference_fit_loads_and_is_calibrated():
     by = sub.set_index("subgroup")
     assert by.loc["antibody_positive", "model_mean"] > 3 * by.loc["antibody_negative",
                                                                    "model_mean"]
+    # the fitted management outcomes (steroids, resolution, infliximab) next to the model
+    man = pd.read_csv("fits/reference/results/management.csv")
+    assert len(man) == diag["management_rows_fitted"] == 9
+    assert diag["management_in_predictive"] == f"{int(man.in_predictive.sum())}/{len(man)}"
+    assert ((man.model_mean > 0) & (man.model_mean < 1)).all()
     tree = fit.datatree()
     assert tree["posterior"].sizes["chain"] == diag["chains"]
     assert tree["log_likelihood"]["y"].sizes["row"] == diag["rows"]

@@ -1,0 +1,173 @@
+"""The likelihood's managed course: a management policy's expected effect on each virtual
+patient, smooth in the parameters (docs/model.md §5.9).
+
+The full solver (:func:`pdmodel.irae.solvers.simulate_patient`) starts a patient's steroid
+course when the injury crosses that patient's own grade threshold: the result is piecewise
+constant in the parameters and has no useful gradient. Here each patient keeps the residual
+threshold noise ``τ`` of :func:`pdmodel.irae.per_patient_incidence` unresolved, so every event
+becomes a probability that moves smoothly with the parameters:
+
+* trigger: organ ``o`` has reached the policy's trigger grade ``g`` by ``t`` with probability
+  ``s_o(t) = Φ((log M_o(t) − log θ_og)/τ)`` (``M`` the running maximum of injury, ``θ`` the
+  patient's threshold without the residual); the patient's course has started with probability
+  ``s(t) = 1 − Π_o (1 − s_o(t))``;
+* course: the newly triggered probability mass of each step enters a chain of compartments:
+  the delay to the first dose (mean ``delay_days``), the full dose (two compartments, mean
+  ``full_dose_days``), the linear taper (four compartments of ``taper_days/4`` at 7/8, 5/8,
+  3/8 and 1/8 of the dose);
+* two courses of the PD state are stepped side by side: *without steroids*, which sets the
+  triggers (no patient has had steroids before its trigger), and *on the course*, whose
+  systemic suppression is the expected one among the patients triggered so far,
+  ``i_sys = Σ_k c_k·I(d_k) / (s + 10⁻³)`` (``c_k`` the probability of being in compartment ``k``,
+  ``I`` the steroid Imax model); grades above the trigger grade, the injury at the horizon
+  (resolution) and the infliximab check come from the treated course;
+* infliximab: the GI-triggered mass is checked after ``delay_days + escalate_after_days``
+  (exponential); the fraction still at the trigger grade on the course then (conditional on
+  having reached it) is the probability of infliximab. The check integrates the GI threshold
+  over patients, ``P = Φ((log D_GI − lt)/√(σ² + τ²))`` (the course itself keeps the patient's
+  own): a check at the patient's own threshold is too sharp to differentiate. Infliximab's
+  effect on the GI drive is not simulated here.
+
+The course does not hold or stop the checkpoint inhibitor (the trials' treatment durations
+already include stops for toxicity) and does not lengthen the full dose until improvement (the
+chain's mean course, ``full_dose_days + taper_days``, stands for it).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax.ad_checkpoint import checkpoint_name
+from jax.scipy.special import log_ndtr, ndtr
+from jaxtyping import Array, Float
+
+from ...numerics import LOG_FLOOR
+from .._equations import GI, PatientPD, baseline_state, fusion_fence, pd_rates
+from .._parameters import IraeModel
+from .._rescue import ManagementPolicy
+from ._likelihood import RateConstants
+from ._step import rk4_step
+
+TAPER_LEVELS = (7 / 8, 5 / 8, 3 / 8, 1 / 8)
+"""Dose of each taper compartment, fraction of the full dose (midpoints of a linear taper)."""
+
+TRIGGERED_FLOOR = 1e-3
+"""Added to the trigger probability in the treated course's suppression, ``c/(s + floor)``:
+the first, vanishingly improbable triggers do not set the course of a patient (and would make
+it a noisy function of the parameters)."""
+
+MIN_STAGE_DAYS = 0.5
+"""Shortest mean residence of a compartment, days: faster rates would leave RK4's region of
+stability on the likelihood's steps (a shorter delay is taken as this)."""
+
+
+class CourseChain(NamedTuple):
+    """A steroid course as a chain of compartments ``[compartment]`` (delay, full dose, taper)
+    and the infliximab check."""
+
+    rate: Float[Array, " compartment"]  # outflow rate of each compartment, 1/day
+    suppression: Float[Array, " compartment"]  # i_sys while in it (0-1)
+    check_rate: Float[Array, ""]  # 1/day: GI trigger to the infliximab check
+
+    @classmethod
+    def of(cls, model: IraeModel, policy: ManagementPolicy) -> CourseChain:
+        """The chain of ``policy``'s course with ``model``'s steroid effect."""
+        full = jnp.asarray(policy.steroid_dose)
+        dose = jnp.stack([0.0 * full, full, full, *(lv * full for lv in TAPER_LEVELS)])
+        days = jnp.stack([jnp.asarray(policy.delay_days, full.dtype)]
+                         + [0.5 * policy.full_dose_days] * 2 + [0.25 * policy.taper_days] * 4)
+        rate = 1.0 / jnp.maximum(days, MIN_STAGE_DAYS)
+        supp = model.steroid_imax * dose / (dose + model.steroid_ed50)
+        check = 1.0 / jnp.maximum(policy.delay_days + policy.escalate_after_days,
+                                  MIN_STAGE_DAYS)
+        return cls(rate, supp, check)
+
+
+class ManagedOutcome(NamedTuple):
+    """One patient's managed course at the horizon (probabilities over the residual ``τ``)."""
+
+    natural_max: Float[Array, " organ"]  # running maximum of injury without steroids
+    treated_max: Float[Array, " organ"]  # running maximum of injury on the course
+    final_injury: Float[Array, " organ"]  # injury at the horizon on the course
+    steroid: Float[Array, ""]  # probability the steroid course has been triggered
+    infliximab: Float[Array, ""]  # probability of infliximab (GI still at the trigger grade)
+
+
+def _chain_rates(chain: CourseChain, c):
+    """``dc/dt`` of the course chain (mass flows from each compartment to the next; the last
+    one empties)."""
+    out = chain.rate * c
+    return jnp.concatenate([jnp.zeros_like(out[:1]), out[:-1]]) - out
+
+
+def managed_course(rates: RateConstants, pd: PatientPD, effects: Float[Array, "step 3 2"],
+                   edges: Float[Array, " step1"], chain: CourseChain,
+                   log_theta: Float[Array, " organ"], tau: Float[Array, ""],
+                   gi_log_theta: Float[Array, ""], gi_spread: Float[Array, ""]
+                   ) -> ManagedOutcome:
+    """One patient's smooth managed course over the steps ``edges`` (RK4, as
+    :func:`pdmodel.irae.solvers.max_injury_course`).
+
+    ``effects``: :func:`stage_effects` ``[step, 3, 2]``; ``edges``: step boundaries
+    ``[step + 1]`` (days); ``chain``: :meth:`CourseChain.of`; ``log_theta``: the patient's log
+    threshold of the trigger grade ``[organ]``; ``tau``: residual threshold SD (log);
+    ``gi_log_theta``, ``gi_spread``: median log threshold of the GI trigger grade and its SD
+    over patients (``sqrt(σ² + τ²)``), for the infliximab check, which integrates the threshold
+    out as the likelihood's incidence does (a check on the patient's own threshold is too sharp
+    a function of the parameters to differentiate).
+    """
+
+    def pd_part(y, u, i_sys):
+        return pd_rates(rates, pd, y[0], y[1], y[2], y[3], u[0], u[1], i_sys, 0.0)
+
+    def f(y, u):
+        natural, treated, c, s = y
+        # expected suppression among the patients whose course has been triggered
+        i_sys = jnp.dot(c, chain.suppression) / (s + TRIGGERED_FLOOR)
+        return (pd_part(natural, u, 0.0), pd_part(treated, u, i_sys), _chain_rates(chain, c),
+                jnp.zeros_like(s))
+
+    def slope(k):
+        return checkpoint_name(fusion_fence(k), "slope")
+
+    def margin(m, log_th=log_theta, sd=tau):
+        return (jnp.log(jnp.maximum(m, LOG_FLOOR)) - log_th) / sd
+
+    def triggered(m, log_th=log_theta, sd=tau):  # probability the trigger grade is reached
+        return ndtr(margin(m, log_th, sd))
+
+    def body(carry, xs):
+        y, m_nat, m_trt, log_free, s_gi, q, ifx = carry
+        h, u = xs
+        natural, treated, c, s = rk4_step(f, y, h, u[0], u[1], u[2], stage=slope,
+                                          state=fusion_fence)
+        m_nat = jnp.maximum(m_nat, natural[3])
+        m_trt = jnp.maximum(m_trt, treated[3])
+        # triggers come from the course without steroids (no patient has had any before);
+        # log P(not triggered) = Σ_o log(1 − s_o), and the newly triggered mass
+        # exp(L_old)·(1 − exp(L_new − L_old)), without cancellation while it is small
+        log_free_new = jnp.sum(log_ndtr(-margin(m_nat)))  # ≤ log_free: M^nat only grows
+        new = jnp.exp(log_free) * -jnp.expm1(log_free_new - log_free)
+        c = c.at[0].add(new)
+        # GI-triggered mass waits for the check; there the share still at the trigger grade
+        # on steroids (given it was reached) receives infliximab
+        gi = triggered(m_nat[GI], gi_log_theta, gi_spread)
+        q = q + (gi - s_gi)  # ≥ 0: M^nat only grows
+        out = q * -jnp.expm1(-h * chain.check_rate)
+        still = triggered(treated[3][GI], gi_log_theta, gi_spread) / jnp.maximum(gi, LOG_FLOOR)
+        ifx = ifx + out * still  # ≤ out: the course's injury never exceeds M^nat
+        state = (natural, treated, c, -jnp.expm1(log_free_new))
+        return (state, m_nat, m_trt, log_free_new, gi, q - out, ifx), None
+
+    b = baseline_state(pd).astype(effects.dtype)
+    zero = jnp.zeros((), effects.dtype)
+    state = (b[0], b[1], b[2], b[3:])
+    y0 = (state, state, jnp.zeros_like(chain.suppression, effects.dtype), zero)
+    body = jax.checkpoint(body, prevent_cse=False,
+                          policy=jax.checkpoint_policies.save_only_these_names("slope"))
+    m0 = jnp.zeros_like(b[3:])
+    ((_, treated, _, s), m_nat, m_trt, _, _, _, ifx), _ = jax.lax.scan(
+        body, (y0, m0, m0, zero, zero, zero, zero), (jnp.diff(edges), effects))
+    return ManagedOutcome(m_nat, m_trt, treated[3], s, ifx)

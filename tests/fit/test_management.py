@@ -1,0 +1,179 @@
+"""Management outcomes in the likelihood (pdmodel/fit/_management.py, the smooth managed
+course of pdmodel/irae/solvers/_managed.py): the curated rows, the smooth course against the
+natural-course solver and the full solver's hard policy, the direction of the steroid effect,
+and the gradient against finite differences."""
+
+import functools
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+import pytest
+
+from pdmodel.data import load_incidence, load_management
+from pdmodel.fit import (
+    FitSpec,
+    Params,
+    build_design,
+    log_density,
+    management_log_likelihood,
+    management_targets,
+    max_injuries,
+    total_loglik,
+    trial_loglik,
+)
+from pdmodel.fit._likelihood import managed_arms, management_means
+from pdmodel.fit._management import MANAGEMENT_POLICY, management_rows
+from pdmodel.irae import IraeProblem, ManagementPolicy, incidence_from_max
+
+
+@functools.cache
+def management_design(days=120, patients=8):
+    df = load_incidence()
+    keep = df["agents_model"] == "nivolumab"
+    return build_design(df[keep], patients=patients, days=days, max_days=days,
+                        management=management_targets())
+
+
+def test_management_rows_are_the_published_counts():
+    t = management_targets()
+    m = load_management().set_index("row_id")
+    assert len(t) == 9 and set(t.measure) == {"steroids", "resolved", "infliximab"}
+    for _, r in t.iterrows():
+        assert (r.y, r.n) == (m.loc[r.row_id, "numerator"], m.loc[r.row_id, "denominator"])
+    by = t.set_index("row_id")
+    assert (by.loc["man-0099", "y"], by.loc["man-0099", "n"]) == (21, 21)  # avelumab
+    assert by.loc["man-0001", "grade"] == 0 and by.loc["man-0023", "grade"] == 2
+    assert by.loc["man-0032", "regimen"].startswith("nivolumab 1 mg/kg")
+
+
+def test_a_missing_uncounted_or_malformed_row_is_named():
+    m = load_management()
+    with pytest.raises(ValueError, match="man-0101"):
+        management_targets(m[m.row_id != "man-0101"])
+    m2 = m.copy()
+    m2.loc[m2.row_id == "man-0023", "numerator"] = np.nan
+    with pytest.raises(ValueError, match="man-0023"):
+        management_targets(m2)
+    t = management_targets()
+    for field, value, message in (("measure", "dialysis", "unknown measure"),
+                                  ("organ", "kidney", "unknown organ"),
+                                  ("grade", 0, "grade of the denominator"),
+                                  ("y", 99, "y <= n")):
+        bad = t.copy()
+        bad.loc[bad.row_id == "man-0101", field] = value
+        with pytest.raises(ValueError, match=f"man-0101.*{message}"):
+            management_rows(bad)
+    bad = t.copy()
+    bad.loc[bad.row_id == "man-0006", "measure"] = "infliximab"  # lung
+    with pytest.raises(ValueError, match="man-0006: infliximab rows must be GI"):
+        management_rows(bad)
+
+
+def test_without_steroid_effect_both_courses_are_the_natural_course():
+    d = management_design()
+    p = eqx.tree_at(lambda q: q.model.steroid_imax, Params(), 0.0)
+    arms = managed_arms(p, d)
+    nat = np.asarray(arms.natural_max)
+    # the natural course of the likelihood's solver, same regimens, population and steps
+    ref = np.asarray(max_injuries(p, eqx.tree_at(lambda x: x.stacked, d, d.management.stacked)))
+    np.testing.assert_allclose(nat, ref, rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(np.asarray(arms.treated_max), nat, rtol=1e-10, atol=1e-14)
+    assert (np.asarray(arms.steroid) > 0).any() and (np.asarray(arms.steroid) <= 1).all()
+
+
+def test_smooth_course_agrees_with_the_full_solvers_hard_policy():
+    # the same policy without holds and stops (the smooth course has neither), one regimen
+    regimen = "nivolumab 1 mg/kg q3w x4 + ipilimumab 3 mg/kg q3w x4, then nivolumab 3 mg/kg q2w"
+    t = management_targets()
+    t = t[t.regimen == regimen]
+    df = load_incidence()
+    d = build_design(df[df["agents_model"] == "nivolumab"], patients=192, days=180,
+                     max_days=180, management=t)
+    assert d.management.units[0].regimen == regimen
+    p = Params()
+    arms = jax.jit(managed_arms)(p, d)
+    assert MANAGEMENT_POLICY == ManagementPolicy()
+    policy = ManagementPolicy(hold_at_grade2=False, discontinue_grade=0)
+    problem = IraeProblem.build(regimen, days=d.management.units[0].days, steps_per_day=1,
+                                refine=1)
+    daily, events = problem.run(p.model, d.population, policy)
+    hard_steroid = np.isfinite(np.asarray(events.steroid_start)).mean()
+    smooth_steroid = float(np.mean(arms.steroid[0]))
+    assert smooth_steroid == pytest.approx(hard_steroid, abs=0.05)
+    # grade >= 3 by organ under management: per-patient thresholds in both
+    hard = np.asarray(incidence_from_max(p.model, daily.max_injury[:, -1:], d.population, policy,
+                                         background=False))[0, 1:, 2]
+    smooth = np.asarray(incidence_from_max(p.model, arms.treated_max[0][:, None],
+                                           d.population, policy, background=False))[0, 1:, 2]
+    natural = np.asarray(incidence_from_max(p.model, arms.natural_max[0][:, None], d.population,
+                                            policy, background=False))[0, 1:, 2]
+    np.testing.assert_allclose(smooth, hard, atol=0.025)
+    assert smooth.sum() < 0.8 * natural.sum()  # steroids prevent a share of grade >= 3 events
+
+
+def test_a_stronger_steroid_resolves_more_and_escalates_less():
+    d = management_design()
+    rows = d.management.rows
+    weak = eqx.tree_at(lambda q: q.model.steroid_imax, Params(), 0.3)
+    strong = eqx.tree_at(lambda q: q.model.steroid_imax, Params(), 0.95)
+    mw, ms = np.asarray(management_means(weak, d)), np.asarray(management_means(strong, d))
+    measure = np.asarray(rows.measure)
+    steroids, resolved, infliximab = (measure == k for k in range(3))
+    assert (ms[resolved] >= mw[resolved] - 1e-9).all() and (ms[resolved] > mw[resolved]).any()
+    assert (ms[infliximab] <= mw[infliximab] + 1e-9).all()
+    # steroids are given before they act: their fractions do not depend on the effect
+    np.testing.assert_allclose(ms[steroids], mw[steroids], rtol=1e-9)
+    aw, as_ = managed_arms(weak, d), managed_arms(strong, d)
+    assert float(jnp.sum(as_.treated_max)) < float(jnp.sum(aw.treated_max))
+
+
+def test_total_loglik_adds_the_management_rows_and_its_gradient_is_exact():
+    d = management_design(days=60, patients=6)
+    p = Params()
+    total = float(total_loglik(p, d))
+    parts = float(jnp.sum(trial_loglik(p, d))) + float(jnp.sum(management_log_likelihood(p, d)))
+    assert total == pytest.approx(parts, rel=1e-10)
+    spec = FitSpec.default()
+    u0 = spec.prior_location() + 0.05
+    g = eqx.filter_jit(jax.grad(log_density))(u0, spec, d)
+    none = eqx.tree_at(lambda x: x.management, d, None, is_leaf=lambda x: x is None)
+    g0 = eqx.filter_jit(jax.grad(log_density))(u0, spec, none)
+    f = eqx.filter_jit(log_density)
+    for name in ("steroid_imax", "steroid_ed50", "k_rep[1]", "log_gap2[3]"):
+        j = spec.names.index(name)
+        h = 1e-5
+        e = jnp.zeros_like(u0).at[j].set(h)
+        fd = (f(u0 + e, spec, d) - f(u0 - e, spec, d)) / (2 * h)
+        assert float(g[j]) == pytest.approx(float(fd), rel=1e-5, abs=1e-6), name
+    # without the rows the steroid effect has only its prior
+    k = spec.names.index("steroid_ed50")
+    assert abs(float(g0[k]) + 0.05 / spec.entries[k].prior.sd ** 2) < 1e-9
+    assert abs(float(g[k] - g0[k])) > 1e-4
+
+
+def test_design_without_management():
+    df = load_incidence()
+    d = build_design(df[df["agents_model"] == "nivolumab"], patients=2, days=60,
+                     management=pd.DataFrame())
+    assert d.management is None and float(jnp.sum(management_log_likelihood(Params(), d))) == 0.0
+
+
+def test_management_check_reports_each_row_against_its_predictive_interval():
+    from pdmodel.fit._checks import management_check, management_summary
+
+    d = management_design(days=60, patients=6)
+    spec = FitSpec.default()
+    draws = np.stack([np.asarray(spec.prior_location()) + s for s in (0.0, 0.05, -0.05)])
+    table = management_check(spec, d, draws, replicates=50)
+    assert list(table.row_id) == list(d.management.rows.row_id)
+    assert ((table.model_mean > 0) & (table.model_mean < 1)).all()
+    assert (table.model_q05 <= table.model_q95).all()
+    expect = (table.observed >= table.predictive_q05) & (table.observed <= table.predictive_q95)
+    assert (table.in_predictive == expect).all()
+    summary = management_summary(table)
+    assert summary["management_rows_fitted"] == 9
+    assert summary["management_in_predictive"] == f"{int(expect.sum())}/9"
+    assert management_summary(pd.DataFrame())["management_rows_fitted"] == 0
