@@ -62,6 +62,17 @@ def plot_bands(curves: list) -> bytes:
     return png(fig)
 
 
+def natural_course(curves: pd.DataFrame) -> pd.DataFrame:
+    """The natural-course rows of ``curves.csv`` (all rows of older fits, which have no
+    ``policy`` column)."""
+    return curves[curves.policy == "natural"] if "policy" in curves else curves
+
+
+def managed_course(curves: pd.DataFrame) -> pd.DataFrame | None:
+    """The rows under the default management policy, or None (older fits)."""
+    return curves[curves.policy == "default"] if "policy" in curves else None
+
+
 def _cols(c: pd.DataFrame):
     """(ci_lower, ci_upper, lower, upper) columns of ``curves.csv`` rows; ``curves.csv`` of
     older fits has one band (``lower``/``upper``, credible)."""
@@ -71,8 +82,11 @@ def _cols(c: pd.DataFrame):
 
 
 def plot_regimen_panels(curves: pd.DataFrame, grade: str) -> bytes:
-    """PNG: one panel per regimen, any organ at ``grade``, with both bands."""
+    """PNG: one panel per regimen, any organ at ``grade``, with both bands; the mean under
+    the default management policy dashed, when the curves have it."""
     plt = _pyplot()
+    managed = managed_course(curves)
+    curves = natural_course(curves)
     regs = list(curves.regimen.unique())
     ncol = min(4, len(regs))
     nrow = -(-len(regs) // ncol)
@@ -81,6 +95,10 @@ def plot_regimen_panels(curves: pd.DataFrame, grade: str) -> bytes:
     for ax, r in zip(axes.ravel(), regs, strict=False):
         c = curves[(curves.regimen == r) & (curves.organ == "any") & (curves.grade == grade)]
         _band(ax, c.day / 7, c["mean"], *_cols(c), "C0", None)
+        if managed is not None:
+            mc = managed[(managed.regimen == r) & (managed.organ == "any")
+                         & (managed.grade == grade)]
+            ax.plot(mc.day / 7, mc["mean"], "--", color="C3", lw=1.2)
         ax.set_title(r if len(r) < 45 else r[:42] + "...", fontsize=7)
         ax.set_xlabel("weeks", fontsize=7)
         ax.tick_params(labelsize=7)
@@ -93,8 +111,9 @@ def plot_regimen_panels(curves: pd.DataFrame, grade: str) -> bytes:
 
 def plot_organ_panels(curves: pd.DataFrame, grade: str = "any") -> bytes:
     """PNG: one panel per organ at ``grade``, the posterior mean of every regimen with its
-    credible band."""
+    credible band (natural course)."""
     plt = _pyplot()
+    curves = natural_course(curves)
     organs = [o for o in curves.organ.unique() if o != "any"]
     ncol = 3
     nrow = -(-len(organs) // ncol)

@@ -26,10 +26,10 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import equinox as eqx
-import jax
 import jax.numpy as jnp
 import lazy_loader as _lazy
 import numpy as np
+from jax.scipy.special import ndtr
 from jaxtyping import Array, Float, Int
 
 from ..vocab import GRADES, ORGAN_CHOICES
@@ -111,28 +111,48 @@ def knot_steps(edges: Float[np.ndarray, " step1"], days: tuple[int, ...]) -> np.
     return end - 1
 
 
-DENSITY_HALF_WIDTH = 7.0
-"""Half-width (days) of the central difference that gives the onset density at the median."""
+MEDIAN_SMOOTHING = 0.02
+"""``ε``: width (in ``F``) of the smoothing that makes the median a smooth function of the
+parameters (:func:`onset_median`)."""
+
+DENSITY_SMOOTHING = 0.05
+"""Width (in ``F``) of the weights that average the slope of ``F`` around the median into the
+density ``f(m)`` (wider than :data:`MEDIAN_SMOOTHING`: a weekly segment holds about 0.05 of
+``F`` near a typical median)."""
+
+
+def _integral_phi(x0, x1, length):
+    """``∫ Φ(x(t)) dt`` over a segment of ``length`` on which ``x`` is linear from ``x0`` to
+    ``x1`` (``G(x) = xΦ(x) + φ(x)`` is an antiderivative of ``Φ``)."""
+    def g(x):
+        return x * ndtr(x) + jnp.exp(-0.5 * x * x) / jnp.sqrt(2.0 * jnp.pi)
+
+    dx = x1 - x0
+    flat = jnp.abs(dx) < 1e-7
+    safe = jnp.where(flat, 1.0, dx)
+    return length * jnp.where(flat, ndtr(0.5 * (x0 + x1)), (g(x1) - g(x0)) / safe)
 
 
 def onset_median(incidence: Float[Array, "row knot"], days: Float[Array, " knot"]
                  ) -> tuple[Float[Array, " row"], Float[Array, " row"]]:
     """The median ``m`` of each row's onset distribution (days) and its density ``f(m)``
-    (1/day): ``F = I / I[-1]`` linear between the knots, ``F(0) = 0``; ``f(m)`` is the central
-    difference ``(F(m + h) − F(m − h)) / 2h``, ``h`` = :data:`DENSITY_HALF_WIDTH` (continuous in
-    the parameters, where the slope of the segment holding ``m`` would jump at every knot)."""
+    (1/day), smooth in the parameters. ``F = I / I[-1]`` is linear between the knots
+    (``F(0) = 0``). The median is ``m = ∫_0^T 1{F(t) < ½} dt`` with the step softened,
+    ``∫_0^T Φ((½ − F(t))/ε) dt`` (``ε`` = :data:`MEDIAN_SMOOTHING`; exact per segment), and
+    the density the slope of ``F`` averaged over the segments with the weights that
+    ``Φ((½ − F)/ε_f)`` puts around ``F = ½`` (``ε_f`` = :data:`DENSITY_SMOOTHING`). The plain
+    linear-interpolation median has a kink whenever it crosses a knot, which broke a fit's
+    Laplace Hessian."""
     f = incidence / jnp.maximum(incidence[:, -1:], 1e-300)
     f = jnp.concatenate([jnp.zeros_like(f[:, :1]), f], axis=1)
     t = jnp.concatenate([jnp.zeros(1, f.dtype), jnp.asarray(days, f.dtype)])
-    hi = jnp.clip(jnp.sum(f < 0.5, axis=1), 1, f.shape[1] - 1)  # first knot with F ≥ ½
-    rows = jnp.arange(f.shape[0])
-    f_lo, f_hi = f[rows, hi - 1], f[rows, hi]
-    rise = jnp.maximum(f_hi - f_lo, 1e-12)
-    median = t[hi - 1] + jnp.clip((0.5 - f_lo) / rise, 0.0, 1.0) * (t[hi] - t[hi - 1])
-    h = DENSITY_HALF_WIDTH
-    lo, up = jnp.maximum(median - h, 0.0), jnp.minimum(median + h, t[-1])
-    at = jax.vmap(jnp.interp, in_axes=(0, None, 0))
-    density = (at(up, t, f) - at(lo, t, f)) / jnp.maximum(up - lo, 1e-12)
+    x = (0.5 - f) / MEDIAN_SMOOTHING  # [row, knot + 1]
+    length = jnp.diff(t)  # [segment]
+    median = jnp.sum(_integral_phi(x[:, :-1], x[:, 1:], length), axis=1)
+    xd = (0.5 - f) / DENSITY_SMOOTHING
+    weight = ndtr(xd[:, :-1]) - ndtr(xd[:, 1:])  # [row, segment]: share of F = ½'s neighbourhood
+    slope = jnp.diff(f, axis=1) / length
+    density = jnp.sum(weight * slope, axis=1) / jnp.maximum(jnp.sum(weight, axis=1), 1e-300)
     return median, jnp.maximum(density, 1e-12)
 
 

@@ -41,7 +41,7 @@ from ._checks import (
 )
 from ._config import FitConfig, dump_config
 from ._design import Design
-from ._figures import plot_ppc, png
+from ._figures import natural_course, plot_ppc, png
 from ._likelihood import features_probability, predictive_counts, row_loglik
 from ._nuts import NutsResult
 from ._parameters import FitSpec
@@ -61,6 +61,11 @@ from ._run_folder import MANIFEST, RunFolder, published_folder, verify_results, 
 CURVE_ENDPOINT = "immune_related"
 """Curves are reported as trials report immune-related adverse events (background included at
 the fitted immune-related attribution)."""
+
+CURVE_POLICIES = ("natural", "default")
+"""The two forms of every curve in ``curves.csv``: the natural course (no rescue; what the
+incidence rows are fitted as) and under the default management policy (``ManagementPolicy()``,
+the full solver: docs/model.md §4.4)."""
 
 CURVE_COLUMNS = ("mean", "lower", "median", "upper", "ci_lower", "ci_upper")
 """``curves.csv`` value columns (after regimen, organ, grade, endpoint, day)."""
@@ -234,10 +239,11 @@ def ppc_table(design: Design, pred: Predictions) -> pd.DataFrame:
 def incidence_curves(config: FitConfig, spec: FitSpec, draws: Float[np.ndarray, "draw param"],
                      progress: bool) -> pd.DataFrame:
     """Weekly incidence of every ``output.curves_regimens`` regimen by organ and grade, as
-    :data:`CURVE_ENDPOINT` reports it, over ``draws``: ``mean``, ``lower``/``median``/``upper``
-    (predictive interval of an arm of ``TYPICAL_ARM_SIZE``, as ``pdmodel predict``) and
-    ``ci_lower``/``ci_upper`` (credible band of the population incidence); the same
-    computation as :meth:`Fit.incidence` (pdmodel.fit._predict)."""
+    :data:`CURVE_ENDPOINT` reports it, in its two forms (``policy``: :data:`CURVE_POLICIES`)
+    over ``draws``: ``mean``, ``lower``/``median``/``upper`` (predictive interval of an arm of
+    ``TYPICAL_ARM_SIZE``, as ``pdmodel predict``) and ``ci_lower``/``ci_upper`` (credible band
+    of the population incidence); the same computation as :meth:`Fit.incidence`
+    (pdmodel.fit._predict)."""
     m, days = config.model, 7 * config.output.weeks
     weekly = np.arange(0, days, 7)
     phi, sd = observation_draws(spec, draws)
@@ -246,17 +252,18 @@ def incidence_curves(config: FitConfig, spec: FitSpec, draws: Float[np.ndarray, 
         reg = Regimen.parse(text)
         pop = population(jax.random.key(config.seed), m.patients, tumour=m.tumour,
                          max_agents=max(AGENT_SLOTS, len(reg.agents)))
-        inc = curves(spec, draws, reg, pop, days=days, steps_per_day=m.steps_per_day,
-                     refine=m.refine, models=dict(m.pk_models) or None,
-                     endpoint=CURVE_ENDPOINT)  # [draw, day, organ, grade]
-        for oi, organ in enumerate(ORGAN_CHOICES):
-            for gi, grade in enumerate(GRADES):
-                b = bands(inc[:, :, oi, gi], phi, interval=config.output.interval,
-                          arm_size=TYPICAL_ARM_SIZE, trial_sd=sd)
-                frames.append(pd.DataFrame(
-                    {"regimen": text, "organ": organ, "grade": grade,
-                     "endpoint": CURVE_ENDPOINT, "day": weekly + 1}
-                    | {k: b[k][weekly] for k in CURVE_COLUMNS}))
+        for policy in CURVE_POLICIES:
+            inc = curves(spec, draws, reg, pop, days=days, steps_per_day=m.steps_per_day,
+                         refine=m.refine, models=dict(m.pk_models) or None,
+                         endpoint=CURVE_ENDPOINT, policy=policy)  # [draw, day, organ, grade]
+            for oi, organ in enumerate(ORGAN_CHOICES):
+                for gi, grade in enumerate(GRADES):
+                    b = bands(inc[:, :, oi, gi], phi, interval=config.output.interval,
+                              arm_size=TYPICAL_ARM_SIZE, trial_sd=sd)
+                    frames.append(pd.DataFrame(
+                        {"regimen": text, "organ": organ, "grade": grade,
+                         "endpoint": CURVE_ENDPOINT, "policy": policy, "day": weekly + 1}
+                        | {k: b[k][weekly] for k in CURVE_COLUMNS}))
     return pd.concat(frames, ignore_index=True)
 
 
@@ -378,6 +385,7 @@ def plot_curves(curves: pd.DataFrame) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    curves = natural_course(curves)
     regs = curves.regimen.unique()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), sharey=False)
     for ax, grade in zip(axes, ("any", "3+"), strict=True):
@@ -398,8 +406,9 @@ def write_report(run: str | Path, *, progress: bool = False) -> Path:
     The results are verified first (:func:`verify_results`; results published before
     manifests are taken as they are, with a warning, and get a manifest). The run folder is
     locked meanwhile, so no fit publishes in between. A ``curves.csv`` written before the
-    predictive band was added is recomputed in memory from the fit (when this pdmodel can
-    still load it; float64, as :func:`run_fit`), so the report shows both bands.
+    predictive band or the managed form was added is recomputed in memory from the fit (when
+    this pdmodel can still load it; float64, as :func:`run_fit`), so the report shows both
+    bands and both forms.
 
     Raises
     ------
@@ -422,7 +431,7 @@ def write_report(run: str | Path, *, progress: bool = False) -> Path:
         rf = ResultFiles.from_folder(run)
         rf = dataclasses.replace(rf, files={n: rf.files[n] for n in rf.files if n != MANIFEST})
         curves = rf.csv("curves.csv")
-        if curves is not None and "ci_lower" not in curves:
+        if curves is not None and ("ci_lower" not in curves or "policy" not in curves):
             jax.config.update("jax_enable_x64", True)  # as run_fit: the fit is float64
             try:
                 fit = load_fit(run)

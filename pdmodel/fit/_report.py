@@ -139,13 +139,15 @@ def _data_table(rf: ResultFiles, ppc: pd.DataFrame | None, config: dict) -> pd.D
 
 
 def _horizon_table(curves: pd.DataFrame) -> pd.DataFrame:
-    """Incidence at the last week by regimen, organ and grade: mean and both bands (%)."""
+    """Incidence at the last week by regimen, organ and grade (and management policy, when
+    the curves have both forms): mean and both bands (%)."""
     last = curves[curves.day == curves.day.max()].copy()
 
     def pct(lo, hi):
         return [f"{100 * a:.1f}–{100 * b:.1f}" for a, b in zip(lo, hi, strict=True)]
 
-    out = last[["regimen", "organ", "grade"]].copy()
+    keys = ["regimen", "organ", "grade"] + (["policy"] if "policy" in last else [])
+    out = last[keys].copy()
     out["mean %"] = (100 * last["mean"]).round(1)
     if "ci_lower" in last:
         out["90% credible %"] = pct(last.ci_lower, last.ci_upper)
@@ -189,9 +191,11 @@ def report_html(rf: ResultFiles) -> str:
     if curves is not None:
         for g in ("any", "2+", "3+"):
             if (curves.grade == g).any():
-                figures.append((f"Any irAE, grade {g}, by regimen", _img(
-                    plot_regimen_panels(curves, g))))
-        figures.append(("By organ, grade any (mean and credible band)",
+                managed = " (dashed: under the default management policy)" \
+                    if "policy" in curves else ""
+                figures.append((f"Any irAE, grade {g}, by regimen, natural course{managed}",
+                                _img(plot_regimen_panels(curves, g))))
+        figures.append(("By organ, grade any (mean and credible band, natural course)",
                         _img(plot_organ_panels(curves, "any"))))
     status, issues = verdict(diag)
     name = rf.path.name if rf.path else (config.get("output") or {}).get("folder", "fit")

@@ -68,6 +68,24 @@ def test_median_of_the_onset_distribution_matches_the_analytic_one():
     np.testing.assert_allclose(np.asarray(f)[:2], density[:2], rtol=0.1)
 
 
+def test_median_and_density_are_smooth_where_the_median_crosses_a_knot():
+    """Their gradients do not jump as the median passes weekly knots (the linear-interpolation
+    median's did, and broke a fit's Laplace Hessian)."""
+    days = jnp.asarray(knot_days(365), float)
+
+    def median_and_density(lam):
+        inc = 1.0 - jnp.exp(-lam * days)
+        m, f = onset_median(inc[None], days)
+        return m[0], f[0]
+
+    lams = np.linspace(0.008, 0.012, 201)  # medians from about 80 to 57 days: 3 knots
+    grads = np.array([[float(g) for g in jax.jacobian(median_and_density)(lam)]
+                      for lam in lams])
+    for g in grads.T:
+        jumps = np.abs(np.diff(g, 2))
+        assert jumps.max() < 0.05 * np.abs(np.diff(g)).max() + 1e-9 * np.abs(g).max()
+
+
 def test_sampling_sd_of_a_median_matches_simulation():
     """The likelihood's s_k (log scale) against the spread of medians of k simulated event
     times from the same F."""

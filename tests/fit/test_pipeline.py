@@ -40,6 +40,12 @@ def test_fit_smoke_run_writes_results_and_resumes(tiny_fit, tmp_path):
     curves = pd.read_csv(results / "curves.csv")
     assert set(curves.grade) == {"any", "2+", "3+"} and curves["upper"].max() <= 1
     assert (curves.ci_lower <= curves["mean"]).all() and (curves["mean"] <= curves.ci_upper).all()
+    # two forms: the natural course and under the default management policy
+    assert set(curves.policy) == {"natural", "default"}
+    last = curves[(curves.day == curves.day.max()) & (curves.organ == "any")]
+    by = last.set_index(["regimen", "grade", "policy"])["mean"]
+    for reg in last.regimen.unique():  # steroids from grade 2 never add grade >= 3 events
+        assert by[reg, "3+", "default"] <= by[reg, "3+", "natural"] + 0.02
     assert (tiny_fit / "config.toml").is_file() and (tiny_fit / "versions.json").is_file()
     # a copy of the run: the same config again without --resume is refused (it would
     # overwrite the run) ...
