@@ -28,6 +28,7 @@ from ._bundled import bundled_incidence_as_schema as bundled_incidence_as_schema
 from ._bundled import load_incidence as load_incidence
 from ._bundled import load_management as load_management
 from ._bundled import load_timing as load_timing
+from ._bundled import management_counts as management_counts
 from ._check import check_file as check_file
 from ._coverage import COVERAGE_COLUMNS as COVERAGE_COLUMNS
 from ._coverage import coverage as coverage
@@ -71,6 +72,7 @@ __all__ = [
     "read_csv_cells", "read_incidence_csv", "check_file", "coverage", "coverage_markdown",
     "COVERAGE_COLUMNS",
     # the bundled tables, and a user's tables on their path
-    "load_incidence", "load_timing", "load_management", "bundled_incidence_as_schema",
+    "load_incidence", "load_timing", "load_management", "management_counts",
+    "bundled_incidence_as_schema",
     "load_user_incidence", "load_user_timing", "usable_for_fit",
 ]

@@ -16,7 +16,7 @@ from ._cells import cell_text, float_column, int_column
 from ._vocabulary import split_agents
 
 __all__ = ["bundled_incidence_as_schema", "load_incidence", "load_management", "load_timing",
-           "typed_table"]
+           "management_counts", "typed_table"]
 
 _INT_COLUMNS = {
     "incidence": ("n", "events", "derived", "control_arm", "verified", "grade_min", "grade_max",
@@ -77,6 +77,31 @@ def load_timing(path: str | Path | None = None) -> pd.DataFrame:
 def load_management(path: str | Path | None = None) -> pd.DataFrame:
     """Immunosuppressant-management table: bundled (``path=None``) or a file in that format."""
     return _load("management", path)
+
+
+def management_counts(row_ids, management: pd.DataFrame | None = None, *,
+                      kind: str = "management") -> pd.DataFrame:
+    """The rows ``row_ids`` of the management table (bundled by default), in that order, with
+    their count: ``y`` (``numerator``) of ``n`` (``denominator``), integers.
+
+    Raises
+    ------
+    ValueError
+        If a row is missing or has no numerator and denominator (the message names the row
+        and calls it a ``kind`` row).
+    """
+    m = load_management() if management is None else management
+    m = m.set_index("row_id", drop=False)
+    out = []
+    for row_id in row_ids:
+        if row_id not in m.index:
+            raise ValueError(f"{kind} row {row_id} is not in the management table")
+        r = m.loc[row_id]
+        if not (pd.notna(r.numerator) and pd.notna(r.denominator) and r.denominator > 0):
+            raise ValueError(f"{kind} row {row_id}: numerator and denominator are needed, "
+                             f"got {r.numerator!r} of {r.denominator!r}")
+        out.append(r.to_dict() | {"n": int(r.denominator), "y": int(r.numerator)})
+    return pd.DataFrame(out)
 
 
 def bundled_incidence_as_schema(df: pd.DataFrame | None = None) -> pd.DataFrame:

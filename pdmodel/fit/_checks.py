@@ -168,25 +168,37 @@ def subgroup_check(spec: FitSpec, design: Design, draws: Float[np.ndarray, "draw
     if sg is None:
         return pd.DataFrame()
 
+    rows = {"row_id": sg.rows.row_id,
+            "subgroup": [sg.subgroups[u] for u in sg.rows.unit],
+            "regimen": [sg.units[u].regimen for u in sg.rows.unit],
+            "organ": [ORGAN_CHOICES[o] for o in sg.rows.organ],
+            "grade": [GRADES[g] for g in sg.rows.grade]}
+    return _against_predictive(rows, spec, design, draws, subgroup_means, sg.rows.n, sg.rows.y,
+                               seed=seed, replicates=replicates)
+
+
+def _against_predictive(rows: dict, spec: FitSpec, design: Design,
+                        draws: Float[np.ndarray, "draw param"], means, n, y, *, seed: int,
+                        replicates: int) -> pd.DataFrame:
+    """The columns ``rows`` of a table of published counts ``y`` of ``n`` with the model's
+    mean (``means(params, design)`` ``[row]`` at every draw) and the 90% predictive interval
+    of the proportion an arm of ``n`` would report (beta-binomial with each draw's
+    concentration, ``replicates`` arms per draw)."""
+
     def one(u):
         p = spec.to_params(u)
-        return subgroup_means(p, design), p.obs.concentration
+        return means(p, design), p.obs.concentration
 
     mu, phi = jax.lax.map(jax.jit(one), jnp.asarray(draws))
     mu, phi = np.asarray(mu), np.asarray(phi)  # [draw, row], [draw]
-    n = np.asarray(sg.rows.n)
+    n = np.asarray(n)
     rng = np.random.default_rng(seed)
     reps = predictive_counts(rng, np.repeat(mu, replicates, axis=0),
                              np.repeat(phi, replicates), n) / n  # [draw·replicate, row]
-    observed = np.asarray(sg.rows.y) / n
+    observed = np.asarray(y) / n
     q05, q95 = np.quantile(reps, [0.05, 0.95], axis=0)
-    out = pd.DataFrame({
-        "row_id": sg.rows.row_id,
-        "subgroup": [sg.subgroups[u] for u in sg.rows.unit],
-        "regimen": [sg.units[u].regimen for u in sg.rows.unit],
-        "organ": [ORGAN_CHOICES[o] for o in sg.rows.organ],
-        "grade": [GRADES[g] for g in sg.rows.grade],
-        "n": n, "y": sg.rows.y, "observed": observed,
+    out = pd.DataFrame(rows | {
+        "n": n, "y": y, "observed": observed,
         "model_mean": mu.mean(axis=0), "model_q05": np.quantile(mu, 0.05, axis=0),
         "model_q95": np.quantile(mu, 0.95, axis=0),
         "predictive_q05": q05, "predictive_q95": q95})
@@ -213,30 +225,13 @@ def management_check(spec: FitSpec, design: Design, draws: Float[np.ndarray, "dr
     if mg is None:
         return pd.DataFrame()
 
-    def one(u):
-        p = spec.to_params(u)
-        return management_means(p, design), p.obs.concentration
-
-    mu, phi = jax.lax.map(jax.jit(one), jnp.asarray(draws))
-    mu, phi = np.asarray(mu), np.asarray(phi)  # [draw, row], [draw]
-    n = np.asarray(mg.rows.n)
-    rng = np.random.default_rng(seed)
-    reps = predictive_counts(rng, np.repeat(mu, replicates, axis=0),
-                             np.repeat(phi, replicates), n) / n  # [draw·replicate, row]
-    observed = np.asarray(mg.rows.y) / n
-    q05, q95 = np.quantile(reps, [0.05, 0.95], axis=0)
-    out = pd.DataFrame({
-        "row_id": mg.rows.row_id,
-        "measure": [MEASURES[m] for m in mg.rows.measure],
-        "regimen": [mg.units[u].regimen for u in mg.rows.unit],
-        "organ": [ORGAN_CHOICES[o] for o in mg.rows.organ],
-        "of_grade": mg.rows.grade,
-        "n": n, "y": mg.rows.y, "observed": observed,
-        "model_mean": mu.mean(axis=0), "model_q05": np.quantile(mu, 0.05, axis=0),
-        "model_q95": np.quantile(mu, 0.95, axis=0),
-        "predictive_q05": q05, "predictive_q95": q95})
-    out["in_predictive"] = (observed >= q05) & (observed <= q95)
-    return out
+    rows = {"row_id": mg.rows.row_id,
+            "measure": [MEASURES[m] for m in mg.rows.measure],
+            "regimen": [mg.units[u].regimen for u in mg.rows.unit],
+            "organ": [ORGAN_CHOICES[o] for o in mg.rows.organ],
+            "of_grade": mg.rows.grade}
+    return _against_predictive(rows, spec, design, draws, management_means, mg.rows.n,
+                               mg.rows.y, seed=seed, replicates=replicates)
 
 
 def management_summary(table: pd.DataFrame) -> dict:

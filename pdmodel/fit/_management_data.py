@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..data import ASSUMED_REGIMENS, load_management
+from ..data import ASSUMED_REGIMENS, management_counts
 
 MANAGEMENT_ROWS = {
     # Weber JS et al. J Clin Oncol 2017;35:785-792: pooled nivolumab 3 mg/kg (N=576),
@@ -52,18 +52,11 @@ def management_targets(management: pd.DataFrame | None = None) -> pd.DataFrame:
     ValueError
         If a listed row is missing or has no numerator and denominator.
     """
-    m = load_management() if management is None else management
-    m = m.set_index("row_id", drop=False)
-    out = []
-    for row_id, (measure, agent, organ, grade) in MANAGEMENT_ROWS.items():
-        if row_id not in m.index:
-            raise ValueError(f"management row {row_id} is not in the management table")
-        r = m.loc[row_id]
-        if not (pd.notna(r.numerator) and pd.notna(r.denominator) and r.denominator > 0):
-            raise ValueError(f"management row {row_id}: numerator and denominator are needed, "
-                             f"got {r.numerator!r} of {r.denominator!r}")
-        out.append({"row_id": row_id, "study": r.study, "measure": measure, "agent": agent,
-                    "regimen": ASSUMED_REGIMENS[agent, None], "organ": organ, "grade": grade,
-                    "n": int(r.denominator), "y": int(r.numerator)})
+    counts = management_counts(MANAGEMENT_ROWS, management, kind="management")
+    out = [{"row_id": r.row_id, "study": r.study, "measure": measure, "agent": agent,
+            "regimen": ASSUMED_REGIMENS[agent, None], "organ": organ, "grade": grade,
+            "n": r.n, "y": r.y}
+           for r, (measure, agent, organ, grade) in zip(counts.itertuples(),
+                                                        MANAGEMENT_ROWS.values(), strict=True)]
     return pd.DataFrame(out, columns=["row_id", "study", "measure", "agent", "regimen", "organ",
                                       "grade", "n", "y"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ..data import ASSUMED_REGIMENS, load_management
+from ..data import ASSUMED_REGIMENS, management_counts
 
 SUBGROUP_ROWS = {
     # Okada N, Iwama S et al. Br J Cancer 2020;122:771-777: prospective anti-PD-1 cohort,
@@ -34,18 +34,11 @@ def subgroup_targets(management: pd.DataFrame | None = None) -> pd.DataFrame:
     ValueError
         If a listed row is missing or has no numerator and denominator.
     """
-    m = load_management() if management is None else management
-    m = m.set_index("row_id", drop=False)
-    out = []
-    for row_id, (subgroup, agent, organ) in SUBGROUP_ROWS.items():
-        if row_id not in m.index:
-            raise ValueError(f"subgroup row {row_id} is not in the management table")
-        r = m.loc[row_id]
-        if not (pd.notna(r.numerator) and pd.notna(r.denominator) and r.denominator > 0):
-            raise ValueError(f"subgroup row {row_id}: numerator and denominator are needed, "
-                             f"got {r.numerator!r} of {r.denominator!r}")
-        out.append({"row_id": row_id, "study": r.study, "subgroup": subgroup, "agent": agent,
-                    "regimen": ASSUMED_REGIMENS[agent, None], "organ": organ, "grade": "any",
-                    "n": int(r.denominator), "y": int(r.numerator)})
+    counts = management_counts(SUBGROUP_ROWS, management, kind="subgroup")
+    out = [{"row_id": r.row_id, "study": r.study, "subgroup": subgroup, "agent": agent,
+            "regimen": ASSUMED_REGIMENS[agent, None], "organ": organ, "grade": "any",
+            "n": r.n, "y": r.y}
+           for r, (subgroup, agent, organ) in zip(counts.itertuples(), SUBGROUP_ROWS.values(),
+                                                  strict=True)]
     return pd.DataFrame(out, columns=["row_id", "study", "subgroup", "agent", "regimen",
                                       "organ", "grade", "n", "y"])
