@@ -190,3 +190,26 @@ def check_choices(organs: Sequence[str], grades: Sequence[str]) -> None:
     for g in grades:
         if g not in GRADES:
             raise ValueError(f"unknown grade {g!r}; expected one of {GRADES}")
+
+
+ASSUMED_REGIMENS: dict[tuple[str, str | None], str] = {
+    # (agents_model, backbone or None for any) -> regimen assumed where the dose is not printed.
+    # A person's choice among the regimens the bundled data print for these agents (the build
+    # checks each is printed for at least one study and names them in `regimen_basis`): the
+    # open-ended (metastatic) schedule, not a fixed adjuvant course.
+    ("nivolumab", None): "nivolumab 3 mg/kg q2w",
+    ("pembrolizumab", None): "pembrolizumab 200 mg q3w",
+    ("ipilimumab", None): "ipilimumab 3 mg/kg q3w x4",
+    ("nivolumab;ipilimumab", None):
+        "nivolumab 1 mg/kg q3w x4 + ipilimumab 3 mg/kg q3w x4, then nivolumab 3 mg/kg q2w",
+    ("atezolizumab", None): "atezolizumab 1200 mg q3w",
+    ("avelumab", None): "avelumab 10 mg/kg q2w",
+    ("cemiplimab", None): "cemiplimab 350 mg q3w",
+    ("durvalumab", None): "durvalumab 1500 mg q4w",
+    ("durvalumab", "chemotherapy"): "durvalumab 1500 mg q3w x4, then durvalumab 1500 mg q4w",
+    ("tremelimumab", None): "tremelimumab 10 mg/kg q4w x7, then tremelimumab 10 mg/kg q12w",
+    ("tremelimumab;durvalumab", None): "tremelimumab 300 mg x1 + durvalumab 1500 mg q4w",
+}
+"""Regimen simulated for an arm whose source prints no dose (an assumption, stated per row in
+the bundled ``regimen_basis``), keyed by ``(agents_model, backbone)``, where a ``None`` backbone
+means any backbone without an entry of its own."""

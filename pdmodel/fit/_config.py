@@ -134,6 +134,12 @@ class PriorSpec:
     sd: Number | None = None
 
 
+ARM_COURSES = ("managed", "natural")
+"""How the training arms' incidence rows are simulated (``model.arms``): ``managed`` (grades
+above the trigger grade under the default management policy,
+:func:`pdmodel.fit._management.managed_attenuation`) or ``natural`` (the natural course)."""
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """``[data]``: which incidence/timing data to fit.
@@ -184,6 +190,10 @@ class ModelConfig:
         IraeModel fields kept at their defaults (not fitted).
     priors : FrozenDict[str, PriorSpec]
         Prior overrides by IraeModel field name.
+    arms : str
+        How the training arms are simulated (:data:`ARM_COURSES`):
+        ``"managed"`` (grade ≥ 3 under the default management policy, as the trials managed
+        their patients) or ``"natural"`` (natural course).
     """
 
     steps_per_day: int = 1
@@ -194,6 +204,7 @@ class ModelConfig:
     pk_models: FrozenDict = field(default_factory=FrozenDict)
     fixed: tuple[str, ...] = ()
     priors: FrozenDict = field(default_factory=FrozenDict)
+    arms: str = "managed"
 
 
 @dataclass(frozen=True)
@@ -527,6 +538,7 @@ class _ModelTable(_Table):
     fixed: Annotated[tuple[Annotated[Text, AfterValidator(_irae_field)], ...],
                      AfterValidator(_distinct)] = ()
     priors: _Priors = _Priors()  # type: ignore[valid-type]
+    arms: Literal[ARM_COURSES] = ModelConfig.arms  # type: ignore[valid-type]
 
 
 class _MapTable(_Table):

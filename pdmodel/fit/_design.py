@@ -33,8 +33,22 @@ from ..errors import RegimenError
 from ..irae import IraeProblem, Population
 from ..irae.solvers import stage_concentrations
 from ..regimen import Regimen, flat_step_edges, step_grid
-from ..vocab import BACKBONES, ENDPOINTS, ORGANS, SETTING_LEVELS, TERMS, TUMOURS, setting_level
-from ._management import MANAGEMENT_DAYS, ManagementDesign, management_rows
+from ..vocab import (
+    ASSUMED_REGIMENS,
+    BACKBONES,
+    ENDPOINTS,
+    ORGANS,
+    SETTING_LEVELS,
+    TERMS,
+    TUMOURS,
+    setting_level,
+)
+from ._management import (
+    MANAGEMENT_DAYS,
+    ManagementDesign,
+    management_rows,
+    no_management_rows,
+)
 from ._onset import OnsetDesign, knot_days, knot_steps, onset_rows
 from ._subgroups import SUBGROUP_DAYS, SubgroupDesign, subgroup_rows
 
@@ -403,6 +417,22 @@ def _design_population(units, *, patients: int, seed: int, tumour: str) -> Popul
                              median_duration_days=MEDIAN_TREATMENT_DAYS, max_agents=max_agents)
 
 
+def managed_arm_regimens(units: tuple[SimulatedArm, ...]) -> tuple[str, ...]:
+    """The regimen whose managed course stands for each incidence arm ``[unit]``: the label
+    regimen of its agents (``ASSUMED_REGIMENS``, any backbone), or the first arm's own regimen
+    with those agents when they have none. The managed course's effect on grades above the
+    trigger grade is taken from it at :data:`MANAGEMENT_DAYS` (an approximation: one solve per
+    agent combination, not per arm; docs/model.md §5.9)."""
+    label = {frozenset(agents.split(";")): regimen
+             for (agents, backbone), regimen in ASSUMED_REGIMENS.items() if backbone is None}
+    out = []
+    for u in units:
+        agents = frozenset(Regimen.parse(u.regimen).agents)
+        label.setdefault(agents, u.regimen)
+        out.append(label[agents])
+    return tuple(out)
+
+
 def build_design(
     df: pd.DataFrame,
     *,
@@ -417,6 +447,7 @@ def build_design(
     onset: pd.DataFrame | None = None,
     subgroups: pd.DataFrame | None = None,
     management: pd.DataFrame | None = None,
+    managed_arms: bool = False,
 ) -> Design:
     """Training design from incidence rows (e.g. ``pdmodel.data.load_incidence()``).
 
@@ -459,6 +490,10 @@ def build_design(
         Published management outcomes to fit (:func:`pdmodel.fit.management_targets`); each
         label regimen is simulated for :data:`MANAGEMENT_DAYS` under the default management
         policy. None or empty: none.
+    managed_arms : bool
+        Simulate the incidence rows' grades above the policy's trigger grade under the default
+        management policy (:func:`managed_arm_regimens`; docs/model.md §5.9); False: the
+        natural course.
 
     Returns
     -------
@@ -497,6 +532,11 @@ def build_design(
     man_rows, man_regimens = None, ()
     if management is not None and not management.empty:
         man_rows, man_regimens = management_rows(management)
+    arm_regimens = None
+    if managed_arms:
+        arm_regimens = managed_arm_regimens(units)
+        man_regimens = tuple(dict.fromkeys(man_regimens + arm_regimens))
+        man_rows = no_management_rows() if man_rows is None else man_rows
     man_units = tuple(SimulatedArm(r, MANAGEMENT_DAYS, MEDIAN_TREATMENT_DAYS, float("inf"))
                       for r in man_regimens)
     pop = _design_population(units + onset_units + sub_units + man_units, patients=patients,
@@ -522,7 +562,9 @@ def build_design(
         management_design = ManagementDesign(
             rows=man_rows, units=man_units,
             stacked=stack_regimens(man_units, pop, steps_per_day=steps_per_day, refine=refine,
-                                   models=models))
+                                   models=models),
+            arm_unit=None if arm_regimens is None else tuple(man_regimens.index(r)
+                                                             for r in arm_regimens))
     return Design(units=units, stacked=stacked, population=pop, obs=obs, trials=trials,
                   horizon=max(u.days for u in units), onset=onset_design,
                   subgroups=subgroup_design, management=management_design)

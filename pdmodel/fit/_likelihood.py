@@ -53,6 +53,7 @@ from ._management import (
     GI,
     MANAGEMENT_POLICY,
     ManagedArms,
+    managed_attenuation,
     patient_log_thresholds,
     row_fractions,
 )
@@ -164,23 +165,38 @@ def managed_arms(params: Params, design: Design) -> ManagedArms:
     return ManagedArms(*out)
 
 
-def management_means(params: Params, design: Design) -> Float[Array, " row"]:
+def management_means(params: Params, design: Design,
+                     arms: ManagedArms | None = None) -> Float[Array, " row"]:
     """Model fraction of every management row ``[row]`` (:mod:`pdmodel.fit._management`;
-    empty without management rows)."""
-    if design.management is None:
+    empty without management rows); ``arms``: :func:`managed_arms` when already solved."""
+    if design.management is None or not design.management.rows.row_id:
         return jnp.zeros(0)
-    return row_fractions(params.model, managed_arms(params, design),
-                         design.population.z_threshold, design.management.rows)
+    arms = managed_arms(params, design) if arms is None else arms
+    return row_fractions(params.model, arms, design.population.z_threshold,
+                         design.management.rows)
 
 
-def management_log_likelihood(params: Params, design: Design) -> Float[Array, " row"]:
+def arm_attenuation(params: Params, design: Design, arms: ManagedArms | None = None
+                    ) -> Float[Array, "regimen patient organ grade"] | None:
+    """The managed course's effect on every incidence arm ``[regimen, patient, organ, grade]``
+    (:func:`pdmodel.fit._management.managed_attenuation` of the arm's managed unit); None when
+    the design's arms run their natural course."""
+    man = design.management
+    if man is None or man.arm_unit is None:
+        return None
+    arms = managed_arms(params, design) if arms is None else arms
+    return managed_attenuation(params.model, arms)[np.asarray(man.arm_unit)]
+
+
+def management_log_likelihood(params: Params, design: Design,
+                              arms: ManagedArms | None = None) -> Float[Array, " row"]:
     """Log-likelihood of every management row ``[row]``: beta-binomial with the incidence
     rows' concentration ``φ`` (empty without management rows). Solved here, not from the
     :func:`log_max_injury` features: the managed course depends on the grade thresholds."""
-    if design.management is None:
+    if design.management is None or not design.management.rows.row_id:
         return jnp.zeros(0)
     rows = design.management.rows
-    mu = management_means(params, design)
+    mu = management_means(params, design, arms)
     y, n = (jnp.asarray(np.asarray(x, float), mu.dtype) for x in (rows.y, rows.n))
     return beta_binomial_logpmf(y, n, mu, params.obs.concentration)
 
@@ -323,15 +339,21 @@ def _arm_cells(o: Observations) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _cell_drug_probabilities(
-    params: Params, design: Design, log_max: Float[Array, " feature"] | None = None
+    params: Params, design: Design, log_max: Float[Array, " feature"] | None = None,
+    arms: ManagedArms | None = None,
 ) -> tuple[Float[Array, "cell patient organ grade"], np.ndarray]:
     """:func:`drug_probabilities` once per (arm, tumour, setting) cell, and the cell of every
-    row (the likelihood computes each cell once, not once per row)."""
+    row (the likelihood computes each cell once, not once per row); ``arms``:
+    :func:`managed_arms` when already solved."""
     model = params.model
     m = max_injuries(params, design) if log_max is None else _incidence_features(log_max, design)
     cells, cell_of_row = _arm_cells(design.obs.arrays())
     factor = model.tumour_effect[cells[:, 1]] * model.setting_effect[cells[:, 2]]  # [cell, o]
-    return drug_probability(model, m[cells[:, 0]] * factor[:, None, :]), cell_of_row
+    p = drug_probability(model, m[cells[:, 0]] * factor[:, None, :])
+    managed = arm_attenuation(params, design, arms)
+    if managed is not None:
+        p = p * managed[cells[:, 0]]
+    return p, cell_of_row
 
 
 def drug_probabilities(
@@ -342,8 +364,10 @@ def drug_probabilities(
     solving the ODEs). The row's tumour type and setting multiply organ susceptibility, hence
     the running maximum of injury (linear in it, natural course), after the solve:
     ``M · tumour_effect[t, o] · setting_effect[s, o]`` (melanoma and metastatic are the
-    reference levels, fixed at 1; docs/model.md §5.2). Control-arm rows get the first arm's
-    values (multiplied by 0 later)."""
+    reference levels, fixed at 1; docs/model.md §5.2). With managed arms
+    (``build_design(managed_arms=True)``) the grades above the management policy's trigger
+    grade are then multiplied by :func:`arm_attenuation` (docs/model.md §5.9). Control-arm rows
+    get the first arm's values (multiplied by 0 later)."""
     cells, cell_of_row = _cell_drug_probabilities(params, design, log_max)
     return cells[cell_of_row]
 
@@ -693,14 +717,15 @@ def total_loglik(params: Params, design: Design, weight=None,
     (:func:`subgroup_log_likelihood`), from one solve (or the features ``log_max``), and
     management outcome (:func:`management_log_likelihood`, always solved)."""
     log_max = log_max_injury(params, design) if log_max is None else log_max
-    mu = _probability_given_features(params, design, log_max)
+    arms = None if design.management is None else managed_arms(params, design)
+    mu = _probability_given_features(params, design, log_max, arms)
     total = jnp.sum(trial_loglik(params, design, mu, weight))
     if design.onset is not None:
         total = total + jnp.sum(onset_log_likelihood(params, design, log_max))
     if design.subgroups is not None:
         total = total + jnp.sum(subgroup_log_likelihood(params, design, log_max))
     if design.management is not None:
-        total = total + jnp.sum(management_log_likelihood(params, design))
+        total = total + jnp.sum(management_log_likelihood(params, design, arms))
     return total
 
 
@@ -724,9 +749,9 @@ def log_max_injury_of(spec: FitSpec, design: Design,
     return log_max_injury(spec.to_params(u), design)
 
 
-def _probability_given_features(params: Params, design: Design,
-                                f: Float[Array, " feature"]) -> Float[Array, " row"]:
-    p_drug, cell_of_row = _cell_drug_probabilities(params, design, f)
+def _probability_given_features(params: Params, design: Design, f: Float[Array, " feature"],
+                                arms: ManagedArms | None = None) -> Float[Array, " row"]:
+    p_drug, cell_of_row = _cell_drug_probabilities(params, design, f, arms)
     return _predicted_from_cells(params, design.obs.arrays(), p_drug, cell_of_row)
 
 

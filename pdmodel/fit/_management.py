@@ -35,7 +35,7 @@ import equinox as eqx
 import jax.numpy as jnp
 import lazy_loader as _lazy
 import numpy as np
-from jax.scipy.special import ndtr
+from jax.scipy.special import log_ndtr, ndtr
 from jaxtyping import Array, Float
 
 from ..irae import IraeModel, ManagementPolicy, drug_probability
@@ -108,13 +108,20 @@ def management_rows(targets: pd.DataFrame) -> tuple[ManagementRows, tuple[str, .
     return ManagementRows(**{k: tuple(v) for k, v in fields.items()}), tuple(regimens)
 
 
+def no_management_rows() -> ManagementRows:
+    """A :class:`ManagementRows` without rows (managed training arms, no management counts)."""
+    return ManagementRows(*(() for _ in ManagementRows._fields))
+
+
 class ManagementDesign(eqx.Module):
     """The management part of a training design: the rows and the arms they simulate, stacked
-    as the incidence arms are."""
+    as the incidence arms are; with managed training arms, the managed unit of each incidence
+    arm (its agents' label regimen, :data:`MANAGEMENT_DAYS`)."""
 
     rows: ManagementRows = eqx.field(static=True)
     units: tuple = eqx.field(static=True)  # SimulatedArm per stacked regimen
     stacked: eqx.Module  # StackedRegimens
+    arm_unit: tuple[int, ...] | None = eqx.field(static=True, default=None)  # [incidence arm]
 
 
 class ManagedArms(NamedTuple):
@@ -133,10 +140,30 @@ def patient_log_thresholds(model: IraeModel, z_threshold: Float[Array, "patient 
     return log_thresholds(model)[None] + (model.sigma * z_threshold)[..., None]
 
 
+def managed_attenuation(model: IraeModel, arms: ManagedArms
+                        ) -> Float[Array, "unit patient organ grade"]:
+    """Each patient's probability of grade ≥ g on the managed course over the one without
+    steroids ``[unit, patient, organ, grade]`` (thresholds integrated out, as
+    :func:`pdmodel.irae.drug_probability`; computed in log space): 1 up to the policy's trigger
+    grade, which is reached before any steroid; at most 1 above it (steroids only suppress).
+    Multiplies the natural-course probabilities of the training arms (docs/model.md §5.9)."""
+    spread = jnp.sqrt(model.sigma[:, None] ** 2 + model.tau**2)  # [organ, 1]
+    lt = log_thresholds(model)  # [organ, grade]
+
+    def log_p(m):
+        return log_ndtr((jnp.log(jnp.maximum(m, LOG_FLOOR))[..., None] - lt) / spread)
+
+    ratio = jnp.exp(jnp.minimum(log_p(arms.treated_max) - log_p(arms.natural_max), 0.0))
+    above = np.arange(lt.shape[-1]) >= MANAGEMENT_POLICY.trigger_grade
+    return jnp.where(above, ratio, 1.0)
+
+
 def row_fractions(model: IraeModel, arms: ManagedArms, z_threshold: Float[Array, "patient organ"],
                   rows: ManagementRows) -> Float[Array, " row"]:
     """Model fraction of every management row ``[row]`` from the managed arms (population
     sums of numerator over denominator; module docstring)."""
+    if not rows.row_id:
+        return jnp.zeros(0, arms.steroid.dtype)
     trigger = MANAGEMENT_POLICY.trigger_grade
     # thresholds integrated out (as for the incidence rows): grades up to the trigger grade
     # are reached before any steroid, the others on the course

@@ -241,14 +241,17 @@ def _prepare(config: FitConfig, progress: bool, echo) -> _Fit:
                           max_days=m.days, steps_per_day=m.steps_per_day, refine=m.refine,
                           tumour=m.tumour, models=dict(m.pk_models) or None,
                           onset=_onset_rows(config), subgroups=_subgroup_rows(config),
-                          management=_management_rows(config))
+                          management=_management_rows(config),
+                          managed_arms=m.arms == "managed")
     spec = fit_spec(config)
     onset = "" if design.onset is None else \
         f", {len(design.onset.rows.row_id)} published median onsets"
     if design.subgroups is not None:
         onset += f", {len(design.subgroups.rows.row_id)} subgroup incidences"
-    if design.management is not None:
+    if design.management is not None and design.management.rows.row_id:
         onset += f", {len(design.management.rows.row_id)} management outcomes"
+    if design.management is not None and design.management.arm_unit is not None:
+        onset += ", arms under the default management policy"
     echo(f"data: {len(design.obs.n)} arm-level rows of {len(design.trials)} studies"
          f"{onset}, {len(design.units)} simulated arms ({len(set(design.regimens))} regimens); "
          f"{spec.size} fitted parameters")
