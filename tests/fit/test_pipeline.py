@@ -183,7 +183,10 @@ def test_committed_reference_fit_loads_and_is_calibrated():
     by = sub.set_index("subgroup")
     assert by.loc["antibody_positive", "model_mean"] > 3 * by.loc["antibody_negative",
                                                                    "model_mean"]
-    # the fitted management outcomes (steroids, resolution, infliximab) next to the model
+    # the fitted management outcomes (steroids, resolution, infliximab) next to the model;
+    # the training arms' grade >= 3 rows under the default management policy
+    from pdmodel.fit import load_config
+    assert load_config("fits/reference/config.toml").model.arms == "managed"
     man = pd.read_csv("fits/reference/results/management.csv")
     assert len(man) == diag["management_rows_fitted"] == 9
     assert diag["management_in_predictive"] == f"{int(man.in_predictive.sum())}/{len(man)}"
