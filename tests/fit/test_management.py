@@ -37,6 +37,21 @@ def management_design(days=120, patients=8):
                         management=management_targets())
 
 
+def gradient_against_central_differences(d, names, h=1e-5):
+    """``jax.grad`` of the log density at 0.05 from the prior's centre against central
+    differences for the parameters ``names``; returns ``(spec, u0, gradient)``."""
+    spec = FitSpec.default()
+    u0 = spec.prior_location() + 0.05
+    g = eqx.filter_jit(jax.grad(log_density))(u0, spec, d)
+    f = eqx.filter_jit(log_density)
+    for name in names:
+        e = jnp.zeros_like(u0).at[spec.names.index(name)].set(h)
+        fd = (f(u0 + e, spec, d) - f(u0 - e, spec, d)) / (2 * h)
+        assert float(g[spec.names.index(name)]) == pytest.approx(float(fd), rel=1e-5,
+                                                                  abs=1e-6), name
+    return spec, u0, g
+
+
 def test_management_rows_are_the_published_counts():
     t = management_targets()
     m = load_management().set_index("row_id")
@@ -139,16 +154,8 @@ def test_total_loglik_adds_the_management_rows_and_its_gradient_is_exact():
     total = float(total_loglik(p, d))
     parts = float(jnp.sum(trial_loglik(p, d))) + float(jnp.sum(management_log_likelihood(p, d)))
     assert total == pytest.approx(parts, rel=1e-10)
-    spec = FitSpec.default()
-    u0 = spec.prior_location() + 0.05
-    g = eqx.filter_jit(jax.grad(log_density))(u0, spec, d)
-    f = eqx.filter_jit(log_density)
-    for name in ("steroid_imax", "steroid_ed50", "k_rep[1]", "log_gap2[3]"):
-        j = spec.names.index(name)
-        h = 1e-5
-        e = jnp.zeros_like(u0).at[j].set(h)
-        fd = (f(u0 + e, spec, d) - f(u0 - e, spec, d)) / (2 * h)
-        assert float(g[j]) == pytest.approx(float(fd), rel=1e-5, abs=1e-6), name
+    spec, u0, g = gradient_against_central_differences(
+        d, ("steroid_imax", "steroid_ed50", "k_rep[1]", "log_gap2[3]"))
     # the incidence rows do not depend on the steroid effect: beyond its prior's gradient
     # (−0.05/sd² at 0.05 from the prior's centre) only the management rows move it
     k = spec.names.index("steroid_ed50")
@@ -222,16 +229,8 @@ def test_managed_arms_lower_grade_3_rows_only_and_only_through_the_steroid_effec
 
 def test_managed_arms_gradient_is_exact():
     _, d = combination_designs(days=60, patients=4)
-    spec = FitSpec.default()
-    u0 = spec.prior_location() + 0.05
-    g = eqx.filter_jit(jax.grad(log_density))(u0, spec, d)
-    f = eqx.filter_jit(log_density)
-    for name in ("steroid_imax", "log_gap3[1]", "k_rep[1]"):
-        j = spec.names.index(name)
-        h = 1e-5
-        e = jnp.zeros_like(u0).at[j].set(h)
-        fd = (f(u0 + e, spec, d) - f(u0 - e, spec, d)) / (2 * h)
-        assert float(g[j]) == pytest.approx(float(fd), rel=1e-5, abs=1e-6), name
+    spec, u0, g = gradient_against_central_differences(
+        d, ("steroid_imax", "log_gap3[1]", "k_rep[1]"))
     # only the managed arms tie the incidence rows to the steroid effect
     k = spec.names.index("steroid_imax")
     prior = -0.05 / spec.entries[k].prior.sd ** 2
