@@ -166,6 +166,7 @@ BROKEN = {
     "section not a table": ("nuts = 5\n", ["nuts must be a table"]),
     "bad choice": ('[nuts]\nmethod = "exakt"\n', ["nuts.method", "did you mean 'exact'"]),
     "bad tumour": ('[model]\ntumour = "lung"\n', ["model.tumour", "melanoma"]),
+    "bad arms": ('[model]\narms = "treated"\n', ["model.arms", "managed", "natural"]),
     "bad pk model": ('[model.pk_models]\nnivolumab = "foo"\n',
                      ["model.pk_models.nivolumab", "bajaj2017"]),
     "bad pk agent": ('[model.pk_models]\nnivo = "bajaj2017"\n', ["model.pk_models", "nivo"]),
