@@ -19,10 +19,13 @@ KEYS = ("mean", "lower", "upper", "ci_lower", "ci_upper")
 
 
 class Policy(StrEnum):
-    """Immunosuppressant rescue: none (natural course) or the default policy."""
+    """Immunosuppressant rescue (``pdmodel.fit._predict.POLICIES``): none (natural course),
+    the default policy as the fit's trials were managed, or the full per-patient guideline
+    policy (a what-if)."""
 
     natural = "natural"
     default = "default"
+    guideline = "guideline"
 
 
 @app.command()
@@ -51,8 +54,12 @@ def predict(
         "--antibody-positive", help="Fraction of patients with anti-thyroid antibodies before "
         "treatment (0-1; 1 = a positive patient, 0 = a negative one; default: 0.21, as in "
         "trial populations, Okada 2020).")] = None,
-    policy: Annotated[Policy, typer.Option(help="natural (no rescue) or default (steroid/"
-                                           "infliximab rescue policy).")] = Policy.natural,
+    policy: Annotated[Policy, typer.Option(help=(
+        "natural (no rescue: the counterfactual course), default (steroids from grade 2 as "
+        "the fit's trials managed their patients; treatment durations as given) or guideline "
+        "(the full per-patient policy: also holds infusions at grade 2, stops them at grade "
+        ">= 3, infliximab acts; a what-if, not what the fit was calibrated under)."))
+    ] = Policy.natural,
     arm_size: Annotated[int, typer.Option(
         "--arm-size", help="Patients in the trial arm of the predictive interval.")] = 300,
     draws: Annotated[int, typer.Option(help="Posterior draws (evenly thinned).")] = 100,

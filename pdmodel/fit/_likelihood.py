@@ -39,9 +39,7 @@ from ..irae import (
     patient_pd,
 )
 from ..irae.solvers import (
-    CourseChain,
     RateConstants,
-    log_thresholds,
     managed_course,
     max_injury_course,
     stage_effects,
@@ -50,11 +48,9 @@ from ..numerics import LOG_FLOOR, PROB_FLOOR, SHAPE_FLOOR
 from ..vocab import ENDPOINTS, ORGANS
 from ._design import Design, Observations
 from ._management import (
-    GI,
-    MANAGEMENT_POLICY,
     ManagedArms,
+    course_inputs,
     managed_attenuation,
-    patient_log_thresholds,
     row_fractions,
 )
 from ._onset import ONSET_ENDPOINT, onset_loglik
@@ -144,11 +140,7 @@ def managed_arms(params: Params, design: Design) -> ManagedArms:
                          patient_pd(model, pop))
     rates = jax.tree.map(lambda x: jnp.broadcast_to(x, (n_regimen, n_patient) + x.shape),
                          RateConstants.of(model))
-    chain = CourseChain.of(model, MANAGEMENT_POLICY)
-    grade = MANAGEMENT_POLICY.trigger_grade - 1
-    log_theta = patient_log_thresholds(model, pop.z_threshold)[..., grade]  # [patient, organ]
-    gi_log_theta = log_thresholds(model)[GI, grade]
-    gi_spread = jnp.sqrt(model.sigma[GI] ** 2 + model.tau**2)
+    course = course_inputs(model, pop.z_threshold)
 
     def regimen(edges, conc, ec50, targets, tidx, aidx, pd, rates):
         ec50 = ec50 * model.ec50_scale[tidx]
@@ -156,9 +148,10 @@ def managed_arms(params: Params, design: Design) -> ManagedArms:
 
         def patient(conc, pd, rates, log_th):
             return managed_course(rates, pd, stage_effects(model, conc, ec50, targets, weight),
-                                  edges, chain, log_th, model.tau, gi_log_theta, gi_spread)
+                                  edges, course.chain, log_th, model.tau, course.gi_log_theta,
+                                  course.gi_spread)
 
-        return jax.vmap(patient)(conc, pd, rates, log_theta)
+        return jax.vmap(patient)(conc, pd, rates, course.log_theta)
 
     out = jax.vmap(regimen)(st.edges, st.concentration, st.ec50, st.targets, st.target_index,
                             st.agent_index, lanes, rates)

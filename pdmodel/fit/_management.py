@@ -35,11 +35,11 @@ import equinox as eqx
 import jax.numpy as jnp
 import lazy_loader as _lazy
 import numpy as np
-from jax.scipy.special import log_ndtr, ndtr
+from jax.scipy.special import ndtr
 from jaxtyping import Array, Float
 
-from ..irae import IraeModel, ManagementPolicy, drug_probability
-from ..irae.solvers import log_thresholds
+from ..irae import IraeModel, ManagementPolicy, drug_probability, log_drug_probability
+from ..irae.solvers import CourseChain, log_thresholds
 from ..numerics import LOG_FLOOR, PROB_FLOOR
 from ..vocab import ORGAN_CHOICES, ORGANS
 
@@ -140,6 +140,36 @@ def patient_log_thresholds(model: IraeModel, z_threshold: Float[Array, "patient 
     return log_thresholds(model)[None] + (model.sigma * z_threshold)[..., None]
 
 
+class CourseInputs(NamedTuple):
+    """What :func:`pdmodel.irae.solvers.managed_course` takes besides a patient's PD and drug
+    effects, under :data:`MANAGEMENT_POLICY`."""
+
+    chain: CourseChain
+    log_theta: Float[Array, "patient organ"]  # each patient's log trigger-grade threshold
+    gi_log_theta: Float[Array, ""]  # median log GI threshold of the trigger grade
+    gi_spread: Float[Array, ""]  # its SD over patients, sqrt(σ_GI² + τ²)
+
+
+def course_inputs(model: IraeModel, z_threshold: Float[Array, "patient organ"]
+                  ) -> CourseInputs:
+    """:class:`CourseInputs` of ``model`` for patients with threshold deviates
+    ``z_threshold``."""
+    grade = MANAGEMENT_POLICY.trigger_grade - 1
+    return CourseInputs(CourseChain.of(model, MANAGEMENT_POLICY),
+                        patient_log_thresholds(model, z_threshold)[..., grade],
+                        log_thresholds(model)[GI, grade],
+                        jnp.sqrt(model.sigma[GI] ** 2 + model.tau**2))
+
+
+def _log_attenuation(model: IraeModel, natural_max, treated_max):
+    """``log A`` of :func:`managed_attenuation` from both running maxima ``[..., organ]``, and
+    the natural course's log probability ``[..., organ, grade]``."""
+    log_nat = log_drug_probability(model, natural_max)
+    log_a = jnp.minimum(log_drug_probability(model, treated_max) - log_nat, 0.0)
+    above = np.arange(log_nat.shape[-1]) >= MANAGEMENT_POLICY.trigger_grade
+    return jnp.where(above, log_a, 0.0), log_nat
+
+
 def managed_attenuation(model: IraeModel, arms: ManagedArms
                         ) -> Float[Array, "unit patient organ grade"]:
     """Each patient's probability of grade ≥ g on the managed course over the one without
@@ -147,15 +177,17 @@ def managed_attenuation(model: IraeModel, arms: ManagedArms
     :func:`pdmodel.irae.drug_probability`; computed in log space): 1 up to the policy's trigger
     grade, which is reached before any steroid; at most 1 above it (steroids only suppress).
     Multiplies the natural-course probabilities of the training arms (docs/model.md §5.9)."""
-    spread = jnp.sqrt(model.sigma[:, None] ** 2 + model.tau**2)  # [organ, 1]
-    lt = log_thresholds(model)  # [organ, grade]
+    return jnp.exp(_log_attenuation(model, arms.natural_max, arms.treated_max)[0])
 
-    def log_p(m):
-        return log_ndtr((jnp.log(jnp.maximum(m, LOG_FLOOR))[..., None] - lt) / spread)
 
-    ratio = jnp.exp(jnp.minimum(log_p(arms.treated_max) - log_p(arms.natural_max), 0.0))
-    above = np.arange(lt.shape[-1]) >= MANAGEMENT_POLICY.trigger_grade
-    return jnp.where(above, ratio, 1.0)
+def managed_probability(model: IraeModel, natural_max: Float[Array, "*batch organ"],
+                        treated_max: Float[Array, "*batch organ"]
+                        ) -> Float[Array, "*batch organ grade"]:
+    """Drug-related probability of each grade on the managed course ``[..., organ, grade]``
+    from the running maxima without steroids and on the course ``[..., organ]``: the natural
+    course's times :func:`managed_attenuation`, as the managed training arms are fitted."""
+    log_a, log_nat = _log_attenuation(model, natural_max, treated_max)
+    return jnp.exp(log_nat + log_a)
 
 
 def row_fractions(model: IraeModel, arms: ManagedArms, z_threshold: Float[Array, "patient organ"],

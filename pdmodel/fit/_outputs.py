@@ -63,9 +63,10 @@ CURVE_ENDPOINT = "immune_related"
 the fitted immune-related attribution)."""
 
 CURVE_POLICIES = ("natural", "default")
-"""The two forms of every curve in ``curves.csv``: the natural course (no rescue; what the
-incidence rows are fitted as) and under the default management policy (``ManagementPolicy()``,
-the full solver: docs/model.md §4.4)."""
+"""The two forms of every curve in ``curves.csv`` (``pdmodel.fit._predict.POLICIES``): the
+natural course (no rescue: with managed training arms the counterfactual) and under the
+default management policy as the training arms are fitted under it (the smooth managed course:
+docs/model.md §5.9)."""
 
 CURVE_COLUMNS = ("mean", "lower", "median", "upper", "ci_lower", "ci_upper")
 """``curves.csv`` value columns (after regimen, organ, grade, endpoint, day)."""

@@ -28,12 +28,26 @@ from scipy.special import gammaln
 
 from ..errors import ParameterError, SimulationError
 from ..io import stored_call
-from ..irae import IraeProblem, ManagementPolicy, Population, incidence_from_max, patient_pd
-from ..irae.solvers import RateConstants, running_max_injury, stage_concentrations, stage_effects
+from ..irae import (
+    IraeProblem,
+    ManagementPolicy,
+    Population,
+    incidence_from_max,
+    patient_pd,
+    reported_probability,
+)
+from ..irae.solvers import (
+    RateConstants,
+    managed_running_max,
+    running_max_injury,
+    stage_concentrations,
+    stage_effects,
+)
 from ..numerics import SHAPE_FLOOR, first_non_finite
 from ..regimen import Regimen, flat_step_edges, step_grid
 from ..vocab import ENDPOINTS, GRADES, ORGAN_CHOICES, SETTINGS, TUMOURS, setting_level
 from ._design import MEDIAN_TREATMENT_DAYS
+from ._management import course_inputs, managed_probability
 from ._parameters import FitSpec
 
 STEP_BUCKET = 64
@@ -54,8 +68,14 @@ ADJUVANT_DAYS = 365.0
 PREDICT_SETTINGS = ("metastatic", "adjuvant")
 """Settings a prediction accepts (``None``: treatment continues to the horizon)."""
 
-POLICIES = ("natural", "default")
-"""``natural``: no immunosuppressant rescue; ``default``: ``ManagementPolicy()``."""
+POLICIES = ("natural", "default", "guideline")
+"""``natural``: no immunosuppressant rescue (the counterfactual course); ``default``: the
+default management policy as the fit's training arms are simulated under it (the smooth
+managed course, :func:`managed_curves`: steroids from a grade-2 onset; treatment durations as
+given, no further holds or stops; docs/model.md §5.9); ``guideline``: the full per-patient
+solver under ``ManagementPolicy()`` (also holds infusions from grade 2, stops them at grade ≥ 3
+and gives infliximab its effect): a what-if the fit was not calibrated under, which with
+treatment durations drawn from trials counts their stops for toxicity a second time."""
 
 
 class Prepared(eqx.Module):
@@ -144,6 +164,42 @@ def natural_curves(spec: FitSpec, u: Float[Array, "draw param"], prep: Prepared,
     return jax.vmap(one)(u)
 
 
+def managed_curves(spec: FitSpec, u: Float[Array, "draw param"], prep: Prepared,
+                   pop: Population, endpoint: Int[Array, ""]
+                   ) -> Float[Array, "draw knot organ_choice grade"]:
+    """As :func:`natural_curves` under the default management policy as the likelihood
+    simulates it: the smooth managed course (:func:`pdmodel.irae.solvers.managed_running_max`),
+    grades up to the trigger grade from the course without steroids, those above it from the
+    course on steroids (:func:`pdmodel.fit._management.managed_probability`, what the managed
+    training arms are fitted as; float32)."""
+
+    prep32, pop32 = _f32(prep), _f32(pop)
+
+    def one(ui):
+        params = spec.to_params(ui)
+        model = _f32(params.model)
+        ec50 = prep32.ec50 * model.ec50_scale[prep32.target_index]
+        weight = jnp.exp(model.agent_effect[prep32.agent_index])
+        rates = RateConstants.of(model)
+        course = _f32(course_inputs(model, pop32.z_threshold))  # the policy is float64
+
+        def patient(conc, pd, log_theta):
+            eff = stage_effects(model, conc, ec50, prep32.targets, weight)
+            return managed_running_max(rates, pd, eff, prep32.edges, course.chain, log_theta,
+                                       model.tau, course.gi_log_theta,
+                                       course.gi_spread)[prep32.day_end]
+
+        mx = jax.vmap(patient)(prep32.conc, patient_pd(model, pop32), course.log_theta)
+        p = managed_probability(model, mx[:, :, 0], mx[:, :, 1])  # [patient, knot, organ, g]
+        return jnp.mean(reported_probability(
+            model, p, days=prep32.knot_day,
+            drug_weight=params.obs.endpoint_drug[endpoint].astype(jnp.float32),
+            background_weight=params.obs.endpoint_background[endpoint].astype(jnp.float32)),
+            axis=0)
+
+    return jax.vmap(one)(u)
+
+
 @eqx.filter_jit
 def policy_curves(spec: FitSpec, u: Float[Array, "draw param"], problem: IraeProblem,
                   pop: Population, policy: ManagementPolicy, endpoint: Int[Array, ""]
@@ -207,12 +263,14 @@ def curves(spec: FitSpec, draws: Float[np.ndarray, "draw param"], regimen: Regim
     if endpoint not in ENDPOINTS:
         raise ValueError(f"unknown endpoint {endpoint!r}; expected one of {ENDPOINTS}")
     e = jnp.asarray(ENDPOINTS.index(endpoint))
-    if policy == "natural":
+    if policy in ("natural", "default"):
         prep = prepare(regimen, pop, days=days, steps_per_day=steps_per_day, refine=refine,
                        models=models)
+        name, solve = (("natural_curves", natural_curves) if policy == "natural"
+                       else ("managed_curves", managed_curves))
 
         def run(u):
-            inc = np.asarray(stored_call("natural_curves", natural_curves, spec, u, prep, pop, e))
+            inc = np.asarray(stored_call(name, solve, spec, u, prep, pop, e))
             return inc if at_knots else interpolate_days(inc, days)
     else:
         prob = IraeProblem.build(regimen, days=days, steps_per_day=steps_per_day,

@@ -192,7 +192,7 @@ class Fit:
                                            patients, seed, idx, progress)
         curves_, phi, sd = self._memo[key]
         oi, gi = ORGAN_CHOICES.index(organ), GRADES.index(grade)
-        inc = curves_[:, :, oi, gi]  # the natural course at band_knots, a policy daily
+        inc = curves_[:, :, oi, gi]  # at band_knots; the guideline policy daily
         if inc.shape[1] != int(days):
             inc = interpolate_days(inc, int(days))
         b = bands(inc, phi, interval=interval, arm_size=int(arm_size), trial_sd=sd)
@@ -225,7 +225,7 @@ class Fit:
                    disable=not progress)
         inc = curves(self.spec, u, reg, pop, days=days, steps_per_day=m.steps_per_day,
                      refine=m.refine, models=dict(m.pk_models) or None, endpoint=endpoint,
-                     policy=policy, at_knots=policy == "natural",
+                     policy=policy, at_knots=policy != "guideline",
                      progress=lambda done: bar.update(done - bar.n))
         bar.close()
         if ("obs", len(idx)) not in self._memo:  # the same for every regimen and covariate

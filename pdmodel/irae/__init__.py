@@ -15,7 +15,8 @@ __all__ = [
     "IraeModel", "PARAMETER_INFO", "ParameterInfo", "ORGAN_FIELDS", "Population",
     "THYROID_ANTIBODY_PREVALENCE", "THYROID_ANTIBODY_TITRE",
     "ManagementPolicy", "STEPS_PER_DAY", "IraeProblem", "patient_pd", "drug_probability",
-    "incidence_array", "incidence_streaming", "incidence_from_max", "per_patient_incidence",
+    "log_drug_probability", "log_threshold_margin", "reported_probability", "incidence_array",
+    "incidence_streaming", "incidence_from_max", "per_patient_incidence",
     "simulate", "incidence",
     "resolution_summary", "graded_background",
 ]

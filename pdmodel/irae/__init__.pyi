@@ -7,7 +7,10 @@ from ._incidence import drug_probability as drug_probability
 from ._incidence import incidence_array as incidence_array
 from ._incidence import incidence_from_max as incidence_from_max
 from ._incidence import incidence_streaming as incidence_streaming
+from ._incidence import log_drug_probability as log_drug_probability
+from ._incidence import log_threshold_margin as log_threshold_margin
 from ._incidence import per_patient_incidence as per_patient_incidence
+from ._incidence import reported_probability as reported_probability
 from ._parameters import ORGAN_FIELDS as ORGAN_FIELDS
 from ._parameters import PARAMETER_INFO as PARAMETER_INFO
 from ._parameters import IraeModel as IraeModel

@@ -13,7 +13,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.scipy.special import ndtr
+from jax.scipy.special import log_ndtr, ndtr
 from jaxtyping import Array, Float, Int
 
 from ..numerics import LOG_FLOOR
@@ -32,6 +32,14 @@ def drug_probability(
     ``[..., organ]``, with the threshold variability integrated out (docs/model.md §4.3)."""
     x = log_threshold_margin(model, max_injury)
     return ndtr(x / jnp.sqrt(model.sigma[:, None] ** 2 + model.tau**2))
+
+
+def log_drug_probability(
+    model: IraeModel, max_injury: Float[Array, "*batch organ"]
+) -> Float[Array, "*batch organ grade"]:
+    """Log of :func:`drug_probability` (accurate while the probability is small)."""
+    x = log_threshold_margin(model, max_injury)
+    return log_ndtr(x / jnp.sqrt(model.sigma[:, None] ** 2 + model.tau**2))
 
 
 def log_threshold_margin(
@@ -329,10 +337,20 @@ def per_patient_incidence(model, max_injury, pop, policy, *, background=True, da
         p = ndtr((x - z) / model.tau)
     else:
         p = drug_probability(model, max_injury)
-    p = drug_weight * p
+    return reported_probability(model, p, background=background, days=days,
+                                drug_weight=drug_weight, background_weight=background_weight)
+
+
+def reported_probability(model, p_drug, *, background=True, days=None, drug_weight=1.0,
+                         background_weight=1.0):
+    """Each patient's probability of a reported event by each day ``[patient, day,
+    organ_choice, grade]`` from drug-related probabilities ``[patient, day, organ, grade]``:
+    the reporting definition's share of drug-related events, background events, any organ
+    (arguments as in :func:`incidence_from_max`)."""
+    p = drug_weight * p_drug
     if background:
         if days is None:
-            days = jnp.arange(1, max_injury.shape[1] + 1, dtype=p.dtype)
+            days = jnp.arange(1, p_drug.shape[1] + 1, dtype=p.dtype)
         p_bg = -jnp.expm1(-graded_background(model.background)[None, None]
                            * days[None, :, None, None])
         p = 1.0 - (1.0 - p) * (1.0 - background_weight * p_bg)

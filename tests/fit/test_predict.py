@@ -14,6 +14,13 @@ import pdmodel as pdm
 from pdmodel.cli import app
 from pdmodel.fit import _predict, fit_spec, load_config
 from pdmodel.fit._likelihood import predictive_counts, reported_incidence
+from pdmodel.fit._management import (
+    ManagedArms,
+    course_inputs,
+    managed_attenuation,
+    managed_probability,
+)
+from pdmodel.irae.solvers import RateConstants, managed_course, stage_effects
 from tests.test_scale import CompileCounter
 
 REGIMEN = "nivolumab 240 mg q2w"
@@ -206,3 +213,50 @@ def test_predict_cli_contract(prior_fit_cli, tmp_path):
 def test_predict_cli_rejects_bad_values_naming_the_option(args, option):
     res = CliRunner().invoke(app, ["predict", "--regimen", REGIMEN, *args])
     assert res.exit_code == 2 and option in res.output, res.output
+
+
+def test_default_curves_are_the_fitted_managed_course():
+    """policy="default" is the likelihood's smooth managed course (docs/model.md §5.9): at the
+    horizon it equals the float64 course of pdmodel.irae.solvers.managed_course (the one the
+    managed training arms are fitted with) to float32 rounding; grades up to 2 are the natural
+    course's (reached before any steroid; the running maxima differ by the parabola at each
+    peak only); grade >= 3 is lower, most for the combination; the guideline policy is another
+    form (per-patient solver)."""
+    fit = _prior_fit(patients=6, draws=2)
+    m, days = fit.config.model, 112
+    reg = pdm.Regimen.parse("nivolumab 1 mg/kg + ipilimumab 3 mg/kg q3w x4")
+    pop = _predict.population(jax.random.key(0), 6, max_agents=2, tumour=m.tumour)
+    kw = dict(days=days, steps_per_day=m.steps_per_day, refine=m.refine, at_knots=True)
+    managed = _predict.curves(fit.spec, fit.draws, reg, pop, policy="default", **kw)
+    natural = _predict.curves(fit.spec, fit.draws, reg, pop, policy="natural", **kw)
+    prep = _predict.prepare(reg, pop, days=days, steps_per_day=m.steps_per_day, refine=m.refine)
+    e = pdm.vocab.ENDPOINTS.index("immune_related")
+    for k, u in enumerate(fit.draws):
+        params = fit.spec.to_params(u)
+        model = params.model
+        course = course_inputs(model, pop.z_threshold)
+        ec50 = prep.ec50 * model.ec50_scale[prep.target_index]
+        weight = np.exp(model.agent_effect[prep.agent_index])
+        out = jax.vmap(lambda conc, pd, lt, model=model, course=course, ec50=ec50, w=weight:
+                       managed_course(RateConstants.of(model), pd,
+                                      stage_effects(model, conc, ec50, prep.targets, w),
+                                      prep.edges, course.chain, lt, model.tau,
+                                      course.gi_log_theta, course.gi_spread))(
+            prep.conc, pdm.irae.patient_pd(model, pop), course.log_theta)
+        p = managed_probability(model, out.natural_max, out.treated_max)
+        # the same as the training arms: the natural course times the attenuation
+        arms = ManagedArms(out.natural_max[None], out.treated_max[None], out.final_injury[None],
+                           out.steroid[None], out.infliximab[None])
+        np.testing.assert_allclose(
+            p, pdm.irae.drug_probability(model, out.natural_max) * managed_attenuation(model,
+                                                                                      arms)[0],
+            rtol=1e-12, atol=1e-300)
+        reported = pdm.irae.reported_probability(
+            model, p[:, None], days=np.array([float(days)]),
+            drug_weight=params.obs.endpoint_drug[e],
+            background_weight=params.obs.endpoint_background[e]).mean(0)[0]
+        np.testing.assert_allclose(managed[k, -1], reported, rtol=2e-3, atol=1e-6)
+    grades_1_2 = (slice(None), slice(None), slice(None), slice(0, 2))
+    np.testing.assert_allclose(managed[grades_1_2], natural[grades_1_2], atol=2e-3)
+    assert np.all(managed[..., 2] <= natural[..., 2] + 1e-6)
+    assert managed[:, -1, 0, 2].mean() < 0.9 * natural[:, -1, 0, 2].mean()

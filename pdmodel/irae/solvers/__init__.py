@@ -26,6 +26,7 @@ from ._likelihood import stage_effects as stage_effects
 from ._managed import CourseChain as CourseChain
 from ._managed import ManagedOutcome as ManagedOutcome
 from ._managed import managed_course as managed_course
+from ._managed import managed_running_max as managed_running_max
 from ._reference import reference_states as reference_states
 from ._step import infusion_rate as infusion_rate
 from ._step import pk_half_step as pk_half_step
@@ -34,6 +35,7 @@ from ._step import rk4_step as rk4_step
 __all__ = [
     "PatientInputs", "Daily", "Events", "simulate_patient", "drug_effects", "log_thresholds",
     "RateConstants", "stage_concentrations", "stage_effects", "max_injury_course",
-    "running_max_injury", "CourseChain", "ManagedOutcome", "managed_course", "reference_states",
+    "running_max_injury", "CourseChain", "ManagedOutcome", "managed_course",
+    "managed_running_max", "reference_states",
     "infusion_rate", "pk_half_step", "rk4_step",
 ]

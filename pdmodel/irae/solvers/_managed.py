@@ -139,6 +139,16 @@ def managed_course(rates: RateConstants, pd: PatientPD, effects: Float[Array, "s
     a function of the parameters to differentiate).
     """
 
+    ((_, treated, _, s), m_nat, m_trt, _, _, _, ifx, _), _ = _managed_scan(
+        rates, pd, effects, edges, chain, log_theta, tau, gi_log_theta, gi_spread, record=False)
+    return ManagedOutcome(m_nat, m_trt, treated[3], s, ifx)
+
+
+def _managed_scan(rates, pd, effects, edges, chain, log_theta, tau, gi_log_theta, gi_spread, *,
+                  record: bool):
+    """The scan of :func:`managed_course`: its final carry and, with ``record``, both running
+    maxima after every step ``[step, 2, organ]`` (else None)."""
+
     def pd_part(y, u, i_sys):
         return pd_rates(rates, pd, y[0], y[1], y[2], y[3], u[0], u[1], i_sys, 0.0)
 
@@ -182,7 +192,8 @@ def managed_course(rates: RateConstants, pd: PatientPD, effects: Float[Array, "s
         ifx = ifx + out * still  # ≤ out: the course's injury never exceeds M^nat
         state = (natural, treated, c, -jnp.expm1(log_free_new))
         back = (y[0][3], y[1][3], h)
-        return (state, m_nat, m_trt, log_free_new, gi, q - out, ifx, back), None
+        return (state, m_nat, m_trt, log_free_new, gi, q - out, ifx, back), (
+            jnp.stack([m_nat, m_trt]) if record else None)
 
     b = baseline_state(pd).astype(effects.dtype)
     zero = jnp.zeros((), effects.dtype)
@@ -192,6 +203,17 @@ def managed_course(rates: RateConstants, pd: PatientPD, effects: Float[Array, "s
                           policy=jax.checkpoint_policies.save_only_these_names("slope"))
     m0 = jnp.zeros_like(b[3:])
     back = (b[3:], b[3:], jnp.ones((), effects.dtype))  # no peak at the first step
-    ((_, treated, _, s), m_nat, m_trt, _, _, _, ifx, _), _ = jax.lax.scan(
-        body, (y0, m0, m0, zero, zero, zero, zero, back), (jnp.diff(edges), effects))
-    return ManagedOutcome(m_nat, m_trt, treated[3], s, ifx)
+    return jax.lax.scan(body, (y0, m0, m0, zero, zero, zero, zero, back),
+                        (jnp.diff(edges), effects))
+
+
+def managed_running_max(rates: RateConstants, pd: PatientPD, effects: Float[Array, "step 3 2"],
+                        edges: Float[Array, " step1"], chain: CourseChain,
+                        log_theta: Float[Array, " organ"], tau: Float[Array, ""],
+                        gi_log_theta: Float[Array, ""], gi_spread: Float[Array, ""]
+                        ) -> Float[Array, "step 2 organ"]:
+    """Running maxima of injury after every step of :func:`managed_course` (arguments as
+    there) ``[step, course, organ]``: course 0 without steroids, 1 on the managed course
+    (predictions by day; forward mode only)."""
+    return _managed_scan(rates, pd, effects, edges, chain, log_theta, tau, gi_log_theta,
+                         gi_spread, record=True)[1]
