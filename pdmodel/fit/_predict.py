@@ -135,6 +135,16 @@ def _f32(tree):
         lambda x: x.astype(jnp.float32) if jnp.issubdtype(x.dtype, jnp.floating) else x, tree)
 
 
+def _draw_inputs(spec: FitSpec, ui: Float[Array, " param"], prep32: Prepared):
+    """One draw's parameters, its model in float32, the regimen's scaled EC50s and agent
+    weights, and the rate constants: what every patient's solve of the curves takes."""
+    params = spec.to_params(ui)
+    model = _f32(params.model)
+    ec50 = prep32.ec50 * model.ec50_scale[prep32.target_index]
+    weight = jnp.exp(model.agent_effect[prep32.agent_index])
+    return params, model, ec50, weight, RateConstants.of(model)
+
+
 def natural_curves(spec: FitSpec, u: Float[Array, "draw param"], prep: Prepared,
                    pop: Population, endpoint: Int[Array, ""]
                    ) -> Float[Array, "draw knot organ_choice grade"]:
@@ -145,11 +155,7 @@ def natural_curves(spec: FitSpec, u: Float[Array, "draw param"], prep: Prepared,
     prep32, pop32 = _f32(prep), _f32(pop)
 
     def one(ui):
-        params = spec.to_params(ui)
-        model = _f32(params.model)
-        ec50 = prep32.ec50 * model.ec50_scale[prep32.target_index]
-        weight = jnp.exp(model.agent_effect[prep32.agent_index])
-        rates = RateConstants.of(model)
+        params, model, ec50, weight, rates = _draw_inputs(spec, ui, prep32)
 
         def patient(conc, pd):
             eff = stage_effects(model, conc, ec50, prep32.targets, weight)
@@ -176,11 +182,7 @@ def managed_curves(spec: FitSpec, u: Float[Array, "draw param"], prep: Prepared,
     prep32, pop32 = _f32(prep), _f32(pop)
 
     def one(ui):
-        params = spec.to_params(ui)
-        model = _f32(params.model)
-        ec50 = prep32.ec50 * model.ec50_scale[prep32.target_index]
-        weight = jnp.exp(model.agent_effect[prep32.agent_index])
-        rates = RateConstants.of(model)
+        params, model, ec50, weight, rates = _draw_inputs(spec, ui, prep32)
         course = _f32(course_inputs(model, pop32.z_threshold))  # the policy is float64
 
         def patient(conc, pd, log_theta):
