@@ -146,12 +146,12 @@ def managed_arms(params: Params, design: Design) -> ManagedArms:
         ec50 = ec50 * model.ec50_scale[tidx]
         weight = jnp.exp(model.agent_effect[aidx])
 
-        def patient(conc, pd, rates, log_th):
+        def patient(conc, pd, rates, log_th, weight_kg):
             return managed_course(rates, pd, stage_effects(model, conc, ec50, targets, weight),
                                   edges, course.chain, log_th, model.tau, course.gi_log_theta,
-                                  course.gi_spread)
+                                  course.gi_spread, weight_kg)
 
-        return jax.vmap(patient)(conc, pd, rates, course.log_theta)
+        return jax.vmap(patient)(conc, pd, rates, course.log_theta, pop.weight_kg)
 
     out = jax.vmap(regimen)(st.edges, st.concentration, st.ec50, st.targets, st.target_index,
                             st.agent_index, lanes, rates)

@@ -11,8 +11,9 @@ the steroid effect (``steroid_imax``, ``steroid_ed50``), repair rates and grade 
 With the grade thresholds integrated out as for the incidence rows
 (``θ_og = exp(lt_og + η_o)``, ``η_o ~ N(0, σ_o² + τ²)``, one ``η`` for every grade of an organ):
 
-* grade ≥ g by the horizon: :func:`pdmodel.irae.drug_probability` of the running maximum
-  ``M_o`` without steroids up to the trigger grade, of the one on the course above it;
+* grade ≥ g by the horizon: :func:`managed_probability`, as for the managed training arms
+  (the running maximum ``M_o`` without steroids up to the trigger grade; above it, that
+  probability times the course's attenuation, at most 1);
 * grade ≥ g and resolved (injury on the course back below grade 1 at the horizon,
   ``D_o(T) < θ_o1``): ``max(0, P(M_o ≥ θ_og) − P(D_o(T) ≥ θ_o1))``; never for the endocrine
   organs (:data:`PERSISTENT_ORGANS`, assumed: their hormone deficits last);
@@ -200,9 +201,7 @@ def row_fractions(model: IraeModel, arms: ManagedArms, z_threshold: Float[Array,
     # thresholds integrated out (as for the incidence rows): grades up to the trigger grade
     # are reached before any steroid, the others on the course
     natural = drug_probability(model, arms.natural_max)  # [unit, patient, organ, grade]
-    treated = drug_probability(model, arms.treated_max)
-    before = np.arange(natural.shape[-1]) < trigger
-    reached = jnp.where(before, natural, treated)  # treated ≤ natural: steroids only suppress
+    reached = managed_probability(model, arms.natural_max, arms.treated_max)  # as the arms
     spread = jnp.sqrt(model.sigma**2 + model.tau**2)  # [organ]
     above_1 = ndtr(jnp.log(jnp.maximum(arms.final_injury, LOG_FLOOR)) / spread)
     heals = np.array([o not in PERSISTENT_ORGANS for o in ORGANS], float)[:, None]  # [organ, 1]

@@ -244,6 +244,10 @@ def _default_entries() -> tuple[FittedParameter, ...]:
         FittedParameter("model", "steroid_imax", Prior("logitnormal", float(m.steroid_imax),
                                                        wide)),
         FittedParameter("model", "steroid_ed50", Prior("lognormal", float(m.steroid_ed50), wide)),
+        # infliximab effect on the GI drive: the managed course's GI injury after the
+        # infliximab check (management rows, managed training arms; docs/model.md §5.9)
+        FittedParameter("model", "ifx_imax", Prior("logitnormal", float(m.ifx_imax), wide)),
+        FittedParameter("model", "ifx_ec50", Prior("lognormal", float(m.ifx_ec50), wide)),
     ]
     bg = np.asarray(m.background)
     entries += [FittedParameter("model", "background", Prior("lognormal", float(bg[j, g]), wide),

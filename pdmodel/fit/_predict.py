@@ -71,11 +71,12 @@ PREDICT_SETTINGS = ("metastatic", "adjuvant")
 POLICIES = ("natural", "default", "guideline")
 """``natural``: no immunosuppressant rescue (the counterfactual course); ``default``: the
 default management policy as the fit's training arms are simulated under it (the smooth
-managed course, :func:`managed_curves`: steroids from a grade-2 onset; treatment durations as
-given, no further holds or stops; docs/model.md §5.9); ``guideline``: the full per-patient
-solver under ``ManagementPolicy()`` (also holds infusions from grade 2, stops them at grade ≥ 3
-and gives infliximab its effect): a what-if the fit was not calibrated under, which with
-treatment durations drawn from trials counts their stops for toxicity a second time."""
+managed course, :func:`managed_curves`: steroids from a grade-2 onset, infliximab for GI
+courses still at grade 2; treatment durations as given, no further holds or stops;
+docs/model.md §5.9); ``guideline``: the full per-patient solver under ``ManagementPolicy()``
+(also holds infusions from grade 2 and stops them at grade ≥ 3): a what-if the fit was not
+calibrated under, which with treatment durations drawn from trials counts their stops for
+toxicity a second time."""
 
 
 class Prepared(eqx.Module):
@@ -185,13 +186,14 @@ def managed_curves(spec: FitSpec, u: Float[Array, "draw param"], prep: Prepared,
         params, model, ec50, weight, rates = _draw_inputs(spec, ui, prep32)
         course = _f32(course_inputs(model, pop32.z_threshold))  # the policy is float64
 
-        def patient(conc, pd, log_theta):
+        def patient(conc, pd, log_theta, weight_kg):
             eff = stage_effects(model, conc, ec50, prep32.targets, weight)
             return managed_running_max(rates, pd, eff, prep32.edges, course.chain, log_theta,
-                                       model.tau, course.gi_log_theta,
-                                       course.gi_spread)[prep32.day_end]
+                                       model.tau, course.gi_log_theta, course.gi_spread,
+                                       weight_kg)[prep32.day_end]
 
-        mx = jax.vmap(patient)(prep32.conc, patient_pd(model, pop32), course.log_theta)
+        mx = jax.vmap(patient)(prep32.conc, patient_pd(model, pop32), course.log_theta,
+                               pop32.weight_kg)
         p = managed_probability(model, mx[:, :, 0], mx[:, :, 1])  # [patient, knot, organ, g]
         return jnp.mean(reported_probability(
             model, p, days=prep32.knot_day,

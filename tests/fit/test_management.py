@@ -87,9 +87,14 @@ def test_a_missing_uncounted_or_malformed_row_is_named():
         management_rows(bad)
 
 
-def test_without_steroid_effect_both_courses_are_the_natural_course():
+def without_rescue_effect(p: Params) -> Params:
+    """``p`` with neither a steroid nor an infliximab effect."""
+    return eqx.tree_at(lambda q: (q.model.steroid_imax, q.model.ifx_imax), p, (0.0, 0.0))
+
+
+def test_without_rescue_effect_both_courses_are_the_natural_course():
     d = management_design()
-    p = eqx.tree_at(lambda q: q.model.steroid_imax, Params(), 0.0)
+    p = without_rescue_effect(Params())
     arms = managed_arms(p, d)
     nat = np.asarray(arms.natural_max)
     # the natural course of the likelihood's solver, same regimens, population and steps
@@ -221,8 +226,8 @@ def test_managed_arms_lower_grade_3_rows_only_and_only_through_the_steroid_effec
     assert severe.any()
     assert (mu_m[severe] <= mu_n[severe] + 1e-12).all()
     assert (mu_m[severe] < 0.9 * mu_n[severe]).any()  # steroids prevent grade >= 3 events
-    # without a steroid effect the managed arms are the natural course
-    off = eqx.tree_at(lambda q: q.model.steroid_imax, p, 0.0)
+    # without a steroid or infliximab effect the managed arms are the natural course
+    off = without_rescue_effect(p)
     np.testing.assert_allclose(np.asarray(predicted_probability(off, managed)),
                                np.asarray(predicted_probability(off, natural)), rtol=1e-9)
 
@@ -230,11 +235,35 @@ def test_managed_arms_lower_grade_3_rows_only_and_only_through_the_steroid_effec
 def test_managed_arms_gradient_is_exact():
     _, d = combination_designs(days=60, patients=4)
     spec, u0, g = gradient_against_central_differences(
-        d, ("steroid_imax", "log_gap3[1]", "k_rep[1]"))
-    # only the managed arms tie the incidence rows to the steroid effect
-    k = spec.names.index("steroid_imax")
-    prior = -0.05 / spec.entries[k].prior.sd ** 2
-    assert abs(float(g[k]) - prior) > 1e-3
+        d, ("steroid_imax", "log_gap3[1]", "k_rep[1]", "ifx_imax", "ifx_ec50"))
+    # only the managed arms tie the incidence rows to the steroid and infliximab effects
+    for name, least in (("steroid_imax", 1e-3), ("ifx_imax", 1e-6), ("ifx_ec50", 1e-6)):
+        k = spec.names.index(name)
+        prior = -0.05 / spec.entries[k].prior.sd ** 2
+        assert abs(float(g[k]) - prior) > least, name
+
+
+def test_infliximab_suppresses_the_gi_course_on_steroids_only():
+    regimen = "nivolumab 1 mg/kg q3w x4 + ipilimumab 3 mg/kg q3w x4, then nivolumab 3 mg/kg q2w"
+    t = management_targets()
+    df = load_incidence()
+    d = build_design(df[df["agents_model"] == "nivolumab"], patients=32, days=365,
+                     max_days=365, management=t[t.regimen == regimen])
+    off = eqx.tree_at(lambda q: q.model.ifx_imax, Params(), 0.0)
+    on = eqx.tree_at(lambda q: (q.model.ifx_imax, q.model.ifx_ec50), Params(), (0.95, 1.0))
+    a_off, a_on = (jax.jit(managed_arms)(p, d) for p in (off, on))
+    gi, rest = 1, [0, 2, 3, 4, 5]
+    np.testing.assert_allclose(a_on.natural_max, a_off.natural_max, rtol=1e-12)
+    np.testing.assert_allclose(a_on.steroid, a_off.steroid, rtol=1e-12)
+    # the drive of the other organs is not touched
+    for field in ("treated_max", "final_injury"):
+        np.testing.assert_allclose(getattr(a_on, field)[..., rest],
+                                   getattr(a_off, field)[..., rest], rtol=1e-12, atol=1e-300)
+    gi_on, gi_off = np.asarray(a_on.treated_max[..., gi]), np.asarray(a_off.treated_max[..., gi])
+    assert (gi_on <= gi_off * (1 + 1e-12)).all() and (gi_on < 0.99 * gi_off).any()
+    # infused courses improve sooner, so fewer of the later checks find grade 2 still
+    assert (np.asarray(a_on.infliximab) <= np.asarray(a_off.infliximab) + 1e-12).all()
+    assert float(jnp.mean(a_on.infliximab)) > 0.5 * float(jnp.mean(a_off.infliximab)) > 0.01
 
 
 def test_peak_is_the_vertex_of_the_parabola_through_three_steps():

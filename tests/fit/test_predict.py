@@ -237,12 +237,13 @@ def test_default_curves_are_the_fitted_managed_course():
         course = course_inputs(model, pop.z_threshold)
         ec50 = prep.ec50 * model.ec50_scale[prep.target_index]
         weight = np.exp(model.agent_effect[prep.agent_index])
-        out = jax.vmap(lambda conc, pd, lt, model=model, course=course, ec50=ec50, w=weight:
+        out = jax.vmap(lambda conc, pd, lt, kg, model=model, course=course, ec50=ec50,
+                       w=weight:
                        managed_course(RateConstants.of(model), pd,
                                       stage_effects(model, conc, ec50, prep.targets, w),
                                       prep.edges, course.chain, lt, model.tau,
-                                      course.gi_log_theta, course.gi_spread))(
-            prep.conc, pdm.irae.patient_pd(model, pop), course.log_theta)
+                                      course.gi_log_theta, course.gi_spread, kg))(
+            prep.conc, pdm.irae.patient_pd(model, pop), course.log_theta, pop.weight_kg)
         p = managed_probability(model, out.natural_max, out.treated_max)
         # the same as the training arms: the natural course times the attenuation
         arms = ManagedArms(out.natural_max[None], out.treated_max[None], out.final_injury[None],

@@ -26,7 +26,14 @@ becomes a probability that moves smoothly with the parameters:
   having reached it) is the probability of infliximab. The check integrates the GI threshold
   over patients, ``P = Φ((log D_GI − lt)/√(σ² + τ²))`` (the course itself keeps the patient's
   own): a check at the patient's own threshold is too sharp to differentiate. Infliximab's
-  effect on the GI drive is not simulated here.
+  effect: the patient's own GI-triggered mass (own threshold, as the steroid trigger) waits
+  for the same check and is infused in the same share, and once more
+  :data:`~pdmodel.irae.solvers._full.INFLIXIMAB_INTERVAL` days later (exponential) in the share
+  still at the trigger grade then (not conditioned on the first check). The amounts, per kg of
+  the patient's weight, follow the infliximab PK exactly (:func:`pdmodel.pk.pk_step`, as the
+  full solver); the treated course's GI drive is suppressed by the expected effect among the
+  triggered, ``i_GI = (r/(s + 10⁻³))·I_ifx(C)``, ``r`` the patient's infused probability and
+  ``C = x_c·w/(V_c·r)`` the infused patients' mean concentration.
 
 The course does not hold or stop the checkpoint inhibitor (the trials' treatment durations
 already include stops for toxicity) and does not lengthen the full dose until improvement (the
@@ -44,9 +51,11 @@ from jax.scipy.special import log_ndtr, ndtr
 from jaxtyping import Array, Float
 
 from ...numerics import LOG_FLOOR
+from ...pk import pk_step
 from .._equations import GI, PatientPD, baseline_state, fusion_fence, pd_rates
 from .._parameters import IraeModel
-from .._rescue import ManagementPolicy
+from .._rescue import INFLIXIMAB, ManagementPolicy
+from ._full import INFLIXIMAB_INTERVAL
 from ._likelihood import RateConstants
 from ._step import rk4_step
 
@@ -64,16 +73,19 @@ stability on the likelihood's steps (a shorter delay is taken as this)."""
 
 
 class CourseChain(NamedTuple):
-    """A steroid course as a chain of compartments ``[compartment]`` (delay, full dose, taper)
-    and the infliximab check."""
+    """A steroid course as a chain of compartments ``[compartment]`` (delay, full dose, taper),
+    the infliximab checks and infliximab's effect."""
 
     rate: Float[Array, " compartment"]  # outflow rate of each compartment, 1/day
     suppression: Float[Array, " compartment"]  # i_sys while in it (0-1)
     check_rate: Float[Array, ""]  # 1/day: GI trigger to the infliximab check
+    ifx_doses: Float[Array, " 2"]  # mg/kg of the first and the second infusion (0: none)
+    ifx_imax: Float[Array, ""]  # maximal suppression of the GI drive (0-1)
+    ifx_ec50: Float[Array, ""]  # µg/mL
 
     @classmethod
     def of(cls, model: IraeModel, policy: ManagementPolicy) -> CourseChain:
-        """The chain of ``policy``'s course with ``model``'s steroid effect."""
+        """The chain of ``policy``'s course with ``model``'s steroid and infliximab effects."""
         full = jnp.asarray(policy.steroid_dose)
         dose = jnp.stack([0.0 * full, full, full, *(lv * full for lv in TAPER_LEVELS)])
         days = jnp.stack([jnp.asarray(policy.delay_days, full.dtype)]
@@ -82,7 +94,10 @@ class CourseChain(NamedTuple):
         supp = model.steroid_imax * dose / (dose + model.steroid_ed50)
         check = 1.0 / jnp.maximum(policy.delay_days + policy.escalate_after_days,
                                   MIN_STAGE_DAYS)
-        return cls(rate, supp, check)
+        ifx = jnp.stack([jnp.asarray(policy.infliximab_dose, full.dtype)
+                         * (policy.max_infliximab_doses > k) for k in range(2)])
+        return cls(rate, supp, check, ifx, jnp.asarray(model.ifx_imax),
+                   jnp.asarray(model.ifx_ec50))
 
 
 class ManagedOutcome(NamedTuple):
@@ -125,8 +140,8 @@ def _chain_rates(chain: CourseChain, c):
 def managed_course(rates: RateConstants, pd: PatientPD, effects: Float[Array, "step 3 2"],
                    edges: Float[Array, " step1"], chain: CourseChain,
                    log_theta: Float[Array, " organ"], tau: Float[Array, ""],
-                   gi_log_theta: Float[Array, ""], gi_spread: Float[Array, ""]
-                   ) -> ManagedOutcome:
+                   gi_log_theta: Float[Array, ""], gi_spread: Float[Array, ""],
+                   weight_kg: Float[Array, ""]) -> ManagedOutcome:
     """One patient's smooth managed course over the steps ``edges`` (RK4, as
     :func:`pdmodel.irae.solvers.max_injury_course`).
 
@@ -136,28 +151,55 @@ def managed_course(rates: RateConstants, pd: PatientPD, effects: Float[Array, "s
     ``gi_log_theta``, ``gi_spread``: median log threshold of the GI trigger grade and its SD
     over patients (``sqrt(σ² + τ²)``), for the infliximab check, which integrates the threshold
     out as the likelihood's incidence does (a check on the patient's own threshold is too sharp
-    a function of the parameters to differentiate).
+    a function of the parameters to differentiate); ``weight_kg``: body weight (infliximab's
+    mg/kg dose).
     """
 
-    ((_, treated, _, s), m_nat, m_trt, _, _, _, ifx, _), _ = _managed_scan(
-        rates, pd, effects, edges, chain, log_theta, tau, gi_log_theta, gi_spread, record=False)
-    return ManagedOutcome(m_nat, m_trt, treated[3], s, ifx)
+    carry, _ = _managed_scan(rates, pd, effects, edges, chain, log_theta, tau, gi_log_theta,
+                             gi_spread, weight_kg, record=False)
+    (_, treated, _, s), m_nat, m_trt = carry[:3]
+    return ManagedOutcome(m_nat, m_trt, treated[3], s, carry[3].infused)
 
 
-def _managed_scan(rates, pd, effects, edges, chain, log_theta, tau, gi_log_theta, gi_spread, *,
-                  record: bool):
+class _Infliximab(NamedTuple):
+    """The infliximab part of the managed course's carry: the check over the population's GI
+    threshold (the probability reported) and the patient's own infusions (the effect)."""
+
+    infused: Float[Array, ""]  # probability of an infusion, GI threshold integrated out
+    queue: Float[Array, ""]  # its GI-triggered mass waiting for the check
+    gi_triggered: Float[Array, ""]  # its P(GI at the trigger grade) after the last step
+    amounts: Float[Array, " 2"]  # the patient's expected amounts (central, peripheral), mg/kg
+    own_infused: Float[Array, ""]  # the patient's probability of an infusion (r)
+    own_queue: Float[Array, ""]  # the patient's GI-triggered mass waiting for the check
+    own_second_queue: Float[Array, ""]  # the patient's infused mass waiting for the second
+    own_gi_triggered: Float[Array, ""]  # the patient's P(GI at the trigger grade)
+
+
+def _managed_scan(rates, pd, effects, edges, chain, log_theta, tau, gi_log_theta, gi_spread,
+                  weight_kg, *, record: bool):
     """The scan of :func:`managed_course`: its final carry and, with ``record``, both running
     maxima after every step ``[step, 2, organ]`` (else None)."""
+    dtype = effects.dtype
+    ifx_pk = jax.tree.map(lambda a: jnp.asarray(a, dtype), INFLIXIMAB)
+    conc_per_amount = weight_kg / ifx_pk.vc  # µg/mL per mg/kg in the central compartment
 
-    def pd_part(y, u, i_sys):
-        return pd_rates(rates, pd, y[0], y[1], y[2], y[3], u[0], u[1], i_sys, 0.0)
+    def pd_part(y, u, i_sys, i_gi):
+        return pd_rates(rates, pd, y[0], y[1], y[2], y[3], u[0], u[1], i_sys, i_gi)
 
     def f(y, u):
         natural, treated, c, s = y
+        eff, ifx_effect = u
         # expected suppression among the patients whose course has been triggered
         i_sys = jnp.dot(c, chain.suppression) / (s + TRIGGERED_FLOOR)
-        return (pd_part(natural, u, 0.0), pd_part(treated, u, i_sys), _chain_rates(chain, c),
-                jnp.zeros_like(s))
+        i_gi = ifx_effect / (s + TRIGGERED_FLOOR)
+        return (pd_part(natural, eff, 0.0, 0.0), pd_part(treated, eff, i_sys, i_gi),
+                _chain_rates(chain, c), jnp.zeros_like(s))
+
+    def ifx_effect(amounts, infused):
+        """``r·I_ifx(C)`` with ``C = x_c·w/(V_c·r)`` the infused patients' mean concentration
+        (no division by a vanishing ``r``)."""
+        x = jnp.maximum(amounts[0], 0.0) * conc_per_amount
+        return chain.ifx_imax * infused * x / (x + chain.ifx_ec50 * infused + 1e-30)
 
     def slope(k):
         return checkpoint_name(fusion_fence(k), "slope")
@@ -169,10 +211,16 @@ def _managed_scan(rates, pd, effects, edges, chain, log_theta, tau, gi_log_theta
         return ndtr(margin(m, log_th, sd))
 
     def body(carry, xs):
-        y, m_nat, m_trt, log_free, s_gi, q, ifx, (d_nat, d_trt, h_prev) = carry
+        y, m_nat, m_trt, ifx, log_free, (d_nat, d_trt, h_prev) = carry
         h, u = xs
-        natural, treated, c, s = rk4_step(f, y, h, u[0], u[1], u[2], stage=slope,
-                                          state=fusion_fence)
+        # infliximab amounts through the step, exactly (linear PK; doses come after the step)
+        half = 0.5 * h
+        mid = pk_step(ifx_pk, ifx.amounts, 0.0, half, 0.0, 0.0, 0.0, 0.0, mm=False,
+                      aligned=True)
+        end = pk_step(ifx_pk, mid, 0.0, half, 0.0, 0.0, 0.0, 0.0, mm=False, aligned=True)
+        g = [ifx_effect(a, ifx.own_infused) for a in (ifx.amounts, mid, end)]
+        natural, treated, c, s = rk4_step(f, y, h, (u[0], g[0]), (u[1], g[1]), (u[2], g[2]),
+                                          stage=slope, state=fusion_fence)
         # running maxima through the parabola at each interior peak (_peak); y[0], y[1] are
         # the injuries one and two steps back
         m_nat = jnp.maximum(m_nat, _peak(d_nat, y[0][3], natural[3], h_prev, h))
@@ -180,40 +228,51 @@ def _managed_scan(rates, pd, effects, edges, chain, log_theta, tau, gi_log_theta
         # triggers come from the course without steroids (no patient has had any before);
         # log P(not triggered) = Σ_o log(1 − s_o), and the newly triggered mass
         # exp(L_old)·(1 − exp(L_new − L_old)), without cancellation while it is small
-        log_free_new = jnp.sum(log_ndtr(-margin(m_nat)))  # ≤ log_free: M^nat only grows
+        margins = margin(m_nat)
+        log_free_new = jnp.sum(log_ndtr(-margins))  # ≤ log_free: M^nat only grows
         new = jnp.exp(log_free) * -jnp.expm1(log_free_new - log_free)
         c = c.at[0].add(new)
         # GI-triggered mass waits for the check; there the share still at the trigger grade
-        # on steroids (given it was reached) receives infliximab
+        # on steroids (given it was reached, GI threshold integrated out) is infused: over the
+        # population's threshold (the probability reported) and over the patient's own (the
+        # patient's infusions), whose infused mass has a second check
         gi = triggered(m_nat[GI], gi_log_theta, gi_spread)
-        q = q + (gi - s_gi)  # ≥ 0: M^nat only grows
-        out = q * -jnp.expm1(-h * chain.check_rate)
         still = triggered(treated[3][GI], gi_log_theta, gi_spread) / jnp.maximum(gi, LOG_FLOOR)
-        ifx = ifx + out * still  # ≤ out: the course's injury never exceeds M^nat
+        leave = -jnp.expm1(-h * chain.check_rate)
+        queue = ifx.queue + (gi - ifx.gi_triggered)  # ≥ 0: M^nat only grows
+        own_gi = ndtr(margins[GI])
+        own_queue = ifx.own_queue + (own_gi - ifx.own_gi_triggered)
+        own_first = own_queue * leave * still  # ≤ the mass leaving: still ≤ 1
+        second = ifx.own_second_queue + own_first
+        own_second = second * -jnp.expm1(-h / INFLIXIMAB_INTERVAL)
+        dose = own_first * chain.ifx_doses[0] + own_second * still * chain.ifx_doses[1]
+        ifx = _Infliximab(ifx.infused + queue * leave * still, queue * (1.0 - leave), gi,
+                          end.at[0].add(dose), ifx.own_infused + own_first,
+                          own_queue * (1.0 - leave), second - own_second, own_gi)
         state = (natural, treated, c, -jnp.expm1(log_free_new))
         back = (y[0][3], y[1][3], h)
-        return (state, m_nat, m_trt, log_free_new, gi, q - out, ifx, back), (
+        return (state, m_nat, m_trt, ifx, log_free_new, back), (
             jnp.stack([m_nat, m_trt]) if record else None)
 
-    b = baseline_state(pd).astype(effects.dtype)
-    zero = jnp.zeros((), effects.dtype)
+    b = baseline_state(pd).astype(dtype)
+    zero = jnp.zeros((), dtype)
     state = (b[0], b[1], b[2], b[3:])
-    y0 = (state, state, jnp.zeros_like(chain.suppression, effects.dtype), zero)
+    y0 = (state, state, jnp.zeros_like(chain.suppression, dtype), zero)
     body = jax.checkpoint(body, prevent_cse=False,
                           policy=jax.checkpoint_policies.save_only_these_names("slope"))
     m0 = jnp.zeros_like(b[3:])
-    back = (b[3:], b[3:], jnp.ones((), effects.dtype))  # no peak at the first step
-    return jax.lax.scan(body, (y0, m0, m0, zero, zero, zero, zero, back),
-                        (jnp.diff(edges), effects))
+    back = (b[3:], b[3:], jnp.ones((), dtype))  # no peak at the first step
+    ifx0 = _Infliximab(zero, zero, zero, jnp.zeros(2, dtype), zero, zero, zero, zero)
+    return jax.lax.scan(body, (y0, m0, m0, ifx0, zero, back), (jnp.diff(edges), effects))
 
 
 def managed_running_max(rates: RateConstants, pd: PatientPD, effects: Float[Array, "step 3 2"],
                         edges: Float[Array, " step1"], chain: CourseChain,
                         log_theta: Float[Array, " organ"], tau: Float[Array, ""],
-                        gi_log_theta: Float[Array, ""], gi_spread: Float[Array, ""]
-                        ) -> Float[Array, "step 2 organ"]:
+                        gi_log_theta: Float[Array, ""], gi_spread: Float[Array, ""],
+                        weight_kg: Float[Array, ""]) -> Float[Array, "step 2 organ"]:
     """Running maxima of injury after every step of :func:`managed_course` (arguments as
     there) ``[step, course, organ]``: course 0 without steroids, 1 on the managed course
     (predictions by day; forward mode only)."""
     return _managed_scan(rates, pd, effects, edges, chain, log_theta, tau, gi_log_theta,
-                         gi_spread, record=True)[1]
+                         gi_spread, weight_kg, record=True)[1]
