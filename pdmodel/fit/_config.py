@@ -224,7 +224,7 @@ class MapConfig:
     """
 
     starts: int = 2
-    adam_steps: int = 50
+    adam_steps: int = 150
     adam_lr: float = 0.05
     lbfgs_steps: int = 100
 
