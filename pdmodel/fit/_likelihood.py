@@ -22,6 +22,8 @@ emulator learns, and :func:`features_loglik` is the likelihood given those featu
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import equinox as eqx
 import jax
 import jax.numpy as jnp
@@ -46,7 +48,7 @@ from ..irae.solvers import (
 )
 from ..numerics import LOG_FLOOR, PROB_FLOOR, SHAPE_FLOOR
 from ..vocab import ENDPOINTS, ORGANS
-from ._design import Design, Observations
+from ._design import Design, Observations, StackedRegimens
 from ._management import (
     ManagedArms,
     course_inputs,
@@ -95,8 +97,30 @@ def _stacked_max_injuries(model, st, population, knots=None, covariates=None):
 
         return jax.vmap(patient)(conc, pd, rates)
 
-    return jax.vmap(regimen)(st.edges, st.concentration, st.ec50, st.targets, st.target_index,
-                             st.agent_index, lanes, rates, knots)
+    def solve(st, lanes, rates, knots=None):
+        return jax.vmap(regimen)(st.edges, st.concentration, st.ec50, st.targets,
+                                 st.target_index, st.agent_index, lanes, rates, knots)
+
+    if knots is not None:  # knots index the full grid: every regimen to the longest
+        return solve(st, lanes, rates, knots)
+    return by_length(st, solve, lanes, rates)
+
+
+def by_length(st: StackedRegimens, solve: Callable, *per_regimen):
+    """``solve(st, *per_regimen)`` (a pytree with a leading ``regimen`` axis, as are the
+    ``per_regimen`` inputs), solved group by group of similar length
+    (:meth:`StackedRegimens.length_groups`), each only to its longest member's steps, and put
+    back in the regimens' order."""
+    groups = st.length_groups()
+    if len(groups) == 1 and groups[0][1] == st.edges.shape[-1] - 1:
+        return solve(st, *per_regimen)
+    outs = []
+    for members, steps in groups:
+        idx = np.asarray(members)
+        outs.append(solve(st.take(members, steps),
+                          *jax.tree.map(lambda x, idx=idx: x[idx], per_regimen)))
+    order = np.argsort(np.concatenate([np.asarray(m) for m, _ in groups]))
+    return jax.tree.map(lambda *xs: jnp.concatenate(xs)[order], *outs)
 
 
 def max_injuries(params: Params, design: Design) -> Float[Array, "regimen patient organ"]:
@@ -153,9 +177,11 @@ def managed_arms(params: Params, design: Design) -> ManagedArms:
 
         return jax.vmap(patient)(conc, pd, rates, course.log_theta, pop.weight_kg)
 
-    out = jax.vmap(regimen)(st.edges, st.concentration, st.ec50, st.targets, st.target_index,
-                            st.agent_index, lanes, rates)
-    return ManagedArms(*out)
+    def solve(st, lanes, rates):
+        return jax.vmap(regimen)(st.edges, st.concentration, st.ec50, st.targets,
+                                 st.target_index, st.agent_index, lanes, rates)
+
+    return ManagedArms(*by_length(st, solve, lanes, rates))
 
 
 def management_means(params: Params, design: Design,

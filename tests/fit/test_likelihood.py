@@ -3,6 +3,7 @@ known truth."""
 
 import dataclasses
 import functools
+import itertools
 
 import equinox as eqx
 import jax
@@ -250,6 +251,46 @@ def test_arm_timing_rules_and_shared_solves():
     conc = np.asarray(design.stacked.concentration)  # [arm, patient, step, 3, agent]
     assert conc[1, :, -1].max() < conc[0, :, -1].max()
     assert conc[2].sum() < conc[0].sum()
+
+
+def test_length_groups_are_the_cheapest_partition_and_solve_the_same():
+    """Regimens solved in groups of similar length, each only to its longest member's steps:
+    the groups cover every regimen once, cost the least arm-steps that few groups can, and the
+    features (and the log density's gradient) equal one solve of every arm to the longest."""
+    from pdmodel.fit._design import LENGTH_GROUP_SLACK, StackedRegimens
+
+    def groups(steps):
+        n = len(steps)
+        st = StackedRegimens(jnp.zeros((n, max(steps) + 1)), *(jnp.zeros(n),) * 5,
+                             steps=tuple(steps))
+        return st.length_groups()
+
+    steps = [401, 276, 800, 423, 533, 373, 533, 401]
+    got = groups(steps)
+    assert sorted(i for m, _ in got for i in m) == list(range(len(steps)))
+    assert all(n == max(steps[i] for i in m) for m, n in got)
+    cost = sum(len(m) * n for m, n in got)
+    # brute force over every way to cut the sorted lengths into at most 3 groups
+    s = sorted(steps)
+    best = min(sum((j - i) * s[j - 1] for i, j in zip((0, *c), (*c, len(s)), strict=True))
+               for k in range(3) for c in itertools.combinations(range(1, len(s)), k))
+    assert best <= cost <= LENGTH_GROUP_SLACK * best < len(steps) * max(steps)
+    assert groups([30, 31, 32]) == (((0, 1, 2), 32),)  # nothing worth a second solve
+
+    rows = _rows([{"row_id": "b", "regimen": "pembrolizumab 200 mg q3w"},
+                  {"row_id": "a", "course_weeks": 2.0, "window_weeks": 1.0},
+                  {"row_id": "c", "regimen": "ipilimumab 3 mg/kg q3w x4"}])
+    design = build_design(rows, patients=4, days=120)
+    st = design.stacked  # solved in the order 1 | 2, 0: put back by a 3-cycle
+    assert [m for m, _ in st.length_groups()] == [(1,), (2, 0)]
+    one = dataclasses.replace(design, stacked=dataclasses.replace(st, steps=()))
+    assert len(one.stacked.length_groups()) == 1
+    spec = FitSpec.default()
+    u = spec.prior_location() + 0.1
+    np.testing.assert_allclose(max_injuries(spec.to_params(u), design),
+                               max_injuries(spec.to_params(u), one), rtol=1e-12)
+    np.testing.assert_allclose(jax.grad(log_density)(u, spec, design),
+                               jax.grad(log_density)(u, spec, one), rtol=1e-9, atol=1e-12)
 
 
 def test_tumour_and_setting_act_on_susceptibility_exactly():
