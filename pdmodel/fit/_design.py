@@ -117,8 +117,8 @@ class StackedRegimens(eqx.Module):
         ``Σ size·steps`` instead of ``regimens·max steps`` (the trailing padded steps are
         no-ops, so the results are the same). Chosen exactly (contiguous groups of the
         regimens sorted by length): the fewest groups within :data:`LENGTH_GROUP_SLACK` of
-        the least cost, since every group is one more traced solve; one group without
-        ``steps``."""
+        the least cost, since every group is one more traced solve, and one group unless that
+        saves :data:`MIN_SAVED_STEPS` or more; one group without ``steps``."""
         n_total = int(self.edges.shape[-1]) - 1
         if not self.steps:
             return ((tuple(range(self.edges.shape[0])), n_total),)
@@ -134,6 +134,8 @@ class StackedRegimens(eqx.Module):
                                     for j in range(1, n + 1)])
         least = min(b[n][0] for b in best[1:])
         k = min(k for k in range(1, len(best)) if best[k][n][0] <= LENGTH_GROUP_SLACK * least)
+        if best[1][n][0] - best[k][n][0] < MIN_SAVED_STEPS:
+            k = 1
         cuts, j = [], n
         while k > 0:
             i = best[k][j][1]
@@ -155,12 +157,15 @@ class StackedRegimens(eqx.Module):
 
 MAX_LENGTH_GROUPS = 3
 LENGTH_GROUP_SLACK = 1.1
-"""Most groups of similar length the stacked regimens are solved in, and the cost (arm-steps)
-above the least that fewer groups may have (:meth:`StackedRegimens.length_groups`): each group
-is one more traced solve (seconds of compilation: 4 s for the natural course, 14 s for the
-managed one). Bundled fit: 22 arms of 276-800 steps in a group of 19 up to 423 steps and one
-of 3 up to 800 (41% fewer arm-steps than all 22 to 800); the management and subgroup arms
-(373-423 steps) stay in one group."""
+MIN_SAVED_STEPS = 500
+"""Most groups of similar length the stacked regimens are solved in, the cost (arm-steps)
+above the least that fewer groups may have, and the least saving worth a second group
+(:meth:`StackedRegimens.length_groups`): each group is one more traced solve (seconds of
+compilation: 4 s for the natural course, 14 s for the managed one, against about 20 µs a
+gradient per arm-step at 32 patients: 500 arm-steps pay for 4 s after 400 gradients; a small
+design of short arms stays in one group). Bundled fit: 22 arms of 276-800 steps in a group of
+19 up to 423 steps and one of 3 up to 800 (41% fewer arm-steps than all 22 to 800); the
+management and subgroup arms (373-423 steps) stay in one group."""
 
 
 class SimulatedArm(NamedTuple):

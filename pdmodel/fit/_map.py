@@ -4,7 +4,9 @@ Works on any log-density of an unconstrained vector (``pdmodel.fit.log_density``
 Starts are the prior centre plus draws from the prior (explicit key); each start runs in turn
 (memory stays that of one start) through the same compiled value-and-gradient program, which
 the Laplace Hessian then reuses; the best is returned together with every start's result so
-multi-modality is visible.
+multi-modality is visible. In a multi-process run (``jax.distributed``) the starts and the
+Hessian's columns are split across the processes and gathered (:mod:`pdmodel.distributed`):
+every process returns what one process would.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ import numpy as np
 import optax
 import scipy.optimize
 from jaxtyping import Array, Float
+
+from ..distributed import map_rows
 
 
 class MapResult(NamedTuple):
@@ -51,14 +55,17 @@ def map_fit(
     z = jax.random.normal(key, (max(starts - 1, 0), n))
     inits = jnp.concatenate([u0[None], u0[None] + jnp.asarray(scale) * z])
 
-    results = []
-    for k in range(inits.shape[0]):
-        results.append(_optimise(inits[k], log_density, adam_lr, adam_steps, lbfgs_steps))
-        if progress is not None:
-            progress(k + 1, inits.shape[0])
-    us = jnp.stack([r[0] for r in results])
-    lds = jnp.stack([r[1] for r in results])
-    gn = jnp.stack([r[2] for r in results])
+    def optimise(ks):  # this process's starts, in turn
+        results = []
+        for k in ks:
+            u, ld, gn = _optimise(inits[int(k)], log_density, adam_lr, adam_steps, lbfgs_steps)
+            results.append(np.concatenate([np.asarray(u), [float(ld), float(gn)]]))
+            if progress is not None:
+                progress(len(results), len(ks))
+        return np.stack(results)
+
+    out = jnp.asarray(map_rows(optimise, np.arange(inits.shape[0])))
+    us, lds, gn = out[:, :n], out[:, n], out[:, n + 1]
     best = jnp.argmax(jnp.where(jnp.isfinite(lds), lds, -jnp.inf))
     return MapResult(us[best], lds[best], us, lds, gn)
 
@@ -159,11 +166,12 @@ def laplace_scale(log_density: Callable[[Float[Array, " param"]], Float[Array, "
     """
     n = u.shape[0]
     g0 = _value_and_grad(u, log_density)[1]
-    cols = []
-    for k in range(n):
-        e = jnp.zeros(n).at[k].set(step)
-        cols.append((_value_and_grad(u + e, log_density)[1] - g0) / step)
-    h = jnp.stack(cols, axis=1)
+
+    def columns(ks):  # this process's columns of the Hessian, as rows
+        return np.stack([np.asarray((_value_and_grad(u.at[k].add(step), log_density)[1] - g0)
+                                    / step) for k in ks])
+
+    h = jnp.asarray(map_rows(columns, np.arange(n))).T
     w, v = jnp.linalg.eigh(-0.5 * (h + h.T))
     nonconcave = int(jnp.sum(w <= 0))
     w = jnp.maximum(jnp.abs(w), 1e-6)

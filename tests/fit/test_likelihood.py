@@ -275,12 +275,14 @@ def test_length_groups_are_the_cheapest_partition_and_solve_the_same():
     best = min(sum((j - i) * s[j - 1] for i, j in zip((0, *c), (*c, len(s)), strict=True))
                for k in range(3) for c in itertools.combinations(range(1, len(s)), k))
     assert best <= cost <= LENGTH_GROUP_SLACK * best < len(steps) * max(steps)
-    assert groups([30, 31, 32]) == (((0, 1, 2), 32),)  # nothing worth a second solve
+    assert groups([300, 310, 320]) == (((0, 1, 2), 320),)  # nothing worth a second solve
+    assert groups([200, 210, 400]) == (((0, 1, 2), 400),)  # too little saved (380 steps)
+    assert len(groups([20, 30, 400])) == 2  # 740 steps saved
 
     rows = _rows([{"row_id": "b", "regimen": "pembrolizumab 200 mg q3w"},
                   {"row_id": "a", "course_weeks": 2.0, "window_weeks": 1.0},
                   {"row_id": "c", "regimen": "ipilimumab 3 mg/kg q3w x4"}])
-    design = build_design(rows, patients=4, days=120)
+    design = build_design(rows, patients=4, days=730)
     st = design.stacked  # solved in the order 1 | 2, 0: put back by a 3-cycle
     assert [m for m, _ in st.length_groups()] == [(1,), (2, 0)]
     one = dataclasses.replace(design, stacked=dataclasses.replace(st, steps=()))
