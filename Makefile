@@ -28,12 +28,8 @@ test: $(STAMP)
 	$(PY) -m ruff check pdmodel tests benchmarks
 	$(PY) -m pytest -q -n 2 --dist loadgroup
 
-# `make fit` runs as FIT_PROCESSES local processes (MAP starts, Hessian columns and the solves
-# at the draws split; docs/scaling.md): the cores, at most 2 (the default fit's MAP starts)
-FIT_PROCESSES ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 2 ? n : 2 )))
-
 fit: $(STAMP)
-	$(VENV)/bin/pdmodel fit --processes $(FIT_PROCESSES)
+	$(VENV)/bin/pdmodel fit
 
 bench: $(STAMP)
 	$(PY) -m pip install --quiet -e '.[test,bench]'

@@ -24,7 +24,9 @@ range(4, 7)
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import numpy as np
@@ -33,7 +35,7 @@ from .errors import DistributedError
 
 __all__ = ["process_index", "process_count", "is_main_process", "process_share",
            "process_items", "gather_shares", "map_rows", "all_agree", "barrier",
-           "DEFAULT_BARRIER_TIMEOUT_S"]
+           "DEFAULT_BARRIER_TIMEOUT_S", "core_threads", "thread_map"]
 
 DEFAULT_BARRIER_TIMEOUT_S = 600.0
 """How long :func:`barrier` waits for the slowest process before failing the run."""
@@ -69,6 +71,28 @@ def process_share(n: int, *, index: int | None = None, count: int | None = None)
     base, extra = divmod(int(n), count)
     start = index * base + min(index, extra)
     return range(start, start + base + (index < extra))
+
+
+def core_threads(tasks: int) -> ThreadPoolExecutor:
+    """A pool of one thread per CPU core of this process (at most ``tasks``): compiled calls
+    release the GIL, and a compiled solve runs its scan on one core, so independent calls on
+    threads use the others (the bundled fit's gradient: 0.71 s one at a time, 0.59 s each two
+    at a time, 0.54 s three at a time on 2 cores)."""
+    return ThreadPoolExecutor(max_workers=max(1, min(tasks, os.cpu_count() or 1)))
+
+
+def thread_map[T, R](fn: Callable[[T], R], items: Sequence[T], *,
+                     first_alone: bool = False) -> list[R]:
+    """``[fn(x) for x in items]``, on :func:`core_threads` (results in order; the first
+    error is raised). ``first_alone``: the first item runs before the others start, so that
+    a program they all call is compiled once, not by each thread at the same time. Within one
+    process: combine with :func:`map_rows` across processes."""
+    items = list(items)
+    if len(items) <= 1 or (os.cpu_count() or 1) == 1:
+        return [fn(x) for x in items]
+    head = [fn(items[0])] if first_alone else []
+    with core_threads(len(items) - len(head)) as pool:
+        return head + list(pool.map(fn, items[len(head):]))
 
 
 def process_items[T](items: Sequence[T]) -> list[T]:

@@ -153,11 +153,6 @@ def test_settings_are_checked_before_anything_starts():
     assert res.returncode == 2 and "--coordinator, --process-id" in res.stderr
 
 
-def test_local_processes_refuse_explicit_settings():
-    res = _single(["fit", "--processes", "2", "--coordinator", "127.0.0.1:1"])
-    assert res.returncode == 2 and "leave out --coordinator" in res.stderr
-
-
 def test_process_share_splits_evenly_and_in_order():
     for n in (0, 1, 5, 8, 13):
         for count in (1, 2, 3, 4):
@@ -188,20 +183,20 @@ TINY_FIT = [
 
 @pytest.mark.slow
 def test_two_processes_give_the_single_process_fit(tmp_path):
-    """``pdmodel fit --processes 2``: MAP (3 starts: two on process 0, one on process 1), the
-    Laplace Hessian (columns split), exact NUTS (4 chains: two per process) and the exact
-    solves at the draws (split) equal the single-process fit; only process 0 prints."""
+    """MAP (3 starts: two on process 0, one on process 1), the Laplace Hessian (columns split),
+    exact NUTS (4 chains: two per process) and the exact solves at the draws (split) equal
+    the single-process fit; process 0 alone computes and writes the results."""
     one_dir, two_dir = tmp_path / "one", tmp_path / "two"
     one = _single(["fit", "fits/default.toml", *TINY_FIT, "--set", f"output.folder={one_dir}"],
                   timeout=FIT_TIMEOUT_S)
     assert one.returncode == 0, _tail(one)
     # process 1 waits at the last barrier while process 0 writes the results
-    two = subprocess.run(
-        _cli(["fit", "fits/default.toml", *TINY_FIT, "--set", f"output.folder={two_dir}",
-              "--processes", "2"]), cwd=ROOT, capture_output=True, text=True,
-        env=_env(2, PDMODEL_DISTRIBUTED_TIMEOUT=str(FIT_TIMEOUT_S)), timeout=2 * FIT_TIMEOUT_S)
-    assert two.returncode == 0, _tail(two)
-    assert two.stdout.count("results written to") == 1
+    two = _two_processes(["fit", "fits/default.toml", *TINY_FIT,
+                          "--set", f"output.folder={two_dir}"], timeout=FIT_TIMEOUT_S,
+                         PDMODEL_DISTRIBUTED_TIMEOUT=str(FIT_TIMEOUT_S))
+    for res in two:
+        assert res.returncode == 0, _tail(res)
+    assert "results written to" in two[0].stdout and "results written" not in two[1].stdout
     for stage, key, tol in (("map", "starts_u", 1e-12), ("map", "starts_log_density", 1e-12),
                             ("laplace", "cov", 1e-6), ("nuts", "u", 1e-8),
                             ("exact", "features", 1e-8)):

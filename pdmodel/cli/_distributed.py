@@ -42,9 +42,6 @@ DISTRIBUTED_ENV = "PDMODEL_DISTRIBUTED"
 TIMEOUT_ENV = "PDMODEL_DISTRIBUTED_TIMEOUT"
 """Seconds to wait for all processes to start, and at each barrier (default 600)."""
 
-LOCAL_CHILD_ENV = "PDMODEL_LOCAL_PROCESS"
-"""Set by ``--processes`` in the processes it starts (they must not start more)."""
-
 _PANEL = "Multi-process run (jax.distributed; see docs/scaling.md)"
 
 Coordinator = Annotated[str | None, typer.Option(
@@ -56,12 +53,6 @@ NumProcesses = Annotated[int | None, typer.Option(
 ProcessId = Annotated[int | None, typer.Option(
     "--process-id", envvar=PROCESS_ID_ENV, min=0, rich_help_panel=_PANEL, show_default=False,
     help="This process's index, 0 .. num-processes - 1 (0 writes the results).")]
-
-
-LocalProcesses = Annotated[int | None, typer.Option(
-    "--processes", min=1, rich_help_panel=_PANEL, show_default=False,
-    help="Run as this many processes on this machine, one CPU core each (a local "
-         "multi-process run: MAP starts, Hessian columns and solves at the draws are split).")]
 
 
 @dataclass(frozen=True)
@@ -236,76 +227,3 @@ def _fail(message: str) -> None:
     from ._app import fail
 
     fail(message)
-
-
-SINGLE_THREAD_XLA = "--xla_cpu_multi_thread_eigen=false"
-"""XLA flag of each local process: one thread per computation, so that the processes do not
-contend for the cores (measured on 2 cores, the bundled fit's gradient before the length
-groups: 1.25 s in each of two single-thread processes, each pinned to a core, against
-1.33-1.51 s with XLA's threads, and 0.92 s for one process alone)."""
-
-
-def run_locally(processes: int | None, *settings) -> None:
-    """``--processes N``: run this command (``sys.argv``) as ``N`` processes of one
-    ``jax.distributed`` run on this machine, then exit with their status.
-
-    Each process gets the coordinator ``127.0.0.1:<free port>``, its index and one XLA thread
-    per computation (:data:`SINGLE_THREAD_XLA`; the operating system spreads the processes
-    over the cores, and a process whose partner waits may use both, as the curves' threads
-    do). Process 0 prints; the others print only errors. When one fails the others are stopped after
-    ``$PDMODEL_DISTRIBUTED_TIMEOUT`` at most (they fail at their next collective by
-    themselves); Ctrl-C stops them all. Returns at once (nothing to do) for ``N`` of 1 or none,
-    and in the processes it starts. ``settings``: the command's explicit multi-process
-    settings (``--coordinator``, ``--num-processes``, ``--process-id``), which ``--processes``
-    excludes.
-    """
-    if processes is None or processes <= 1 or os.environ.get(LOCAL_CHILD_ENV):
-        return
-    if any(v is not None for v in settings):
-        _fail("--processes starts a run on this machine by itself: leave out --coordinator, "
-              "--num-processes and --process-id (or use those without --processes)")
-    import signal
-    import socket
-    import subprocess
-    import time
-
-    with socket.socket() as sock:  # a free port for the coordinator
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    flags = f"{os.environ.get('XLA_FLAGS', '')} {SINGLE_THREAD_XLA}".strip()
-    env = os.environ | {COORDINATOR_ENV: f"127.0.0.1:{port}",
-                        NUM_PROCESSES_ENV: str(processes), LOCAL_CHILD_ENV: "1",
-                        "XLA_FLAGS": flags}
-    for name in (PROCESS_ID_ENV, DISTRIBUTED_ENV):
-        env.pop(name, None)
-
-    def start(i: int) -> subprocess.Popen:
-        return subprocess.Popen(
-            [sys.executable, "-m", "pdmodel.cli", *sys.argv[1:]],
-            env=env | {PROCESS_ID_ENV: str(i)},
-            stdout=None if i == 0 else subprocess.DEVNULL)
-
-    children = [start(i) for i in range(processes)]
-    code, failed_at = 0, None
-    try:
-        while any(c.poll() is None for c in children):
-            failed = [c.returncode for c in children if c.returncode not in (None, 0)]
-            if failed and failed_at is None:
-                code, failed_at = failed[0], time.monotonic()
-            if failed_at is not None and time.monotonic() - failed_at > _timeout_s():
-                for c in children:
-                    if c.poll() is None:
-                        c.kill()
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        for c in children:
-            if c.poll() is None:
-                c.send_signal(signal.SIGINT)
-        for c in children:
-            try:
-                c.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                c.kill()
-        raise typer.Exit(130) from None
-    codes = [c.returncode for c in children]
-    raise typer.Exit(code or next((c for c in codes if c), 0))

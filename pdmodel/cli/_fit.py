@@ -8,14 +8,7 @@ from typing import Annotated
 import typer
 
 from ._app import app
-from ._distributed import (
-    Coordinator,
-    LocalProcesses,
-    NumProcesses,
-    ProcessId,
-    run_locally,
-    start_processes,
-)
+from ._distributed import Coordinator, NumProcesses, ProcessId, start_processes
 from ._jax_setup import setup_jax
 
 
@@ -36,17 +29,15 @@ def fit(
     coordinator: Coordinator = None,
     num_processes: NumProcesses = None,
     process_id: ProcessId = None,
-    processes: LocalProcesses = None,
 ) -> None:
     """Calibrate the irAE model to the bundled incidence data (MAP, Laplace approximation,
     then NUTS on an emulator checked against the exact model; nuts.method selects) and write a
     run folder: posterior (arviz DataTree), diagnostics (R-hat, ESS, divergences), parameters,
     incidence curves, predictive and onset checks, plots.
 
-    In a multi-process run (--processes N on this machine, or --coordinator ...) MAP starts,
-    the Laplace Hessian's columns, NUTS chains and the exact solves at the draws are split
-    across the processes; process 0 writes the run folder."""
-    run_locally(processes, coordinator, num_processes, process_id)
+    In a multi-process run (--coordinator ...) MAP starts, the Laplace Hessian's columns, NUTS
+    chains and the exact solves at the draws are split across the processes; process 0
+    computes the results and writes the run folder."""
     setup_jax()
     procs = start_processes(coordinator, num_processes, process_id)
     from ..fit import apply_overrides, load_config, run_fit

@@ -22,6 +22,7 @@ k̂ < 0.7 means the emulated posterior is a reliable proposal for the exact one.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -33,6 +34,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float
 
+from ..distributed import thread_map
 from ..numerics import LOG_FLOOR
 
 
@@ -110,20 +112,26 @@ def evaluate(
     batch_size: int = 16,
     progress: Callable[[int], None] | None = None,
 ) -> Float[np.ndarray, "point feature"]:
-    """``fn`` at every point, ``batch_size`` at a time through one compiled batched call
-    (``progress(n_done)`` after each batch). The last batch is padded, so nothing recompiles.
+    """``fn`` at every point, ``batch_size`` at a time through one compiled batched call,
+    the batches on a thread per core (``progress(n_done)`` after each batch). The last batch
+    is padded, so nothing recompiles.
     """
     n = points.shape[0]
-    out = []
-    for start in range(0, n, batch_size):
+    done, lock = [0], threading.Lock()
+
+    def batch(start):
         chunk = points[start:start + batch_size]
         pad = batch_size - chunk.shape[0]
         if pad:
             chunk = jnp.concatenate([chunk, jnp.repeat(chunk[-1:], pad, axis=0)])
-        out.append(np.asarray(_map_batch(chunk, fn))[: batch_size - pad])
-        if progress is not None:
-            progress(min(start + batch_size, n))
-    return np.concatenate(out)
+        out = np.asarray(_map_batch(chunk, fn))[: batch_size - pad]
+        with lock:
+            done[0] += len(out)
+            if progress is not None:
+                progress(done[0])
+        return out
+
+    return np.concatenate(thread_map(batch, range(0, n, batch_size), first_alone=True))
 
 
 def design(key, whitening: Whitening, n_points: int) -> Float[Array, "point param"]:

@@ -1,16 +1,18 @@
 """Maximum a posteriori fits: Adam (optax), then L-BFGS-B (scipy), from several starts.
 
 Works on any log-density of an unconstrained vector (``pdmodel.fit.log_density``).
-Starts are the prior centre plus draws from the prior (explicit key); each start runs in turn
-(memory stays that of one start) through the same compiled value-and-gradient program, which
-the Laplace Hessian then reuses; the best is returned together with every start's result so
-multi-modality is visible. In a multi-process run (``jax.distributed``) the starts and the
-Hessian's columns are split across the processes and gathered (:mod:`pdmodel.distributed`):
-every process returns what one process would.
+Starts are the prior centre plus draws from the prior (explicit key); they run on a thread per
+core (:func:`pdmodel.distributed.thread_map`: a compiled solve keeps one core busy) through the
+same compiled value-and-gradient program, which the Laplace Hessian's columns then share the
+same way; the best is returned together with every start's result so multi-modality is
+visible. In a multi-process run (``jax.distributed``) the starts and the Hessian's columns are
+split across the processes and gathered (:mod:`pdmodel.distributed`): every process returns
+what one process would.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -22,7 +24,7 @@ import optax
 import scipy.optimize
 from jaxtyping import Array, Float
 
-from ..distributed import map_rows
+from ..distributed import map_rows, thread_map
 
 
 class MapResult(NamedTuple):
@@ -55,14 +57,20 @@ def map_fit(
     z = jax.random.normal(key, (max(starts - 1, 0), n))
     inits = jnp.concatenate([u0[None], u0[None] + jnp.asarray(scale) * z])
 
-    def optimise(ks):  # this process's starts, in turn
-        results = []
-        for k in ks:
-            u, ld, gn = _optimise(inits[int(k)], log_density, adam_lr, adam_steps, lbfgs_steps)
-            results.append(np.concatenate([np.asarray(u), [float(ld), float(gn)]]))
+    done, lock = [0], threading.Lock()
+
+    def one(k):
+        u, ld, gn = _optimise(inits[int(k)], log_density, adam_lr, adam_steps, lbfgs_steps)
+        with lock:
+            done[0] += 1
             if progress is not None:
-                progress(len(results), len(ks))
-        return np.stack(results)
+                progress(done[0], inits.shape[0])
+        return np.concatenate([np.asarray(u), [float(ld), float(gn)]])
+
+    def optimise(ks):  # this process's starts, a thread per core
+        if len(ks) > 1:  # compiled once, before the threads share it
+            _value_and_grad(inits[int(ks[0])], log_density)
+        return np.stack(thread_map(one, ks))
 
     out = jnp.asarray(map_rows(optimise, np.arange(inits.shape[0])))
     us, lds, gn = out[:, :n], out[:, n], out[:, n + 1]
@@ -167,9 +175,11 @@ def laplace_scale(log_density: Callable[[Float[Array, " param"]], Float[Array, "
     n = u.shape[0]
     g0 = _value_and_grad(u, log_density)[1]
 
-    def columns(ks):  # this process's columns of the Hessian, as rows
-        return np.stack([np.asarray((_value_and_grad(u.at[k].add(step), log_density)[1] - g0)
-                                    / step) for k in ks])
+    def column(k):
+        return np.asarray((_value_and_grad(u.at[k].add(step), log_density)[1] - g0) / step)
+
+    def columns(ks):  # this process's columns of the Hessian, as rows, a thread per core
+        return np.stack(thread_map(column, ks))
 
     h = jnp.asarray(map_rows(columns, np.arange(n))).T
     w, v = jnp.linalg.eigh(-0.5 * (h + h.T))

@@ -16,11 +16,12 @@ Stages (each checkpointed by :func:`run_stage`, so ``--resume`` continues a kill
 
 ``nuts.method = "laplace"`` skips 3–4 and uses draws of the Laplace approximation (quick looks).
 
-In a multi-process run (``jax.distributed``) every process runs the same stages; NUTS chains and
-the exact solves at the draws are split across processes and gathered (pdmodel.distributed), and
-only process 0 touches the run folder: it locks it, checkpoints, and publishes ``results/``
-after every process has reached the end (a barrier with a timeout), so a failed process leaves
-no new results. ``--resume`` then needs the run folder on a file system all processes read.
+In a multi-process run (``jax.distributed``) every process runs the same stages; MAP starts, the
+Laplace Hessian's columns, NUTS chains and the exact solves at the draws are split across
+processes and gathered (pdmodel.distributed), and only process 0 touches the run folder and
+computes the results stage: it locks the folder, checkpoints, and publishes ``results/`` after
+every process has reached the end (a barrier with a timeout), so a failed process leaves no new
+results. ``--resume`` then needs the run folder on a file system all processes read.
 """
 
 from __future__ import annotations
@@ -40,7 +41,14 @@ from jaxtyping import Array, Float
 from tqdm import tqdm
 
 from ..data import load_incidence, load_user_incidence, load_user_timing, usable_for_fit
-from ..distributed import all_agree, barrier, is_main_process, map_rows, process_count
+from ..distributed import (
+    all_agree,
+    barrier,
+    is_main_process,
+    map_rows,
+    process_count,
+    thread_map,
+)
 from ..errors import ConfigError, DataError, DistributedError
 from ._checks import onset_targets
 from ._config import BUNDLED, FitConfig, fit_spec
@@ -61,6 +69,12 @@ MAX_STORED_DRAWS = 1000
 
 PSIS_KHAT_OK = 0.7
 """Pareto k̂ below which the emulated posterior is a reliable proposal for the exact one."""
+
+RESULTS_WAIT_S = 3600.0
+"""How long the other processes of a multi-process run wait for process 0's results stage
+(curves, checks, posterior file; about 3 minutes for the bundled fit), which only process 0
+computes: computed on every process, the copies contended for the cores and took twice as
+long."""
 
 MAX_REFINE_ROUNDS = 1
 """If k̂ is too high, the emulator is retrained with the exact solves at the stored draws and
@@ -97,12 +111,14 @@ def run_fit(config: FitConfig, *, resume: bool = False, progress: bool = True,
         else:
             sample = _nuts_sample(fit, stage, whitening, info, timings)
         mode = Mode(best.u, laplace.sd, best.starts_log_density, best.grad_norm)
-        files = results_files(config, fit.spec, fit.design, mode, sample, info, timings,
-                              progress)
-        # every training row: the arm it is simulated as (regimen, horizon, treatment) and why
-        files["design.csv"] = design_table(_training_rows(config),
-                                           max_days=config.model.days).to_csv(index=False)
-        barrier("fit-results")  # every process got here: publish (process 0 only)
+        files = {}
+        if is_main_process():  # the only one that writes; the others wait at the barrier
+            files = results_files(config, fit.spec, fit.design, mode, sample, info, timings,
+                                  progress)
+            # every training row: the arm it is simulated as (regimen, horizon, treatment)
+            files["design.csv"] = design_table(_training_rows(config),
+                                               max_days=config.model.days).to_csv(index=False)
+        barrier("fit-results", RESULTS_WAIT_S)  # every process got here: publish (process 0)
         return run.publish(files)
 
 
@@ -412,11 +428,12 @@ def _laplace_sample(fit: _Fit, stage, whitening: Whitening, info: dict) -> Poste
 def _exact_log_posterior(fit: _Fit, u: Float[np.ndarray, "draw param"],
                          features: Float[np.ndarray, "draw feature"],
                          batch: int = 50) -> Float[np.ndarray, " draw"]:
-    """Exact log posterior at draws ``u`` given their exact ODE features (in batches)."""
+    """Exact log posterior at draws ``u`` given their exact ODE features (in batches, on a
+    thread per core)."""
     f = jax.jit(jax.vmap(lambda uu, ff: fit.spec.log_prior(uu) + fit.loglik(uu, ff)))
-    return np.concatenate([np.asarray(f(jnp.asarray(u[i:i + batch]),
-                                        jnp.asarray(features[i:i + batch])))
-                           for i in range(0, len(u), batch)])
+    return np.concatenate(thread_map(
+        lambda i: np.asarray(f(jnp.asarray(u[i:i + batch]), jnp.asarray(features[i:i + batch]))),
+        range(0, len(u), batch), first_alone=True))
 
 
 def _train(fit: _Fit, des: dict, whitening: Whitening, extra=None):

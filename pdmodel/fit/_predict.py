@@ -16,8 +16,7 @@ from __future__ import annotations
 import difflib
 import functools
 import math
-import os
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import as_completed
 
 import equinox as eqx
 import jax
@@ -26,6 +25,7 @@ import numpy as np
 from jaxtyping import Array, Float, Int
 from scipy.special import gammaln
 
+from ..distributed import core_threads
 from ..errors import ParameterError, SimulationError
 from ..io import stored_call
 from ..irae import (
@@ -221,12 +221,6 @@ def policy_curves(spec: FitSpec, u: Float[Array, "draw param"], problem: IraePro
     return jax.vmap(one)(u)
 
 
-def _threads(tasks: int) -> ThreadPoolExecutor:
-    """A pool of one thread per CPU core (at most ``tasks``): compiled calls and large numpy
-    operations release the GIL."""
-    return ThreadPoolExecutor(max_workers=max(1, min(tasks, os.cpu_count() or 1)))
-
-
 def population(key, n: int, *, max_agents: int, tumour: str = "melanoma",
                setting: str | None = None, **covariates) -> Population:
     """``n`` virtual patients (:meth:`Population.sample` with ``covariates``). ``setting``
@@ -289,7 +283,7 @@ def curves(spec: FitSpec, draws: Float[np.ndarray, "draw param"], regimen: Regim
     padded = np.concatenate([draws, np.repeat(draws[-1:], -n % size, axis=0)])
     starts = range(0, len(padded), size)
     # chunks on as many threads as cores: one compiled call runs its scan on one core
-    with _threads(len(starts)) as pool:
+    with core_threads(len(starts)) as pool:
         pending = {pool.submit(lambda i: np.asarray(run(jnp.asarray(padded[i:i + size]))), i): i
                    for i in starts}
         out, done = {}, 0
@@ -390,7 +384,7 @@ def _mixture_cdf(mu: Float[np.ndarray, "comp knot"], phi: Float[np.ndarray, " co
         out[knots, :top_k + 1] = cdf
 
     groups = range(0, mu.shape[1], KNOT_GROUP)
-    with _threads(len(groups)) as pool:
+    with core_threads(len(groups)) as pool:
         list(pool.map(group, groups))  # numpy releases the GIL: one group per core
     return out
 
