@@ -35,7 +35,7 @@ from .errors import DistributedError
 
 __all__ = ["process_index", "process_count", "is_main_process", "process_share",
            "process_items", "gather_shares", "map_rows", "all_agree", "barrier",
-           "DEFAULT_BARRIER_TIMEOUT_S", "core_threads", "thread_map"]
+           "DEFAULT_BARRIER_TIMEOUT_S", "core_threads", "thread_map", "chunk_map"]
 
 DEFAULT_BARRIER_TIMEOUT_S = 600.0
 """How long :func:`barrier` waits for the slowest process before failing the run."""
@@ -93,6 +93,23 @@ def thread_map[T, R](fn: Callable[[T], R], items: Sequence[T], *,
     head = [fn(items[0])] if first_alone else []
     with core_threads(len(items) - len(head)) as pool:
         return head + list(pool.map(fn, items[len(head):]))
+
+
+def chunk_map(fn: Callable[..., np.ndarray], *arrays, size: int) -> np.ndarray:
+    """``fn(*arrays)`` for a ``fn`` batched on the leading axis (rows independent), ``size``
+    rows per call on :func:`thread_map` (the first call alone: it compiles), the last chunk
+    padded with copies of its last row so that one compiled program serves every chunk."""
+    n = len(arrays[0])
+    size = max(1, min(int(size), n))
+
+    def chunk(i):
+        part = [np.asarray(a[i:i + size]) for a in arrays]
+        pad = size - len(part[0])
+        if pad:
+            part = [np.concatenate([p, np.repeat(p[-1:], pad, axis=0)]) for p in part]
+        return np.asarray(fn(*part))[:size - pad]
+
+    return np.concatenate(thread_map(chunk, range(0, n, size), first_alone=True))
 
 
 def process_items[T](items: Sequence[T]) -> list[T]:

@@ -153,6 +153,35 @@ def test_settings_are_checked_before_anything_starts():
     assert res.returncode == 2 and "--coordinator, --process-id" in res.stderr
 
 
+def test_thread_map_and_chunk_map_keep_order_and_shapes():
+    """Results in the items' order; the first item alone before the others start; every chunk
+    of ``chunk_map`` the same shape (the last padded), the padding dropped."""
+    import threading
+
+    seen, first_done = [], threading.Event()
+
+    def slow_first(i):
+        if i == 0:
+            import time
+            time.sleep(0.2)
+            first_done.set()
+        else:
+            seen.append(first_done.is_set())
+        return i * i
+
+    assert dist.thread_map(slow_first, range(6), first_alone=True) == [0, 1, 4, 9, 16, 25]
+    assert all(seen)
+    shapes = []
+
+    def fn(a, b):
+        shapes.append(a.shape)
+        return a.sum(axis=1) + b
+
+    a, b = np.arange(21.0).reshape(7, 3), np.arange(7.0)
+    np.testing.assert_array_equal(dist.chunk_map(fn, a, b, size=3), a.sum(axis=1) + b)
+    assert set(shapes) == {(3, 3)} and len(shapes) == 3
+
+
 def test_process_share_splits_evenly_and_in_order():
     for n in (0, 1, 5, 8, 13):
         for count in (1, 2, 3, 4):

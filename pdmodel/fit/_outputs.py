@@ -27,6 +27,7 @@ from jaxtyping import Array, Float, Int
 from tqdm import tqdm
 
 from ..data import load_user_timing
+from ..distributed import chunk_map
 from ..errors import FitLoadError
 from ..io import versions_info
 from ..regimen import Regimen
@@ -191,19 +192,24 @@ def exact_predictions(spec: FitSpec, design: Design, flat: Float[np.ndarray, "dr
     """Model means, pointwise log-likelihood and posterior predictive counts of the training
     rows at the draws ``flat`` ``[draw, parameter]`` with their exact ODE ``features``
     (predictive draws from ``numpy.random.default_rng(seed)``)."""
-    mus = np.asarray(jax.jit(jax.vmap(features_probability(spec, design)))(
-        jnp.asarray(flat), jnp.asarray(features)))
+    mus = chunk_map(jax.jit(jax.vmap(features_probability(spec, design))), flat, features,
+                    size=DRAW_CHUNK)
     obs = jax.vmap(lambda u: spec.to_params(u).obs)(jnp.asarray(flat))
     phi, trial_sd = np.asarray(obs.concentration), np.asarray(obs.trial_sd)
     n = np.asarray(design.obs.n, float)
     # each row alone, its trial effect integrated out (docs/model.md §5.2)
-    pointwise = np.asarray(jax.jit(jax.vmap(
-        lambda u, mu: row_loglik(spec.to_params(u), design, mu)))(
-        jnp.asarray(flat), jnp.asarray(mus)))  # [draw, row]
+    pointwise = chunk_map(jax.jit(jax.vmap(
+        lambda u, mu: row_loglik(spec.to_params(u), design, mu))), flat, mus,
+        size=DRAW_CHUNK)  # [draw, row]
     # replicated arms: a new trial effect per draw and row, then the beta-binomial
     y_rep = predictive_counts(np.random.default_rng(seed), mus, phi, n.astype(int)[None],
                               trial_sd=trial_sd).astype(np.int32)  # [draw, row]
     return Predictions(mus, pointwise, y_rep)
+
+
+DRAW_CHUNK = 50
+"""Draws per compiled call of :func:`exact_predictions` (the chunks run on a thread per core:
+each call solves the managed course at its draws, one core busy)."""
 
 
 def parameters_table(spec: FitSpec, flat: Float[np.ndarray, "draw param"], mode: Mode,
