@@ -1,12 +1,14 @@
-"""Work split across the processes of a multi-process JAX run (``jax.distributed``).
+"""Work split across the processes of a multi-process JAX run (``jax.distributed``), and across
+the cores of one process (:func:`thread_map`, :func:`chunk_map`).
 
 pdmodel runs as one program on every process (JAX's multi-controller model): each process
 executes the same code, arrays sharded over the global device mesh (``jax.devices()``) are
 computed by all of them together, and independent work — NUTS chains, posterior draws,
 validation folds, regimen sweep points — is split into contiguous shares, one per process, then
 gathered so that every process holds the whole result. Only the main process (index 0) writes
-files. With one process (the default) every function here is the identity or a no-op, so
-library code calls them unconditionally.
+files. With one process (the default) every process function here is the identity or a no-op,
+so library code calls them unconditionally. Within a process, independent compiled calls run on
+a thread per core: a compiled solve keeps about one core busy and releases the GIL.
 
 The runtime itself is started by the entry point (``pdmodel.cli``: ``--coordinator``,
 ``--num-processes``, ``--process-id``), never on import.
