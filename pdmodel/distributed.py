@@ -27,6 +27,7 @@ range(4, 7)
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -97,19 +98,27 @@ def thread_map[T, R](fn: Callable[[T], R], items: Sequence[T], *,
         return head + list(pool.map(fn, items[len(head):]))
 
 
-def chunk_map(fn: Callable[..., np.ndarray], *arrays, size: int) -> np.ndarray:
+def chunk_map(fn: Callable[..., np.ndarray], *arrays, size: int,
+              progress: Callable[[int], None] | None = None) -> np.ndarray:
     """``fn(*arrays)`` for a ``fn`` batched on the leading axis (rows independent), ``size``
     rows per call on :func:`thread_map` (the first call alone: it compiles), the last chunk
-    padded with copies of its last row so that one compiled program serves every chunk."""
+    padded with copies of its last row so that one compiled program serves every chunk;
+    ``progress(rows done)`` after each chunk."""
     n = len(arrays[0])
     size = max(1, min(int(size), n))
+    done, lock = [0], threading.Lock()
 
     def chunk(i):
         part = [np.asarray(a[i:i + size]) for a in arrays]
         pad = size - len(part[0])
         if pad:
             part = [np.concatenate([p, np.repeat(p[-1:], pad, axis=0)]) for p in part]
-        return np.asarray(fn(*part))[:size - pad]
+        out = np.asarray(fn(*part))[:size - pad]
+        with lock:
+            done[0] += len(out)
+            if progress is not None:
+                progress(done[0])
+        return out
 
     return np.concatenate(thread_map(chunk, range(0, n, size), first_alone=True))
 

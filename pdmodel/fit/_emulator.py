@@ -22,7 +22,6 @@ k̂ < 0.7 means the emulated posterior is a reliable proposal for the exact one.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from typing import NamedTuple
@@ -34,7 +33,7 @@ import numpy as np
 import optax
 from jaxtyping import Array, Float
 
-from ..distributed import thread_map
+from ..distributed import chunk_map
 from ..numerics import LOG_FLOOR
 
 
@@ -116,22 +115,8 @@ def evaluate(
     the batches on a thread per core (``progress(n_done)`` after each batch). The last batch
     is padded, so nothing recompiles.
     """
-    n = points.shape[0]
-    done, lock = [0], threading.Lock()
-
-    def batch(start):
-        chunk = points[start:start + batch_size]
-        pad = batch_size - chunk.shape[0]
-        if pad:
-            chunk = jnp.concatenate([chunk, jnp.repeat(chunk[-1:], pad, axis=0)])
-        out = np.asarray(_map_batch(chunk, fn))[: batch_size - pad]
-        with lock:
-            done[0] += len(out)
-            if progress is not None:
-                progress(done[0])
-        return out
-
-    return np.concatenate(thread_map(batch, range(0, n, batch_size), first_alone=True))
+    return chunk_map(lambda chunk: _map_batch(jnp.asarray(chunk), fn), points,
+                     size=batch_size, progress=progress)
 
 
 def design(key, whitening: Whitening, n_points: int) -> Float[Array, "point param"]:

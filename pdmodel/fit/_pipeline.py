@@ -44,10 +44,10 @@ from ..data import load_incidence, load_user_incidence, load_user_timing, usable
 from ..distributed import (
     all_agree,
     barrier,
+    chunk_map,
     is_main_process,
     map_rows,
     process_count,
-    thread_map,
 )
 from ..errors import ConfigError, DataError, DistributedError
 from ._checks import onset_targets
@@ -431,9 +431,7 @@ def _exact_log_posterior(fit: _Fit, u: Float[np.ndarray, "draw param"],
     """Exact log posterior at draws ``u`` given their exact ODE features (in batches, on a
     thread per core)."""
     f = jax.jit(jax.vmap(lambda uu, ff: fit.spec.log_prior(uu) + fit.loglik(uu, ff)))
-    return np.concatenate(thread_map(
-        lambda i: np.asarray(f(jnp.asarray(u[i:i + batch]), jnp.asarray(features[i:i + batch]))),
-        range(0, len(u), batch), first_alone=True))
+    return chunk_map(f, u, features, size=batch)
 
 
 def _train(fit: _Fit, des: dict, whitening: Whitening, extra=None):
