@@ -286,6 +286,27 @@ def incidence_row(r: dict, reg: Regimen | None, modal: dict, controls_of: set[st
     }
 
 
+_OPDIVO_HYPOTHYROIDISM = ("171 events: the OPDIVO label pool's 'hypothyroidism/thyroiditis' "
+                          "count (inc-0205, 171/1994, same source); the pool's hyperthyroidism "
+                          "is tim-0136..0138 (54 events, inc-0206)")
+HYPOTHYROID_ROWS = {"tim-0133": _OPDIVO_HYPOTHYROIDISM,  # median
+                    "tim-0134": _OPDIVO_HYPOTHYROIDISM,  # minimum
+                    "tim-0135": _OPDIVO_HYPOTHYROIDISM}  # maximum
+"""Timing rows whose organ is printed as ``thyroid`` but which describe hypothyroidism, each
+with the evidence in the curated tables (docs/data.md §2)."""
+
+
+def thyroid_phase(row_id: str, term: str, organ: str) -> str:
+    """Phase of thyroid dysfunction a timing row describes: ``hypothyroidism`` (the term, or a
+    row of :data:`HYPOTHYROID_ROWS`), ``thyroiditis`` (every other thyroid row: the first
+    thyroid dysfunction, usually thyrotoxic), empty for other organs (docs/model.md §5.7)."""
+    if organ != "thyroid":
+        return ""
+    if term.strip().lower() == "hypothyroidism" or row_id in HYPOTHYROID_ROWS:
+        return "hypothyroidism"
+    return "thyroiditis"
+
+
 def timing_row(r: dict) -> dict:
     organ = _organ(r["organ"])
     gmin, gmax = _grades(r["grade"])
@@ -309,6 +330,7 @@ def timing_row(r: dict) -> dict:
         "organ_model": organ,
         "grade_min": gmin, "grade_max": gmax,
         "agents_model": ";".join(agents_model(r["agents"])),
+        "thyroid_phase": thyroid_phase(r["row_id"], r["organ"], organ),
         "fit_default": "0" if reasons else "1",
         "exclusion_reason": "; ".join(reasons),
     }

@@ -8,6 +8,8 @@ with the posterior draws. For every published median onset of a modelled agent a
 timing table, the model's median onset is the first day on which the cumulative incidence
 (immune-related definition, natural course, the agent's label regimen) reaches half its value at
 the horizon: the median time to onset among patients who had the event, as trials report it.
+A hypothyroidism row's median is the thyroiditis median plus each draw's
+``IraeModel.hypothyroid_lag``.
 
 Each row gives the posterior median of the model's median and its 90% credible interval, the
 ratio published / model (the criterion is ×/÷1.5), and, where the source prints the number of
@@ -61,28 +63,33 @@ def _per_core(draws) -> int:
 
 def onset_targets(timing: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per published median onset (weeks) of a modelled agent and organ, with the
-    regimen its agent is simulated with (:func:`onset_regimen`): ``n_events``
+    regimen its agent is simulated with (:func:`onset_regimen`): ``thyroid_phase``
+    (``hypothyroidism``, ``thyroiditis`` or empty: docs/data.md §2), ``n_events``
     (``k``; NaN when not printed) and the minimum–maximum printed by the same source for the
-    same agent, organ and grade (``range_low_weeks``/``range_high_weeks``; NaN when not)."""
+    same agent, organ, phase and grade (``range_low_weeks``/``range_high_weeks``; NaN when
+    not)."""
     t = load_timing() if timing is None else timing
     t = t[(t.fit_default == 1) & (t.quantity == "onset")
           & t.statistic.isin(["median", "min", "max"]) & (t.grade_min <= 3)]
     known = {agents for agents, backbone in ASSUMED_REGIMENS if backbone is None}
     t = t[t.agents_model.astype(str).isin(known) & (t.organ_model.fillna("") != "")]
+    phase = (t["thyroid_phase"] if "thyroid_phase" in t else pd.Series("", index=t.index))
+    t = t.assign(thyroid_phase=phase.fillna("").astype(str))
     out = []
-    for (study, agent, organ, gmin), g in t.groupby(
-            ["study", "agents_model", "organ_model", "grade_min"], sort=False):
+    for (study, agent, organ, gmin, phase), g in t.groupby(
+            ["study", "agents_model", "organ_model", "grade_min", "thyroid_phase"], sort=False):
         stats = dict(zip(g.statistic, g.value_weeks, strict=False))
         lo, hi = stats.get("min", np.nan), stats.get("max", np.nan)
         for _, m in g[g.statistic == "median"].iterrows():
             out.append({"row_id": m.row_id, "study": study, "agent": agent, "organ": organ,
+                        "thyroid_phase": phase,
                         "grade": "any" if gmin <= 1 else ("2+" if gmin == 2 else "3+"),
                         "regimen": onset_regimen(agent),
                         "n_events": float(m.n_events) if pd.notna(m.n_events) else np.nan,
                         "published_median_weeks": float(m.value_weeks),
                         "range_low_weeks": float(lo), "range_high_weeks": float(hi)})
-    return pd.DataFrame(out, columns=["row_id", "study", "agent", "regimen", "organ", "grade",
-                                      "n_events",
+    return pd.DataFrame(out, columns=["row_id", "study", "agent", "regimen", "organ",
+                                      "thyroid_phase", "grade", "n_events",
                                       "published_median_weeks", "range_low_weeks",
                                       "range_high_weeks"])
 
@@ -105,6 +112,18 @@ def sample_median_quantiles(inc: Float[np.ndarray, "draw day"], k: int,
                      for p in q], dtype=float)
 
 
+def delayed(inc: Float[np.ndarray, "draw day"], lag: Float[np.ndarray, " draw"]
+            ) -> np.ndarray:
+    """Each draw's cumulative incidence (day ``t`` = 1, 2, ...) delayed by its ``lag`` days
+    (rounded; 0 before it), over the days ``inc`` covers plus the longest lag: the onset
+    course of hypothyroidism from that of thyroiditis."""
+    shift = np.rint(np.asarray(lag)).astype(int)
+    days = np.arange(1, inc.shape[1] + shift.max(initial=0) + 1)
+    src = days[None, :] - shift[:, None]  # day of the thyroiditis course, 1-based
+    out = np.take_along_axis(inc, np.clip(src - 1, 0, inc.shape[1] - 1), axis=1)
+    return np.where(src >= 1, out, 0.0)
+
+
 def onset_check(spec: FitSpec, draws: Float[np.ndarray, "draw param"], *, days: int = 730,
                 patients: int = 128, seed: int = 0, steps_per_day: int = 1, refine: int = 1,
                 tumour: str = "melanoma", timing: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -116,6 +135,8 @@ def onset_check(spec: FitSpec, draws: Float[np.ndarray, "draw param"], *, days: 
     targets = onset_targets(timing)
     if targets.empty:
         return targets
+    lag = np.asarray(jax.vmap(lambda u: spec.to_params(u).model.hypothyroid_lag)(
+        jnp.asarray(draws)))  # [draw], days
     rows = {}
     for agent, group in targets.groupby("agent", sort=False):
         reg = Regimen.parse(onset_regimen(agent))
@@ -130,8 +151,10 @@ def onset_check(spec: FitSpec, draws: Float[np.ndarray, "draw param"], *, days: 
         first = np.argmax(inc >= 0.5 * inc[:, -1:], axis=1) + 1  # day of half the final
         for _, r in group.iterrows():
             oi, gi = ORGAN_CHOICES.index(r.organ), GRADES.index(r.grade)
-            q05, q50, q95 = np.quantile(first[:, oi, gi] / 7.0, [0.05, 0.5, 0.95])
-            pred = (sample_median_quantiles(inc[:, :, oi, gi], int(r.n_events)) / 7.0
+            shift = lag if r.thyroid_phase == "hypothyroidism" else np.zeros_like(lag)
+            q05, q50, q95 = np.quantile((first[:, oi, gi] + shift) / 7.0, [0.05, 0.5, 0.95])
+            pred = (sample_median_quantiles(delayed(inc[:, :, oi, gi], shift),
+                                            int(r.n_events)) / 7.0
                     if r.n_events >= 1 else (np.nan, np.nan))
             rows[r.row_id] = (q50, q05, q95, *pred)
     q = np.array([rows[r] for r in targets.row_id], dtype=float)

@@ -299,7 +299,7 @@ def onset_log_likelihood(params: Params, design: Design,
         return jnp.zeros(0)
     log_max = log_max_injury(params, design) if log_max is None else log_max
     return onset_loglik(onset_incidence(params, design, log_max), design.onset.rows,
-                        design.onset.knot_days)
+                        design.onset.knot_days, params.model.hypothyroid_lag)
 
 
 def subgroup_incidence(params: Params, design: Design, log_max: Float[Array, " feature"]

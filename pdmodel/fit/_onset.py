@@ -19,6 +19,12 @@ median ``m`` (``F(m) = ½``):
 ``τ`` = :data:`ONSET_SPREAD` the between-study spread of medians (populations, regimens,
 ascertainment). Where ``k`` is not printed, ``s_k`` is taken as 0 (pooled label analyses:
 ``k`` in the tens to hundreds, ``s_k`` small beside ``τ``).
+
+Thyroid rows describe one of two phases (``thyroid_phase``, docs/data.md §2): the thyroid's
+grade threshold crossed is the onset of thyroiditis, the first thyroid dysfunction (usually
+thyrotoxic: hyperthyroidism rows); hypothyroidism follows it by
+``IraeModel.hypothyroid_lag`` days, so a hypothyroidism row's onset distribution is
+``F(t − lag)`` and its median ``m + lag``.
 """
 
 from __future__ import annotations
@@ -68,6 +74,7 @@ class OnsetRows(NamedTuple):
     grade: tuple[int, ...]  # index into GRADES
     median_days: tuple[float, ...]
     events: tuple[float, ...]  # k, 0 when not printed
+    hypothyroid: tuple[bool, ...]  # hypothyroidism: onset = thyroiditis onset + lag
 
 
 def onset_rows(targets: pd.DataFrame) -> tuple[OnsetRows, tuple[str, ...]]:
@@ -86,6 +93,7 @@ def onset_rows(targets: pd.DataFrame) -> tuple[OnsetRows, tuple[str, ...]]:
         fields["grade"].append(GRADES.index(r.grade))
         fields["median_days"].append(7.0 * float(r.published_median_weeks))
         fields["events"].append(float(r.n_events) if pd.notna(r.n_events) else 0.0)
+        fields["hypothyroid"].append(str(getattr(r, "thyroid_phase", "")) == "hypothyroidism")
     return OnsetRows(**{k: tuple(v) for k, v in fields.items()}), tuple(regimens)
 
 
@@ -157,10 +165,14 @@ def onset_median(incidence: Float[Array, "row knot"], days: Float[Array, " knot"
 
 
 def onset_loglik(incidence: Float[Array, "row knot"], rows: OnsetRows,
-                 days: tuple[int, ...]) -> Float[Array, " row"]:
+                 days: tuple[int, ...], hypothyroid_lag: Float[Array, ""] = 0.0
+                 ) -> Float[Array, " row"]:
     """Log-likelihood of every published median ``[row]`` given each row's cumulative incidence
-    at the knots ``[row, knot]`` (module docstring)."""
+    at the knots ``[row, knot]`` (module docstring). A hypothyroidism row's median is the
+    thyroiditis median plus ``hypothyroid_lag`` (days): its onset distribution is the
+    thyroid's shifted by the lag, with the same density."""
     median, density = onset_median(incidence, jnp.asarray(days, incidence.dtype))
+    median = median + jnp.asarray(rows.hypothyroid, incidence.dtype) * hypothyroid_lag
     k = jnp.asarray(rows.events, incidence.dtype)
     sampling = jnp.where(k > 0, 1.0 / (2.0 * jnp.sqrt(jnp.maximum(k, 1.0)) * density * median),
                          0.0)

@@ -248,6 +248,9 @@ def _default_entries() -> tuple[FittedParameter, ...]:
         # infliximab check (management rows, managed training arms; docs/model.md §5.9)
         FittedParameter("model", "ifx_imax", Prior("logitnormal", float(m.ifx_imax), wide)),
         FittedParameter("model", "ifx_ec50", Prior("lognormal", float(m.ifx_ec50), wide)),
+        # thyroiditis -> hypothyroidism: the hypothyroidism onset rows (docs/model.md §5.7)
+        FittedParameter("model", "hypothyroid_lag", Prior("lognormal",
+                                                          float(m.hypothyroid_lag), narrow)),
     ]
     bg = np.asarray(m.background)
     entries += [FittedParameter("model", "background", Prior("lognormal", float(bg[j, g]), wide),

@@ -38,7 +38,8 @@ ORGAN_FIELDS = ("susceptibility", "k_rep", "w_ab", "w_pd", "w_ctla4", "log_gap2"
 
 
 POSITIVE_FIELDS = ("ec50_scale", "g_pd1", "k_e", "e_max", "k_p", "k_a", "k_rep", "sigma",
-                   "ad_excess", "tumour_effect", "setting_effect", "steroid_ed50", "ifx_ec50")
+                   "ad_excess", "tumour_effect", "setting_effect", "steroid_ed50", "ifx_ec50",
+                   "hypothyroid_lag")
 """IraeModel fields that must be > 0 (rates, capacities, scales, factors)."""
 NON_NEGATIVE_FIELDS = ("a_ctla4", "rho_pdl1", "susceptibility", "w_ab", "w_pd", "w_ctla4",
                        "log_gap2", "log_gap3", "tau", "background", "omega_g", "omega_a",
@@ -167,6 +168,11 @@ PARAMETER_INFO: dict[str, ParameterInfo] = {p.name: p for p in (
           "suppression"),
     _info("ifx_imax", "1", "maximal fractional suppression of GI injury drive by infliximab"),
     _info("ifx_ec50", "ug/mL", "infliximab concentration for half-maximal effect"),
+    _info("hypothyroid_lag", "day", "time from the onset of thyroiditis (first thyroid "
+          "dysfunction, usually thyrotoxic) to the onset of hypothyroidism",
+          "assumed prior median 64 days = 2.1 months, the median duration of "
+          "hyperthyroidism in the KEYTRUDA US label pool (tim-0096), taking hypothyroidism to "
+          "follow the thyrotoxic phase; fitted to the onset rows (docs/model.md §5.7)"),
 )}
 
 
@@ -248,6 +254,10 @@ class IraeModel(eqx.Module):
         Maximal fractional suppression of GI injury drive by infliximab.
     ifx_ec50 : scalar, ug/mL
         Infliximab concentration for half-maximal effect.
+    hypothyroid_lag : scalar, day
+        Time from the onset of thyroiditis (the thyroid's grade threshold crossed: first
+        thyroid dysfunction, usually thyrotoxic) to the onset of hypothyroidism; it shifts
+        hypothyroidism onset times only (docs/model.md §4.3, §5.7).
 
     Examples
     --------
@@ -305,6 +315,7 @@ class IraeModel(eqx.Module):
     steroid_ed50: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.3)
     ifx_imax: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.9)
     ifx_ec50: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=5.0)
+    hypothyroid_lag: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=64.0)
 
     def __check_init__(self):
         n = len(ORGANS)

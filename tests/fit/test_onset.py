@@ -109,7 +109,7 @@ def test_onset_loglik_peaks_at_the_model_median_and_widens_with_few_events():
     from pdmodel.fit._onset import OnsetRows
 
     def ll(median, k):
-        rows = OnsetRows(("r",), (0,), (0,), (0,), (median,), (k,))
+        rows = OnsetRows(("r",), (0,), (0,), (0,), (median,), (k,), (False,))
         return float(onset_loglik(inc, rows, days)[0])
 
     assert ll(m, 50) > ll(1.3 * m, 50) and ll(m, 50) > ll(m / 1.3, 50)
@@ -117,6 +117,53 @@ def test_onset_loglik_peaks_at_the_model_median_and_widens_with_few_events():
     assert ll(m, 0) == pytest.approx(-np.log(ONSET_SPREAD) - 0.5 * np.log(2 * np.pi))
     # few events: wider, so a far median costs less
     assert ll(2 * m, 5) > ll(2 * m, 500)
+
+
+def test_a_hypothyroidism_median_is_the_thyroiditis_median_plus_the_lag():
+    """A hypothyroidism row's likelihood peaks at the thyroiditis median + lag; the lag moves
+    nothing else."""
+    from pdmodel.fit._onset import OnsetRows
+
+    days = knot_days(365)
+    inc = jnp.asarray(1.0 - np.exp(-0.01 * np.asarray(days, float)))[None]
+    m = float(onset_median(inc, jnp.asarray(days, float))[0][0])
+
+    def ll(median, hypo, lag):
+        rows = OnsetRows(("r",), (0,), (0,), (0,), (median,), (40.0,), (hypo,))
+        return float(onset_loglik(inc, rows, days, jnp.asarray(lag))[0])
+
+    lag = 60.0
+    peak = ll(m + lag, True, lag)
+    assert peak > ll(1.2 * (m + lag), True, lag) and peak > ll((m + lag) / 1.2, True, lag)
+    assert peak > ll(m, True, lag) + 1.0  # the thyroiditis median is now far off
+    assert ll(m, False, lag) == pytest.approx(ll(m, False, 0.0))  # other rows: no lag
+
+
+def test_delayed_course_shifts_each_draws_median_by_its_lag():
+    from pdmodel.fit._checks import delayed
+
+    t = np.arange(1, 366, dtype=float)
+    inc = np.stack([1 - np.exp(-0.01 * t), 1 - np.exp(-0.02 * t)])
+    lag = np.array([30.0, 70.4])
+    out = delayed(inc, lag)
+    assert out.shape == (2, 365 + 70)
+    for d in range(2):
+        half = lambda c: int(np.argmax(c >= 0.5 * c[-1])) + 1  # noqa: E731
+        assert half(out[d]) == half(inc[d]) + round(lag[d])
+        assert out[d, round(lag[d]) - 1] == 0.0 and out[d, -1] == inc[d, -1]
+
+
+def test_thyroid_rows_are_split_into_thyroiditis_and_hypothyroidism():
+    """Hyperthyroidism rows time thyroiditis; hypothyroidism rows (the term, or the OPDIVO
+    pool's 171-event thyroid row) its sequel; each keeps its own printed range."""
+    t = onset_targets().set_index("row_id")
+    assert t.loc["tim-0090", "thyroid_phase"] == "hypothyroidism"  # KEYTRUDA hypothyroidism
+    assert t.loc["tim-0087", "thyroid_phase"] == "thyroiditis"  # KEYTRUDA hyperthyroidism
+    assert t.loc["tim-0133", "thyroid_phase"] == "hypothyroidism"
+    assert t.loc["tim-0136", "thyroid_phase"] == "thyroiditis"
+    assert t.loc["tim-0133", "range_high_weeks"] == pytest.approx(72.127)  # tim-0135
+    assert t.loc["tim-0136", "range_high_weeks"] == pytest.approx(61.699)  # tim-0138
+    assert (t[t.organ != "thyroid"].thyroid_phase == "").all()
 
 
 def test_knot_solve_matches_the_daily_solver():
