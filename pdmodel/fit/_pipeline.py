@@ -104,7 +104,8 @@ def run_fit(config: FitConfig, *, resume: bool = False, progress: bool = True,
              f"{np.round(best.starts_log_density, 2).tolist()})")
         laplace = stage(_laplace_stage(fit, best.u))
         whitening = Whitening.from_laplace(best.u, laplace.cov)
-        info = {"laplace_nonconcave_directions": laplace.nonconcave}
+        info = {"laplace_nonconcave_directions": laplace.nonconcave,
+                "laplace_remeasured_directions": laplace.remeasured}
         timings = {"map_s": best.seconds}
         if config.nuts.method == "laplace":
             sample = _laplace_sample(fit, stage, whitening, info)
@@ -314,8 +315,10 @@ def _map_stage(fit: _Fit) -> Stage:
 def _laplace_stage(fit: _Fit, u_map: Float[Array, " param"]) -> Stage:
     return Stage(
         "laplace", lambda: laplace_scale(fit.ld, u_map),
-        to_arrays=lambda lap: {"sd": lap.sd, "cov": lap.cov, "nonconcave": lap.nonconcave},
-        from_arrays=lambda a, meta: Laplace(a["sd"], a["cov"], int(a["nonconcave"])))
+        to_arrays=lambda lap: {"sd": lap.sd, "cov": lap.cov, "nonconcave": lap.nonconcave,
+                               "remeasured": lap.remeasured},
+        from_arrays=lambda a, meta: Laplace(a["sd"], a["cov"], int(a["nonconcave"]),
+                                            int(a["remeasured"]) if "remeasured" in a else 0))
 
 
 def _emulator_key(key):

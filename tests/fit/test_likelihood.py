@@ -420,6 +420,26 @@ def test_laplace_covariance_matches_the_exact_hessian():
     assert laplace_scale(lambda u: ld(u) + 1.5 * u[2] ** 2, u0).nonconcave == 1
 
 
+def test_laplace_measures_again_a_direction_made_non_concave_by_a_gradient_kink():
+    """A kink of the gradient inside the forward-difference step (a jump of +0.5 at
+    u₀ = 5e-4) makes the Hessian's curvature positive; the second difference of the log
+    density at ±CURVATURE_STEP finds the concave shape (−100, SD 0.1), a true saddle stays."""
+    from pdmodel.fit._map import CURVATURE_STEP
+
+    def ld(u):
+        return -50.0 * u[0] ** 2 - 2.0 * u[1] ** 2 + 0.5 * jax.nn.relu(u[0] - 5e-4)
+
+    u0 = jnp.zeros(2)
+    lap = laplace_scale(ld, u0)
+    assert lap.nonconcave == 0 and lap.remeasured == 1
+    # the value's curvature over ±CURVATURE_STEP includes the kink's share 0.5·(h − 5e-4)/h²
+    kink = 0.5 * (CURVATURE_STEP - 5e-4) / CURVATURE_STEP**2
+    assert float(lap.sd[0]) == pytest.approx((100.0 - kink) ** -0.5, rel=1e-6)
+    assert float(lap.sd[1]) == pytest.approx(0.5, rel=1e-3)
+    saddle = laplace_scale(lambda u: ld(u) + 60.0 * u[0] ** 2, u0)
+    assert saddle.nonconcave == 1 and saddle.remeasured == 0
+
+
 def test_map_starts_and_laplace_share_one_compiled_likelihood():
     """Every MAP start, Adam and L-BFGS step and the Laplace Hessian run one compiled
     value-and-gradient program: the log density is traced once (the optimiser compiled as one
