@@ -325,17 +325,18 @@ def antimony_model(problem, model, regimen: str) -> str:
         f"  Eff' = {float(th['k_e'])!r} * (e0 * (1 + a_ctla4 * fC) - Eff)"
         f" + g_pd1 * fP * Eff * (1 - Eff / {float(th['e_max'])!r})",
         f"  Pc' = {float(th['k_p'])!r} * (Eff / e0 - Pc)",
-        f"  Ab' = {float(th['k_a'])!r} * (a0 * Pc - Ab)",
+        f"  Ab' = {float(th['k_a'])!r} * (Pc - Ab)",
     ]
     for o, organ in enumerate(ORGAN_IDS):
         w_pd, w_ab, w_c, k_rep = (float(th[k][o]) for k in ("w_pd", "w_ab", "w_ctla4", "k_rep"))
         lines += [
             f"  s_{organ} = 0; var D_{organ} = 0",
             f"  drive_{organ} := Eff * (1 + {w_pd!r} * fP) + {w_ab!r} * Ab + {w_c!r} * fC"
-            f" - (e0 + {w_ab!r} * a0)",
+            f" - (e0 + {w_ab!r})",
             f"  pp_{organ} := piecewise(drive_{organ}^2 / (drive_{organ} + 0.05),"
             f" drive_{organ} > 0, 0)",
-            f"  D_{organ}' = s_{organ} * pp_{organ} - {k_rep!r} * D_{organ}",
+            f"  D_{organ}' = s_{organ} * {'a0 * ' if organ == 'thyroid' else ''}pp_{organ}"
+            f" - {k_rep!r} * D_{organ}",
         ]
     for k, inf in enumerate(reg.infusions(days=DAYS, weight_kg=1.0)):
         j = agents.index(inf.agent)
@@ -369,7 +370,7 @@ def load_roadrunner(text: str):
 def rr_assignments(v: dict) -> tuple[list[str], list[float]]:
     ids, vals = ["WT", "e0", "a0", "a_ctla4", "g_pd1", "Eff", "Ab"], []
     pd = v["pd"]
-    vals += [v["weight_kg"], pd["e0"], pd["a0"], pd["a_ctla4"], pd["g_pd1"], pd["e0"], pd["a0"]]
+    vals += [v["weight_kg"], pd["e0"], pd["a0"], pd["a_ctla4"], pd["g_pd1"], pd["e0"], 1.0]
     for o, organ in enumerate(ORGAN_IDS):
         ids.append(f"s_{organ}")
         vals.append(float(pd["s"][o]))

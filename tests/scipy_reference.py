@@ -87,12 +87,12 @@ def lsoda_irae(pk_list, infusions, ec50, target_of, pd, theta, ts, rtol=1e-10, a
         dp = theta["k_p"] * (e / pd["e0"] - pc)
         da = theta["k_a"] * (pc - a)  # A in fold of the patient's own baseline titre
         eff = e * (1 + theta["w_pd"] * f_p)
-        # the baseline anti-thyroid titre a0 scales the thyroid's antibody route only
-        w_ab = np.array(theta["w_ab"], dtype=float) * np.where(np.arange(organs) == 4,
-                                                               pd["a0"], 1.0)
+        # the baseline anti-thyroid titre a0 multiplies the thyroid's susceptibility only
+        w_ab = np.array(theta["w_ab"], dtype=float)
         baseline = pd["e0"] + w_ab
         drive = eff + w_ab * a + theta["w_ctla4"] * f_c - baseline
-        dd = pd["s"] * pos(drive) - theta["k_rep"] * d
+        s = np.array(pd["s"], dtype=float) * np.where(np.arange(organs) == 4, pd["a0"], 1.0)
+        dd = s * pos(drive) - theta["k_rep"] * d
         dy[2 * n: 2 * n + 3] = [de, dp, da]
         dy[2 * n + 3:] = dd
         assert gi == 1 and organs == len(d)

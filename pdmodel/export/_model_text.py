@@ -313,7 +313,7 @@ def build_export_model(
         Quantity("preexisting_ad", "dimensionless", "1 with pre-existing autoimmune disease",
                  float(patient.preexisting_ad[0]), source="virtual patient", sbo=SBO_SWITCH),
         Quantity("a0", "dimensionless", "baseline anti-thyroid antibody titre, fold of normal "
-                 "(scales the thyroid's antibody route)",
+                 "(multiplies the thyroid's susceptibility)",
                  float(patient.a0[0]), source="virtual patient"),
         Quantity("z_g", "dimensionless", "standard-normal random effect on g_pd1",
                  float(z_pd[0]), source="virtual patient", sbo=SBO_PROBABILISTIC),
@@ -373,7 +373,8 @@ def build_export_model(
                      sbo=SBO_PROBABILISTIC),
             Quantity(f"s_{organ}", "per_day", f"this patient's {organ} susceptibility",
                      formula=f"susceptibility_{organ} * tumour_effect_{organ} * "
-                     f"exp(omega_s * z_s + omega_so * z_{organ})", kind="initial",
+                     + ("a0 * " if organ == "thyroid" else "")
+                     + f"exp(omega_s * z_s + omega_so * z_{organ})", kind="initial",
                      sbo=SBO_KINETIC),
         ]
         gaps = ("0", f"log_gap2_{organ}", f"log_gap2_{organ} + log_gap3_{organ}")
@@ -384,7 +385,7 @@ def build_export_model(
                               kind="initial"))
         keep = "keep * (1 - i_gi)" if organ == "gi" and rescue else "keep"
         d = f"D_{organ}"
-        w_ab = f"w_ab_{organ} * a0" if organ == "thyroid" else f"w_ab_{organ}"
+        w_ab = f"w_ab_{organ}"
         q += [
             Quantity(f"drive_{organ}", "dimensionless", f"excess injury drive of {organ}",
                      formula=f"{keep} * (E * (1 + w_pd_{organ} * fP) + {w_ab} * A + "

@@ -6,7 +6,7 @@ simulated with the design's virtual population (the same random numbers), with t
 covariate given to every patient:
 
 * ``antibody_positive``: baseline anti-thyroid titre ``a0`` =
-  :data:`~pdmodel.irae.THYROID_ANTIBODY_TITRE` (it scales the thyroid's antibody route);
+  :data:`~pdmodel.irae.THYROID_ANTIBODY_TITRE` (it multiplies the thyroid's susceptibility);
 * ``antibody_negative``: ``a0 = 1``;
 * ``preexisting_ad``: pre-existing autoimmune disease, ``e0 = 1 + ad_excess``.
 

@@ -30,8 +30,8 @@ class PatientPD(NamedTuple):
 
     # baseline autoreactive pool, fold (1, or raised with autoimmune disease)
     e0: Float[Array, "*batch"]
-    # baseline anti-thyroid antibody titre (TgAb/TPOAb), fold of normal: it scales the
-    # antibody route of the thyroid only (docs/model.md §4.2)
+    # baseline anti-thyroid antibody titre (TgAb/TPOAb), fold of normal: it multiplies the
+    # thyroid's susceptibility only (docs/model.md §4.2)
     a0: Float[Array, "*batch"]
     a_ctla4: Float[Array, "*batch"]  # priming gain at full CTLA-4 occupancy
     g_pd1: Float[Array, "*batch"]  # expansion rate at full PD-1 blockade, 1/day
@@ -87,9 +87,11 @@ def positive_part(x):
     return xp * xp / (xp + SMOOTH)
 
 
-def antibody_titres(a0) -> Float[Array, "*batch organ"]:
-    """Baseline titre of the autoantibodies that reach each organ, fold of normal
-    ``[..., organ]``: ``a0`` (anti-thyroid antibodies) for the thyroid, 1 elsewhere."""
+def titre_factors(a0) -> Float[Array, "*batch organ"]:
+    """Factor on each organ's susceptibility from the baseline autoantibody titre
+    ``[..., organ]``: ``a0`` (anti-thyroid antibodies, fold of normal: pre-existing thyroid
+    autoimmunity, a gland already infiltrated) for the thyroid, 1 elsewhere
+    (docs/model.md §4.2)."""
     a0 = jnp.asarray(a0)
     return jnp.where(jnp.arange(len(ORGANS)) == THYROID, a0[..., None], 1.0)
 
@@ -131,9 +133,9 @@ def pd_rates(model: IraeModel, patient: PatientPD, e, p, a, d, f_ctla4, f_pd, i_
     da = model.k_a * (p - a)
     organ_keep = keep * jnp.ones(len(ORGANS), jnp.result_type(e)).at[GI].multiply(1.0 - i_gi)
     effector = e * (1.0 + model.w_pd * f_pd)
-    w_ab = model.w_ab * antibody_titres(patient.a0)
-    drive = (organ_keep * (effector + w_ab * a + model.w_ctla4 * f_ctla4)
-             - (patient.e0 + w_ab))
+    drive = (organ_keep * (effector + model.w_ab * a + model.w_ctla4 * f_ctla4)
+             - (patient.e0 + model.w_ab))
     drive = fusion_fence(drive)
-    dd = patient.susceptibility * positive_part(drive) - model.k_rep * d
+    dd = (patient.susceptibility * titre_factors(patient.a0) * positive_part(drive)
+          - model.k_rep * d)
     return de, dp, da, dd

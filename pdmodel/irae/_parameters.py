@@ -7,7 +7,8 @@ Structure (equations in docs/model.md §4):
   immunosuppression ``I`` reduces both;
 * plasma cells ``P`` (fold, 1 at baseline) follow ``E`` with rate ``K_P``; autoantibody ``A``
   (fold of the patient's own baseline titre, 1 at baseline) made by ``P``, cleared with IgG
-  half-life; a raised baseline anti-thyroid titre ``a0`` scales the thyroid's antibody route;
+  half-life; a raised baseline anti-thyroid titre ``a0`` multiplies the thyroid's
+  susceptibility (pre-existing thyroid autoimmunity);
 * organ injury ``D_o`` for skin, GI, liver, lung, thyroid, pituitary, driven by excess effector
   cells and (weight ``W_AB``) excess autoantibody, repaired at ``K_REP``;
 * grade g of organ o reached when the running maximum of ``D_o`` crosses a log-normally
@@ -286,7 +287,7 @@ class IraeModel(eqx.Module):
     k_rep: Float[Array, " organ"] = eqx.field(
         converter=jnp.asarray, default=(0.10, 0.08, 0.05, 0.03, 0.02, 0.02))
     w_ab: Float[Array, " organ"] = eqx.field(
-        converter=jnp.asarray, default=(0.0, 0.0, 0.2, 0.0, 3.0, 2.0))
+        converter=jnp.asarray, default=(0.0, 0.0, 0.2, 0.0, 1.0, 2.0))
     w_pd: Float[Array, " organ"] = eqx.field(
         converter=jnp.asarray, default=(0.0, 0.0, 0.0, 1.5, 0.0, 0.0))
     w_ctla4: Float[Array, " organ"] = eqx.field(

@@ -32,8 +32,8 @@ trial populations do."""
 
 THYROID_ANTIBODY_TITRE = 5.0
 """Baseline titre of an antibody-positive patient, fold of normal (**assumed**, not fitted: it
-scales the thyroid's antibody route ``w_ab``, which is fitted with the antibody-positive and
--negative rows of Okada 2020, docs/model.md §5.8)."""
+multiplies the thyroid's susceptibility, whose effect on incidence is fitted with the
+antibody-positive and -negative rows of Okada 2020, docs/model.md §4.2, §5.8)."""
 
 
 class Population(eqx.Module):
