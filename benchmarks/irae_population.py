@@ -235,7 +235,6 @@ def patient_values(model, problem, regimen: str, pop, k: int) -> list[dict]:
                 "theta": theta,
                 "pd": {
                     "e0": float(pd.e0[i]),
-                    "a0": float(pd.a0[i]),
                     "a_ctla4": float(pd.a_ctla4[i]),
                     "g_pd1": float(pd.g_pd1[i]),
                     "s": np.asarray(pd.susceptibility[i], float),
@@ -320,7 +319,7 @@ def antimony_model(problem, model, regimen: str) -> str:
     lines += [
         "  fC := occ_CTLA4",
         f"  fP := occ_PD1 + {float(th['rho_pdl1'])!r} * occ_PDL1",
-        "  e0 = 1; a0 = 1; a_ctla4 = 1; g_pd1 = 0",
+        "  e0 = 1; a_ctla4 = 1; g_pd1 = 0",
         "  var Eff = 1; var Pc = 1; var Ab = 1",
         f"  Eff' = {float(th['k_e'])!r} * (e0 * (1 + a_ctla4 * fC) - Eff)"
         f" + g_pd1 * fP * Eff * (1 - Eff / {float(th['e_max'])!r})",
@@ -335,8 +334,7 @@ def antimony_model(problem, model, regimen: str) -> str:
             f" - (e0 + {w_ab!r})",
             f"  pp_{organ} := piecewise(drive_{organ}^2 / (drive_{organ} + 0.05),"
             f" drive_{organ} > 0, 0)",
-            f"  D_{organ}' = s_{organ} * {'a0 * ' if organ == 'thyroid' else ''}pp_{organ}"
-            f" - {k_rep!r} * D_{organ}",
+            f"  D_{organ}' = s_{organ} * pp_{organ} - {k_rep!r} * D_{organ}",
         ]
     for k, inf in enumerate(reg.infusions(days=DAYS, weight_kg=1.0)):
         j = agents.index(inf.agent)
@@ -368,9 +366,9 @@ def load_roadrunner(text: str):
 
 
 def rr_assignments(v: dict) -> tuple[list[str], list[float]]:
-    ids, vals = ["WT", "e0", "a0", "a_ctla4", "g_pd1", "Eff", "Ab"], []
+    ids, vals = ["WT", "e0", "a_ctla4", "g_pd1", "Eff", "Ab"], []
     pd = v["pd"]
-    vals += [v["weight_kg"], pd["e0"], pd["a0"], pd["a_ctla4"], pd["g_pd1"], pd["e0"], 1.0]
+    vals += [v["weight_kg"], pd["e0"], pd["a_ctla4"], pd["g_pd1"], pd["e0"], 1.0]
     for o, organ in enumerate(ORGAN_IDS):
         ids.append(f"s_{organ}")
         vals.append(float(pd["s"][o]))

@@ -52,8 +52,8 @@ def lsoda_irae(pk_list, infusions, ec50, target_of, pd, theta, ts, rtol=1e-10, a
     Written from docs/model.md §2-4 independently of pdmodel's JAX code.
     ``pk_list``: per agent dict (CL, VC, Q, VP, TV_*, VMAX, KM, T_FIRST); ``infusions``: per
     agent list of (start, duration, mg); ``ec50``: per agent mg/L; ``target_of``: per agent
-    "PD-1" | "PD-L1" | "CTLA-4"; ``pd``: dict e0, a0, a_ctla4, g_pd1, s (6); ``theta``: dict of
-    model parameters as floats/arrays.
+    "PD-1" | "PD-L1" | "CTLA-4"; ``pd``: dict e0, a_ctla4, g_pd1, s (6, with covariates);
+    ``theta``: dict of model parameters as floats/arrays.
     """
     n = len(pk_list)
     organs = 6
@@ -87,12 +87,12 @@ def lsoda_irae(pk_list, infusions, ec50, target_of, pd, theta, ts, rtol=1e-10, a
         dp = theta["k_p"] * (e / pd["e0"] - pc)
         da = theta["k_a"] * (pc - a)  # A in fold of the patient's own baseline titre
         eff = e * (1 + theta["w_pd"] * f_p)
-        # the baseline anti-thyroid titre a0 multiplies the thyroid's susceptibility only
+        # s: each organ's susceptibility with the patient's covariates, the thyroid's
+        # anti-thyroid titre among them (pdmodel.irae.patient_pd)
         w_ab = np.array(theta["w_ab"], dtype=float)
         baseline = pd["e0"] + w_ab
         drive = eff + w_ab * a + theta["w_ctla4"] * f_c - baseline
-        s = np.array(pd["s"], dtype=float) * np.where(np.arange(organs) == 4, pd["a0"], 1.0)
-        dd = s * pos(drive) - theta["k_rep"] * d
+        dd = pd["s"] * pos(drive) - theta["k_rep"] * d
         dy[2 * n: 2 * n + 3] = [de, dp, da]
         dy[2 * n + 3:] = dd
         assert gi == 1 and organs == len(d)

@@ -45,11 +45,16 @@ class Whitening(NamedTuple):
 
     @classmethod
     def from_laplace(cls, mean, cov) -> Whitening:
-        """Whitening by the Laplace approximation ``N(mean, cov)`` (symmetric square root,
-        negative eigenvalues clipped)."""
+        """Whitening by the Laplace approximation ``N(mean, cov)`` (symmetric square root
+        ``V·√W·Vᵀ``, negative eigenvalues clipped). The symmetric root is unique, so covariances
+        equal to rounding give roots equal to rounding; the eigenvector matrix ``V·√W`` used
+        until 2026-12-05 is not where eigenvalues repeat (parameters with the same prior and no
+        data): its basis of such a subspace is arbitrary, and a two-process fit drew other
+        Laplace and NUTS points than the single-process one."""
         cov = np.asarray(cov)
         w, v = np.linalg.eigh(0.5 * (cov + cov.T))
-        return cls(jnp.asarray(mean), jnp.asarray(v * np.sqrt(np.clip(w, LOG_FLOOR, None))))
+        root = (v * np.sqrt(np.clip(w, LOG_FLOOR, None))) @ v.T
+        return cls(jnp.asarray(mean), jnp.asarray(root))
 
     def to_u(self, z: Float[Array, "*batch param"]) -> Float[Array, "*batch param"]:
         """Unconstrained vector(s) of whitened ``z`` (``[..., parameter]``)."""

@@ -30,12 +30,10 @@ class PatientPD(NamedTuple):
 
     # baseline autoreactive pool, fold (1, or raised with autoimmune disease)
     e0: Float[Array, "*batch"]
-    # baseline anti-thyroid antibody titre (TgAb/TPOAb), fold of normal: it multiplies the
-    # thyroid's susceptibility only (docs/model.md §4.2)
-    a0: Float[Array, "*batch"]
     a_ctla4: Float[Array, "*batch"]  # priming gain at full CTLA-4 occupancy
     g_pd1: Float[Array, "*batch"]  # expansion rate at full PD-1 blockade, 1/day
-    susceptibility: Float[Array, "*batch organ"]  # 1/day
+    # 1/day, with tumour, setting, the thyroid's anti-thyroid titre (a0) and random effects
+    susceptibility: Float[Array, "*batch organ"]
 
 
 def drug_effects(model: IraeModel, conc, ec50, targets, agent_weight):
@@ -136,6 +134,5 @@ def pd_rates(model: IraeModel, patient: PatientPD, e, p, a, d, f_ctla4, f_pd, i_
     drive = (organ_keep * (effector + model.w_ab * a + model.w_ctla4 * f_ctla4)
              - (patient.e0 + model.w_ab))
     drive = fusion_fence(drive)
-    dd = (patient.susceptibility * titre_factors(patient.a0) * positive_part(drive)
-          - model.k_rep * d)
+    dd = patient.susceptibility * positive_part(drive) - model.k_rep * d
     return de, dp, da, dd

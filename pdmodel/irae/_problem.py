@@ -27,7 +27,7 @@ from ..pk import (
 )
 from ..regimen import DosingGrid, Regimen, dosing_grid
 from ..vocab import AGENTS, MAX_DAYS, TARGETS, get_agent
-from ._equations import PatientPD
+from ._equations import PatientPD, titre_factors
 from ._parameters import IraeModel
 from ._population import MAX_PK_ETA, Population
 from ._rescue import ManagementPolicy
@@ -192,9 +192,9 @@ def patient_pd(model: IraeModel, pop: Population) -> PatientPD:
     shared = model.omega_s * pop.z_pd[:, 2:3]
     return PatientPD(
         e0=1.0 + model.ad_excess * pop.preexisting_ad,
-        a0=pop.a0,
         a_ctla4=model.a_ctla4 * jnp.exp(model.omega_a * pop.z_pd[:, 1]),
         g_pd1=model.g_pd1 * jnp.exp(model.omega_g * pop.z_pd[:, 0]),
-        susceptibility=model.susceptibility * tumour
+        # the anti-thyroid titre a0 multiplies the thyroid's susceptibility (docs/model.md §4.2)
+        susceptibility=model.susceptibility * tumour * titre_factors(pop.a0)
         * jnp.exp(shared + model.omega_so * pop.z_organ),
     )

@@ -154,7 +154,8 @@ def test_map_recovers_known_parameters_within_posterior_spread():
 
     res = map_fit(ld, spec.prior_location(), jax.random.key(0), starts=1, adam_steps=60,
                   adam_lr=0.05, lbfgs_steps=40)
-    sd, _, nonconcave = laplace_scale(ld, res.u)
+    lap = laplace_scale(ld, res.u)
+    sd, nonconcave = lap.sd, lap.nonconcave
     assert nonconcave == 0
     assert np.all(np.abs(np.asarray(res.u - truth)) < 3 * np.asarray(sd)), (res.u, truth, sd)
 

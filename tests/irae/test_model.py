@@ -241,7 +241,7 @@ def test_reference_solution_agrees_with_lsoda(i):
                         "VMAX": pk.vmax, "KM": pk.km, "T_FIRST": infusions[j][0][0]})
     theta = {k: np.asarray(getattr(MODEL, k), float) for k in
              ("k_e", "e_max", "k_p", "k_a", "rho_pdl1", "w_pd", "w_ab", "w_ctla4", "k_rep")}
-    pd = {"e0": float(p.pd.e0), "a0": float(p.pd.a0), "a_ctla4": float(p.pd.a_ctla4),
+    pd = {"e0": float(p.pd.e0), "a_ctla4": float(p.pd.a_ctla4),
           "g_pd1": float(p.pd.g_pd1), "s": np.asarray(p.pd.susceptibility)}
     ec50 = [float(x) for x in problem.ec50 * MODEL.ec50_scale[problem.target_index]]
     targets = [pdm.get_agent(a).target for a in problem.agents]
