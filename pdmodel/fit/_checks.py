@@ -36,7 +36,7 @@ from ..distributed import chunk_map
 from ..irae import IraeProblem, Population
 from ..regimen import Regimen
 from ..vocab import GRADES, ORGAN_CHOICES
-from ._design import Design
+from ._design import MEDIAN_TREATMENT_DAYS, Design
 from ._likelihood import (
     management_means,
     predictive_counts,
@@ -142,7 +142,8 @@ def onset_check(spec: FitSpec, draws: Float[np.ndarray, "draw param"], *, days: 
         reg = Regimen.parse(onset_regimen(agent))
         problem = IraeProblem.build(reg, days=days, steps_per_day=steps_per_day, refine=refine)
         pop = Population.sample(jax.random.key(seed), patients, tumour=tumour,
-                                max_agents=len(reg.agents))
+                                max_agents=len(reg.agents), stratified=True,
+                                median_duration_days=MEDIAN_TREATMENT_DAYS)
 
         def curve(u, problem=problem, pop=pop):
             return reported_incidence(spec.to_params(u), problem, pop, ONSET_ENDPOINT)

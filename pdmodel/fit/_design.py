@@ -49,7 +49,7 @@ from ._management import (
     management_rows,
     no_management_rows,
 )
-from ._onset import OnsetDesign, knot_days, knot_steps, onset_rows
+from ._onset import ONSET_PATIENT_FACTOR, OnsetDesign, knot_days, knot_steps, onset_rows
 from ._subgroups import SUBGROUP_DAYS, SubgroupDesign, subgroup_rows
 
 pd = _lazy.load("pandas")  # imported when a design table is built: predict starts fast
@@ -470,11 +470,16 @@ def _observations(rows: pd.DataFrame, days: int = HORIZON_DAYS, max_days: int | 
     return obs, tuple(units), tuple(trials)
 
 
-def _design_population(units, *, patients: int, seed: int, tumour: str) -> Population:
-    """The virtual patients every arm is simulated for (common random numbers)."""
+def _design_population(units, *, patients: int, seed: int, tumour: str,
+                       stream: int = 0) -> Population:
+    """The virtual patients every arm is simulated for (common random numbers; Latin-hypercube
+    draws, docs/model.md §5.1); ``stream`` 1: the onset arms' own population."""
     max_agents = max(len(Regimen.parse(u.regimen).agents) for u in units)
-    return Population.sample(jax.random.key(seed), patients, tumour=tumour,
-                             median_duration_days=MEDIAN_TREATMENT_DAYS, max_agents=max_agents)
+    key = jax.random.key(seed)
+    key = key if stream == 0 else jax.random.fold_in(key, stream)
+    return Population.sample(key, patients, tumour=tumour,
+                             median_duration_days=MEDIAN_TREATMENT_DAYS, max_agents=max_agents,
+                             stratified=True)
 
 
 def managed_arm_regimens(units: tuple[SimulatedArm, ...]) -> tuple[str, ...]:
@@ -606,11 +611,14 @@ def build_design(
     onset_design = None
     if onset_rows_ is not None:
         knots = knot_days(onset_units[0].days)
-        on_stacked = stack_regimens(onset_units, pop, steps_per_day=steps_per_day,
+        on_pop = _design_population(onset_units, patients=ONSET_PATIENT_FACTOR * patients,
+                                    seed=seed, tumour=tumour, stream=1)
+        on_stacked = stack_regimens(onset_units, on_pop, steps_per_day=steps_per_day,
                                     refine=refine, models=models)
         steps = np.stack([knot_steps(e, knots) for e in np.asarray(on_stacked.edges)])
         onset_design = OnsetDesign(rows=onset_rows_, units=onset_units, knot_days=knots,
-                                   stacked=on_stacked, knot_step=jnp.asarray(steps))
+                                   stacked=on_stacked, knot_step=jnp.asarray(steps),
+                                   population=on_pop)
     subgroup_design = None
     if sub_rows is not None:
         subgroup_design = SubgroupDesign(

@@ -55,7 +55,7 @@ from ._management import (
     managed_attenuation,
     row_fractions,
 )
-from ._onset import ONSET_ENDPOINT, onset_loglik
+from ._onset import ONSET_ENDPOINT, antibody_mixture, onset_loglik
 from ._parameters import FitSpec, ObservationParams, Params
 from ._subgroups import SUBGROUP_COVARIATES, SUBGROUP_ENDPOINT
 
@@ -132,11 +132,13 @@ def max_injuries(params: Params, design: Design) -> Float[Array, "regimen patien
 def onset_max_injuries(params: Params, design: Design
                        ) -> Float[Array, "regimen patient knot organ"]:
     """Running maximum of organ injury at the onset knots of the onset arms
-    ``[onset regimen, patient, knot, organ]`` (natural course; empty without onset rows)."""
+    ``[onset regimen, onset patient, knot, organ]`` (their own population,
+    :attr:`~pdmodel.fit._onset.OnsetDesign.population`; natural course; empty without onset
+    rows)."""
     on = design.onset
     if on is None:
         return jnp.zeros((0, design.population.size, 0, len(ORGANS)))
-    return _stacked_max_injuries(_reference_model(params), on.stacked, design.population,
+    return _stacked_max_injuries(_reference_model(params), on.stacked, on.population,
                                  on.knot_step)
 
 
@@ -250,7 +252,8 @@ def _feature_shapes(design: Design) -> tuple[tuple[int, ...], ...]:
     n_patient, n_organ = design.population.size, len(ORGANS)
     on, sg = design.onset, design.subgroups
     return ((design.stacked.ec50.shape[0], n_patient, n_organ),
-            (0,) if on is None else (len(on.units), n_patient, len(on.knot_days), n_organ),
+            (0,) if on is None else (len(on.units), on.population.size, len(on.knot_days),
+                                     n_organ),
             (0,) if sg is None else (len(sg.units), n_patient, n_organ))
 
 
@@ -273,7 +276,8 @@ def onset_incidence(params: Params, design: Design, log_max: Float[Array, " feat
                     ) -> Float[Array, "row knot"]:
     """Cumulative incidence at the onset knots of every onset row ``[row, knot]``
     (immune-related definition, natural course, reference tumour and setting) from the
-    :func:`log_max_injury` features."""
+    :func:`log_max_injury` features, each onset patient counted antibody-negative and
+    -positive with the population's weights (:func:`~pdmodel.fit._onset.antibody_mixture`)."""
     on = design.onset
     m = _feature_part(log_max, design, 1)
     e = ENDPOINTS.index(ONSET_ENDPOINT)
@@ -281,9 +285,11 @@ def onset_incidence(params: Params, design: Design, log_max: Float[Array, " feat
     days = jnp.asarray(on.knot_days, m.dtype)
 
     def unit(mu):  # [patient, knot, organ] -> [knot, organ_choice, grade]
-        return incidence_from_max(params.model, mu, design.population, none, days=days,
+        both, weights = antibody_mixture(mu, on.population.a0)
+        return incidence_from_max(params.model, both, on.population, none, days=days,
                                   drug_weight=params.obs.endpoint_drug[e],
-                                  background_weight=params.obs.endpoint_background[e])
+                                  background_weight=params.obs.endpoint_background[e],
+                                  weights=weights)
 
     inc = jax.vmap(unit)(m)  # [unit, knot, organ_choice, grade]
     r = on.rows

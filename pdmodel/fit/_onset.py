@@ -38,7 +38,8 @@ import numpy as np
 from jax.scipy.special import ndtr
 from jaxtyping import Array, Float, Int
 
-from ..vocab import GRADES, ORGAN_CHOICES
+from ..irae import THYROID_ANTIBODY_PREVALENCE, THYROID_ANTIBODY_TITRE
+from ..vocab import GRADES, ORGAN_CHOICES, ORGANS
 
 pd = _lazy.load("pandas")  # imported when onset rows are built: predict starts fast
 
@@ -97,15 +98,49 @@ def onset_rows(targets: pd.DataFrame) -> tuple[OnsetRows, tuple[str, ...]]:
     return OnsetRows(**{k: tuple(v) for k, v in fields.items()}), tuple(regimens)
 
 
+ONSET_PATIENT_FACTOR = 2
+"""The onset arms simulate this many times the design's virtual patients (their own
+Latin-hypercube population, :attr:`OnsetDesign.population`). A median onset is a ratio of
+tail-dominated population means: with the design's 32 patients, a handful of them carried a
+thyroid row, and the fit found parameters at which those few had their events early (bundled
+fit of 2026-12-06, first run: thyroiditis medians 7.7-9.7 weeks in the fit's 32 patients,
+18-27 weeks in 256 other patients at the same parameters; docs/model.md §5.7). Each onset
+patient also counts as antibody-negative and -positive (:func:`antibody_mixture`). The onset
+part costs about 15% of a likelihood evaluation at 32 patients, 50% with 4 times as many."""
+
+
+def antibody_mixture(max_injury: Float[Array, "patient knot organ"],
+                     a0: Float[Array, " patient"]
+                     ) -> tuple[Float[Array, "patient2 knot organ"], Float[Array, " patient2"]]:
+    """Every patient twice, antibody-negative then antibody-positive, with the population
+    weights of the two (``1 − p``, ``p``, ``p`` = :data:`THYROID_ANTIBODY_PREVALENCE`): the
+    running maxima ``[2·patient, knot, organ]`` and weights ``[2·patient]`` for
+    ``incidence_from_max(..., weights=)``. Exact in the natural course: the titre ``a0`` only
+    multiplies the thyroid's susceptibility and thyroid injury is linear in it (docs/model.md
+    §4.2), so the thyroid column is divided by each patient's own ``a0`` and multiplied by
+    :data:`THYROID_ANTIBODY_TITRE`. Every patient then carries both strata of a thyroid row
+    instead of the fifth that happened to be drawn positive (a conditional Monte Carlo
+    average over the antibody status)."""
+    th = ORGANS.index("thyroid")
+    negative = max_injury.at[..., th].divide(a0[:, None])
+    positive = negative.at[..., th].multiply(THYROID_ANTIBODY_TITRE)
+    n = a0.shape[0]
+    weights = jnp.concatenate([jnp.full(n, 1.0 - THYROID_ANTIBODY_PREVALENCE),
+                               jnp.full(n, THYROID_ANTIBODY_PREVALENCE)]).astype(a0.dtype)
+    return jnp.concatenate([negative, positive]), weights
+
+
 class OnsetDesign(eqx.Module):
     """The onset part of a training design: the rows, the arms they simulate (stacked as the
-    incidence arms are) and the solver steps at which injury is read (:func:`knot_days`)."""
+    incidence arms are) for their own virtual population (:data:`ONSET_PATIENT_FACTOR` times
+    the design's) and the solver steps at which injury is read (:func:`knot_days`)."""
 
     rows: OnsetRows = eqx.field(static=True)
     units: tuple = eqx.field(static=True)  # SimulatedArm per stacked regimen
     knot_days: tuple[int, ...] = eqx.field(static=True)
     stacked: eqx.Module  # StackedRegimens
     knot_step: Int[Array, "regimen knot"]  # step after which each knot day is reached
+    population: eqx.Module  # Population of the onset arms
 
 
 def knot_steps(edges: Float[np.ndarray, " step1"], days: tuple[int, ...]) -> np.ndarray:

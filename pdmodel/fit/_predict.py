@@ -242,7 +242,7 @@ def population(key, n: int, *, max_agents: int, tumour: str = "melanoma",
     median = MEDIAN_TREATMENT_DAYS if setting == "metastatic" else None
     pop = Population.sample(key, n, max_agents=max_agents, tumour=tumour,
                             setting=setting_level(setting or "metastatic"),
-                            median_duration_days=median, **covariates)
+                            median_duration_days=median, stratified=True, **covariates)
     return pop.replace(stop_day=ADJUVANT_DAYS) if setting == "adjuvant" else pop
 
 

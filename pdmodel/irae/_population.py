@@ -14,6 +14,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy.special import ndtri
 from jaxtyping import Array, Float, Int
 
 from ..errors import ParameterError
@@ -98,6 +99,7 @@ class Population(eqx.Module):
         median_duration_days: float | None = None,
         max_agents: int = 2,
         setting: str = "metastatic",
+        stratified: bool = False,
     ) -> Population:
         """Draw ``n`` virtual patients from ``key`` (a ``jax.random`` key; required).
 
@@ -114,6 +116,12 @@ class Population(eqx.Module):
         median_duration_days : median treatment duration; stop days are exponential with
             this median (``None``: treatment until the end of the simulation).
         max_agents : agent slots for PK random effects (agents in the largest regimen).
+        stratified : draw every random number of a patient by Latin-hypercube sampling
+            (:func:`stratified_uniform`): each of the ``n`` equal-probability strata of every
+            variable holds exactly one patient, so a covariate fraction is matched to within
+            one patient (e.g. the antibody-positive share) and a small population's averages
+            vary much less between keys than with independent draws (the fit's virtual
+            population, docs/model.md §5.1).
         """
         _check(n >= 1 and int(n) == n, "n", n, "a positive integer")
         _check(0 <= preexisting_ad <= 1, "preexisting_ad", preexisting_ad, "a fraction 0-1")
@@ -136,9 +144,11 @@ class Population(eqx.Module):
                                   else median_duration_days], dtype=float)
         levels = jnp.asarray([TUMOURS.index(tumour), SETTING_LEVELS.index(setting)])
         # a stored program: lowering the random-number generator anew costs ~0.5 s a process
-        return cls(*stored_call(f"population_n{int(n)}_a{int(max_agents)}",
-                                functools.partial(_sample, n=int(n), max_agents=int(max_agents)),
-                                key, covariates, levels))
+        return cls(*stored_call(
+            f"population_n{int(n)}_a{int(max_agents)}_s{int(bool(stratified))}",
+            functools.partial(_sample, n=int(n), max_agents=int(max_agents),
+                              stratified=bool(stratified)),
+            key, covariates, levels))
 
     @classmethod
     def typical(cls, n: int = 1, *, weight_kg: float = 80.0, max_agents: int = 2) -> Population:
@@ -244,29 +254,51 @@ _POPULATION_RANGES = {
 }
 
 
+def stratified_uniform(key, shape: tuple[int, ...]) -> Float[Array, " *shape"]:
+    """Latin-hypercube uniforms ``shape`` (leading axis: patients): every column (every index
+    of the trailing axes) puts exactly one of its ``n = shape[0]`` values in each stratum
+    ``[i/n, (i+1)/n)``, in an order drawn independently per column."""
+    n, m = shape[0], math.prod(shape[1:])
+    order_key, jitter_key = jax.random.split(key)
+    order = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(order_key, m))
+    u = (order.T + jax.random.uniform(jitter_key, (n, m))) / n
+    return u.reshape(shape)
+
+
+def _uniform(key, shape, stratified: bool):
+    return stratified_uniform(key, shape) if stratified else jax.random.uniform(key, shape)
+
+
+def _normal(key, shape, stratified: bool):
+    if not stratified:
+        return jax.random.normal(key, shape)
+    u = stratified_uniform(key, shape)
+    return ndtri(jnp.clip(u, jnp.finfo(u.dtype).tiny, 1.0 - jnp.finfo(u.dtype).eps))
+
+
 def _sample(key, covariates: Float[Array, " 7"], levels: Int[Array, " 2"], *, n: int,
-            max_agents: int) -> tuple[Array, ...]:
+            max_agents: int, stratified: bool = False) -> tuple[Array, ...]:
     """The fields of :meth:`Population.sample`, in order, as one program
     (:func:`~pdmodel.io.stored_call`; covariate values are inputs, so another value compiles
     nothing). ``covariates``: weight_kg, weight_cv, preexisting_ad, a0, a0_positive_fraction,
     a0_positive, median_duration_days (``inf``: no stop); ``levels``: tumour and setting
-    indices."""
+    indices; ``stratified``: Latin-hypercube draws (:func:`stratified_uniform`)."""
     weight_kg, weight_cv, preexisting_ad, a0, a0_fraction, a0_positive, median = covariates
     keys = jax.random.split(key, 8)
-    u_ad = jax.random.uniform(keys[1], (n,))
-    u_ab = jax.random.uniform(keys[2], (n,))
-    u_stop = jax.random.uniform(keys[3], (n,))
+    u_ad = _uniform(keys[1], (n,), stratified)
+    u_ab = _uniform(keys[2], (n,), stratified)
+    u_stop = _uniform(keys[3], (n,), stratified)
     stop = jnp.where(jnp.isinf(median), jnp.inf, -median / np.log(2.0) * jnp.log1p(-u_stop))
     return (
-        weight_kg * jnp.exp(weight_cv * jax.random.normal(keys[0], (n,))),  # weight_kg
+        weight_kg * jnp.exp(weight_cv * _normal(keys[0], (n,), stratified)),  # weight_kg
         (u_ad < preexisting_ad).astype(float),  # preexisting_ad
         jnp.where(u_ab < a0_fraction, a0_positive, a0) * jnp.ones(n),  # a0
         jnp.full((n,), levels[0], dtype=int),  # tumour
         stop,  # stop_day
-        jax.random.normal(keys[4], (n, max_agents, MAX_PK_ETA)),  # z_pk
-        jax.random.normal(keys[5], (n, 3)),  # z_pd
-        jax.random.normal(keys[6], (n, len(ORGANS))),  # z_organ
-        jax.random.normal(keys[7], (n, len(ORGANS))),  # z_threshold
+        _normal(keys[4], (n, max_agents, MAX_PK_ETA), stratified),  # z_pk
+        _normal(keys[5], (n, 3), stratified),  # z_pd
+        _normal(keys[6], (n, len(ORGANS)), stratified),  # z_organ
+        _normal(keys[7], (n, len(ORGANS)), stratified),  # z_threshold
         jnp.full((n,), levels[1], dtype=int),  # setting
     )
 

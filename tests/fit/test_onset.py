@@ -24,8 +24,20 @@ from pdmodel.fit import (
     trial_loglik,
 )
 from pdmodel.fit._likelihood import onset_incidence, onset_max_injuries
-from pdmodel.fit._onset import ONSET_SPREAD, knot_days, onset_loglik, onset_median
-from pdmodel.irae import IraeProblem, ManagementPolicy
+from pdmodel.fit._onset import (
+    ONSET_PATIENT_FACTOR,
+    ONSET_SPREAD,
+    antibody_mixture,
+    knot_days,
+    onset_loglik,
+    onset_median,
+)
+from pdmodel.irae import (
+    THYROID_ANTIBODY_PREVALENCE,
+    THYROID_ANTIBODY_TITRE,
+    IraeProblem,
+    ManagementPolicy,
+)
 
 
 def _targets(agents=("nivolumab", "ipilimumab")):
@@ -176,9 +188,41 @@ def test_knot_solve_matches_the_daily_solver():
     for k, unit in enumerate(on.units):
         problem = IraeProblem.build(unit.regimen, days=unit.days, steps_per_day=1, refine=1)
         # median treatment 125 days, no planned course: the population's own stop days
-        daily, _ = problem.run(params.model, d.population, ManagementPolicy.none())
+        daily, _ = problem.run(params.model, on.population, ManagementPolicy.none())
         ref = np.asarray(daily.max_injury)[:, np.asarray(on.knot_days) - 1]
         np.testing.assert_allclose(ours[k], ref, rtol=1e-10, err_msg=unit.regimen)
+
+
+def test_onset_arms_have_their_own_larger_latin_hypercube_population():
+    d = onset_design()
+    on = d.onset
+    assert on.population.size == ONSET_PATIENT_FACTOR * d.population.size
+    # another stream of the seed: not the incidence arms' patients repeated
+    assert not np.allclose(np.asarray(on.population.z_pd[:d.population.size]),
+                           np.asarray(d.population.z_pd))
+
+
+def test_antibody_mixture_is_the_weighted_negative_and_positive_populations():
+    """Counting each patient antibody-negative and -positive from one solve equals solving
+    the population twice with the titre set, weighted by the prevalence (natural course)."""
+    d = onset_design()
+    on = d.onset
+    spec = FitSpec.default()
+    params = spec.to_params(spec.prior_location() + 0.1)
+    problem = IraeProblem.build(on.units[0].regimen, days=84, steps_per_day=1, refine=1)
+    pop = on.population
+    assert 0 < float(jnp.sum(pop.a0 > 1)) < pop.size  # both statuses drawn
+
+    def run(p):
+        return problem.run(params.model, p, ManagementPolicy.none())[0].max_injury
+
+    both, weights = antibody_mixture(run(pop), pop.a0)
+    ones = jnp.ones_like(pop.a0)
+    np.testing.assert_allclose(both[:pop.size], run(pop.replace(a0=ones)), rtol=1e-9)
+    np.testing.assert_allclose(both[pop.size:],
+                               run(pop.replace(a0=THYROID_ANTIBODY_TITRE * ones)), rtol=1e-9)
+    assert float(jnp.sum(weights)) == pytest.approx(pop.size)
+    assert float(weights[-1]) == pytest.approx(THYROID_ANTIBODY_PREVALENCE)
 
 
 def test_total_loglik_is_incidence_plus_onset_and_its_gradient_is_exact():
