@@ -247,6 +247,9 @@ class NutsConfig:
         One of :data:`NUTS_METHODS`.
     design_points : int
         Design points for the emulator (>= 8; warned about above 100,000).
+    refine_rounds : int
+        Times the emulator may be retrained on exact solves at its posterior draws when the
+        PSIS check finds it unreliable (0..5; each round is another NUTS run and exact pass).
     """
 
     chains: int = 4
@@ -256,6 +259,7 @@ class NutsConfig:
     max_tree_depth: int = 8
     method: str = "laplace"
     design_points: int = 512
+    refine_rounds: int = 1
 
 
 @dataclass(frozen=True)
@@ -572,6 +576,7 @@ class _NutsTable(_Table):
     design_points: Annotated[Integer, Ge(8), _Usual(hi=100_000, why="the emulator is "
                                                     "trained on exact solves at each point")] = (
         NutsConfig.design_points)
+    refine_rounds: Annotated[Iterations, Le(5)] = NutsConfig.refine_rounds
 
 
 class _OutputTable(_Table):

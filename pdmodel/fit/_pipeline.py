@@ -10,7 +10,8 @@ Stages (each checkpointed by :func:`run_stage`, so ``--resume`` continues a kill
 5. ``exact`` — the exact ODE features at the stored draws (thinned to at most
    ``MAX_STORED_DRAWS``); with the emulator, a PSIS check of the emulated posterior against the
    exact likelihood, and if it fails (k̂ ≥ ``PSIS_KHAT_OK``) ``nuts_refined1`` and
-   ``exact_refined1`` after retraining the emulator with those solves;
+   ``exact_refined1`` after retraining the emulator with those solves (up to
+   ``nuts.refine_rounds`` rounds);
 6. results (pdmodel.fit._outputs) — pointwise log-likelihood, posterior predictive, incidence
    curves with bands, diagnostics, plots; published atomically into ``<folder>/results``.
 
@@ -75,10 +76,6 @@ RESULTS_WAIT_S = 3600.0
 (curves, checks, posterior file; about 3 minutes for the bundled fit), which only process 0
 computes: computed on every process, the copies contended for the cores and took twice as
 long."""
-
-MAX_REFINE_ROUNDS = 1
-"""If k̂ is too high, the emulator is retrained with the exact solves at the stored draws and
-NUTS rerun, at most this many times."""
 
 EMULATOR_WIDTH = 128
 EMULATOR_STEPS = 2000
@@ -457,7 +454,7 @@ def _target(fit: _Fit, emulator: Emulator | None) -> Callable:
 def _nuts_sample(fit: _Fit, stage, whitening: Whitening, info: dict,
                  timings: dict) -> PosteriorSample:
     """NUTS on the exact or the emulated likelihood; the emulated posterior is checked against
-    the exact likelihood and, if unreliable, refined (``MAX_REFINE_ROUNDS``). Adds the
+    the exact likelihood and, if unreliable, refined (``nuts.refine_rounds`` times). Adds the
     emulator and PSIS diagnostics to ``info`` and ``nuts_s`` to ``timings``."""
     emulator, des, extra = None, None, []
     if fit.config.nuts.method == "emulator":
@@ -467,7 +464,7 @@ def _nuts_sample(fit: _Fit, stage, whitening: Whitening, info: dict,
                  f"error {report.loglik_rmse:.2f} nats RMS (linear part alone "
                  f"{report.loglik_rmse_linear:.2f}; spread {report.loglik_sd:.1f})")
         info["emulator"] = report._asdict()
-    for round_ in range(1 + (MAX_REFINE_ROUNDS if emulator is not None else 0)):
+    for round_ in range(1 + (fit.config.nuts.refine_rounds if emulator is not None else 0)):
         suffix = "" if round_ == 0 else f"_refined{round_}"
         if round_ > 0:
             emulator, report = _train(fit, des, whitening, extra=(

@@ -138,6 +138,7 @@ BROKEN = {
     "bool for int": ("seed = true\n", ["seed"]),
     "out of range": ("[nuts]\ndraws = -5\n", ["nuts.draws must be an integer >= 1, got -5"]),
     "tree depth": ("[nuts]\nmax_tree_depth = 16\n", ["nuts.max_tree_depth", "1..15"]),
+    "refine rounds": ("[nuts]\nrefine_rounds = 6\n", ["nuts.refine_rounds", "0..5"]),
     "steps per day": ("[model]\nsteps_per_day = 0\n", ["model.steps_per_day"]),
     "negative patients": ("[model]\npatients = -3\n", ["model.patients", "-3"]),
     "bad interval": ("[output]\ninterval = 1.0\n", ["output.interval"]),
