@@ -146,7 +146,9 @@ PARAMETER_INFO: dict[str, ParameterInfo] = {p.name: p for p in (
     _info("k_rep", "1/day", "organ repair rate, per organ"),
     _info("w_ab", "1", "weight of autoantibody relative to effector drive, per organ"),
     _info("w_pd", "1", "local disinhibition of effector function in the organ by PD-1/PD-L1 "
-          "blockade (loss of tissue PD-L1 protection), per organ"),
+          "blockade (loss of tissue PD-L1 protection), per organ: lung and thyroid (normal "
+          "thyroid tissue expresses PD-L1 and PD-L2: Yamauchi I et al. Thyroid "
+          "2017;27:894-901)"),
     _info("w_ctla4", "1", "direct injury drive from anti-CTLA-4 bound in the organ (pituitary "
           "cells express CTLA-4: complement/ADCC), per organ"),
     _info("log_gap2", "1", "log ratio of grade-2 to grade-1 thresholds, per organ"),
@@ -289,7 +291,7 @@ class IraeModel(eqx.Module):
     w_ab: Float[Array, " organ"] = eqx.field(
         converter=jnp.asarray, default=(0.0, 0.0, 0.2, 0.0, 1.0, 2.0))
     w_pd: Float[Array, " organ"] = eqx.field(
-        converter=jnp.asarray, default=(0.0, 0.0, 0.0, 1.5, 0.0, 0.0))
+        converter=jnp.asarray, default=(0.0, 0.0, 0.0, 1.5, 1.0, 0.0))
     w_ctla4: Float[Array, " organ"] = eqx.field(
         converter=jnp.asarray, default=(0.0, 0.0, 0.0, 0.0, 0.0, 5.0))
     log_gap2: Float[Array, " organ"] = eqx.field(
