@@ -482,7 +482,8 @@ def _nuts_sample(fit: _Fit, stage, whitening: Whitening, info: dict,
             return sample
         extra.append((sample.stored.reshape(-1, fit.spec.size), sample.features))
     fit.echo("WARNING: the emulated posterior is not a reliable stand-in for the exact one "
-             "(Pareto k >= 0.7): raise nuts.design_points or use nuts.method = \"exact\"")
+             "(Pareto k >= 0.7): raise nuts.design_points or nuts.refine_rounds, or use "
+             "nuts.method = \"exact\"")
     return sample
 
 

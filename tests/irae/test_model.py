@@ -89,6 +89,26 @@ def test_baseline_autoantibodies_raise_thyroid_risk():
         1.5 * final("pembrolizumab 200 mg q3w", "any", "thyroid", pop=neg)
 
 
+def test_pd1_blockade_acts_on_the_thyroid_from_the_first_dose():
+    """The thyroid's local PD-1/PD-L1 route (``w_pd[thyroid]``, docs/model.md §4.2): under
+    PD-1 blockade thyroid events come earlier than through the T-cell pool alone, and
+    ipilimumab alone (no PD-1/PD-L1 occupancy) is untouched by it."""
+    thyroid = ORGANS.index("thyroid")
+    without = eqx.tree_at(lambda m: m.w_pd, MODEL, MODEL.w_pd.at[thyroid].set(0.0))
+    pop = POP.replace(a0=5.0)
+
+    def curve(model, regimen):
+        return incidence(model, regimen, pop, days=182, organ="thyroid", grade="any",
+                         background=False).values
+
+    route, slow = curve(MODEL, "nivolumab 240 mg q2w"), curve(without, "nivolumab 240 mg q2w")
+    assert route[42] > 2 * slow[42]  # six weeks
+    early = [c[42] / c[-1] for c in (route, slow)]  # share of 26-week events by week 6
+    assert early[0] > 1.5 * early[1]
+    np.testing.assert_allclose(curve(MODEL, "ipilimumab 3 mg/kg q3w x4"),
+                               curve(without, "ipilimumab 3 mg/kg q3w x4"), rtol=1e-12)
+
+
 def test_anti_thyroid_antibodies_act_on_the_thyroid_only():
     """The baseline titre is of anti-thyroid antibodies (TgAb/TPOAb): every other organ's
     injury is the same for positive and negative patients (docs/model.md §4.2)."""
