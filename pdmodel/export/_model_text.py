@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
+from scipy.special import ndtr
 
 from ..irae import PARAMETER_INFO, IraeModel, IraeProblem, ManagementPolicy, Population
 from ..pk import PKModelSpec, potencies
@@ -335,6 +336,17 @@ def build_export_model(
         q += _policy_quantities(model, policy, sources)
         q.append(Quantity("keep", "dimensionless", "1 - systemic immunosuppression",
                           formula="1 - i_sys", kind="rule", sbo=SBO_FRACTION))
+        z_steroid = 0.0 if patient.z_steroid is None else float(patient.z_steroid[0])
+        refractory = float(ndtr(z_steroid) < float(model.steroid_refractory_gi))
+        q += [
+            Quantity("z_steroid", "dimensionless", "standard-normal draw of the GI response "
+                     "to corticosteroids", z_steroid, source="virtual patient",
+                     sbo=SBO_PROBABILISTIC),
+            Quantity("refractory_gi", "dimensionless", "1: steroid-refractory colitis "
+                     "(Phi(z_steroid) < steroid_refractory_gi, evaluated at export): "
+                     "corticosteroids do not suppress the GI drive", refractory,
+                     source="virtual patient", sbo=SBO_SWITCH),
+        ]
     else:
         q.append(Quantity("keep", "dimensionless", "1 - systemic immunosuppression (none: "
                           "natural course)", 1.0, sbo=SBO_FRACTION))
@@ -383,7 +395,8 @@ def build_export_model(
                               f"this patient's grade-{g} threshold on {organ} injury",
                               formula=f"exp({gaps[g - 1]} + sigma_{organ} * z_thr_{organ})",
                               kind="initial"))
-        keep = "keep * (1 - i_gi)" if organ == "gi" and rescue else "keep"
+        keep = ("(1 - i_sys * (1 - refractory_gi)) * (1 - i_gi)" if organ == "gi" and rescue
+                else "keep")
         d = f"D_{organ}"
         w_ab = f"w_ab_{organ}"
         q += [
@@ -461,7 +474,8 @@ def _policy_quantities(model: IraeModel, policy: ManagementPolicy,
                  "check for the next", INFLIXIMAB_INTERVAL, source="pdmodel rescue model",
                  sbo=SBO_DURATION),
     ]
-    for name in ("steroid_imax", "steroid_ed50", "ifx_imax", "ifx_ec50"):
+    for name in ("steroid_imax", "steroid_ed50", "steroid_refractory_gi", "ifx_imax",
+                 "ifx_ec50"):
         q.append(_pd_parameter(model, name, sources))
     for n, v in INFLIXIMAB_PK.items():
         q.append(Quantity(f"infliximab_{n}", _PK_UNIT[n], f"infliximab: typical {_PK_TEXT[n]}",

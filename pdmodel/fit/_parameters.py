@@ -247,6 +247,9 @@ def _default_entries() -> tuple[FittedParameter, ...]:
         # infliximab effect on the GI drive: the managed course's GI injury after the
         # infliximab check (management rows, managed training arms; docs/model.md §5.9)
         FittedParameter("model", "ifx_imax", Prior("logitnormal", float(m.ifx_imax), wide)),
+        # steroid-refractory colitis: the infliximab rows (docs/model.md §5.9)
+        FittedParameter("model", "steroid_refractory_gi",
+                        Prior("logitnormal", float(m.steroid_refractory_gi), wide)),
         FittedParameter("model", "ifx_ec50", Prior("lognormal", float(m.ifx_ec50), wide)),
         # thyroiditis -> hypothyroidism: the hypothyroidism onset rows (docs/model.md §5.7)
         FittedParameter("model", "hypothyroid_lag", Prior("lognormal",

@@ -104,19 +104,23 @@ def baseline_state(patient: PatientPD) -> Float[Array, " 9"]:
     ])
 
 
-def pd_rhs(model: IraeModel, patient: PatientPD, y, f_ctla4, f_pd, i_sys, i_gi):
+def pd_rhs(model: IraeModel, patient: PatientPD, y, f_ctla4, f_pd, i_sys, i_gi,
+           refractory_gi=0.0):
     """Time derivative of the PD state ``y`` [9] (per day).
 
     ``f_ctla4``: CTLA-4 occupancy; ``f_pd``: PD-1 occupancy + ``rho_pdl1``·PD-L1 occupancy;
     ``i_sys``: systemic immunosuppression (0-1, corticosteroids); ``i_gi``: extra GI-specific
-    suppression (0-1, infliximab).
+    suppression (0-1, infliximab); ``refractory_gi``: 1 for a patient whose GI drive
+    corticosteroids do not suppress (steroid-refractory colitis), 0 otherwise (a fraction:
+    the steroid-refractory share of a group of patients).
     """
     de, dp, da, dd = pd_rates(model, patient, y[0], y[1], y[2], y[3:], f_ctla4, f_pd, i_sys,
-                              i_gi)
+                              i_gi, refractory_gi)
     return jnp.concatenate([jnp.stack([de, dp, da]), dd])
 
 
-def pd_rates(model: IraeModel, patient: PatientPD, e, p, a, d, f_ctla4, f_pd, i_sys, i_gi):
+def pd_rates(model: IraeModel, patient: PatientPD, e, p, a, d, f_ctla4, f_pd, i_sys, i_gi,
+             refractory_gi=0.0):
     """:func:`pd_rhs` on the state's parts: ``(dE, dP, dA, dD[organ])`` per day.
 
     Solvers that keep the parts apart (no stacking and slicing in the loop) use this directly.
@@ -129,7 +133,10 @@ def pd_rates(model: IraeModel, patient: PatientPD, e, p, a, d, f_ctla4, f_pd, i_
     de = model.k_e * (priming - e) + expansion
     dp = model.k_p * (e / patient.e0 - p)
     da = model.k_a * (p - a)
-    organ_keep = keep * jnp.ones(len(ORGANS), jnp.result_type(e)).at[GI].multiply(1.0 - i_gi)
+    # the GI drive of a steroid-refractory patient keeps its steroid share (the systemic
+    # priming and expansion above are suppressed all the same)
+    organ_keep = (jnp.full(len(ORGANS), keep, jnp.result_type(e))
+                  .at[GI].set(1.0 - i_sys * (1.0 - refractory_gi)).at[GI].multiply(1.0 - i_gi))
     effector = e * (1.0 + model.w_pd * f_pd)
     drive = (organ_keep * (effector + model.w_ab * a + model.w_ctla4 * f_ctla4)
              - (patient.e0 + model.w_ab))

@@ -46,7 +46,7 @@ NON_NEGATIVE_FIELDS = ("a_ctla4", "rho_pdl1", "susceptibility", "w_ab", "w_pd", 
                        "log_gap2", "log_gap3", "tau", "background", "omega_g", "omega_a",
                        "omega_s", "omega_so")
 """IraeModel fields that must be >= 0 (weights, SDs, hazards, ordered threshold gaps)."""
-FRACTION_FIELDS = ("steroid_imax", "ifx_imax")
+FRACTION_FIELDS = ("steroid_imax", "ifx_imax", "steroid_refractory_gi")
 """IraeModel fields that are fractions in [0, 1]."""
 
 
@@ -169,6 +169,13 @@ PARAMETER_INFO: dict[str, ParameterInfo] = {p.name: p for p in (
     _info("steroid_imax", "1", "maximal fractional suppression by corticosteroids"),
     _info("steroid_ed50", "mg/kg/day", "prednisone-equivalent dose for half-maximal "
           "suppression"),
+    _info("steroid_refractory_gi", "1", "fraction of patients whose GI injury drive "
+          "corticosteroids do not suppress (steroid-refractory colitis: at the infliximab "
+          "check their colitis has not improved)",
+          "assumed prior median 0.3 (logit-normal, SD 1); steroid-refractory colitis is "
+          "common: 22 of 33 grade 3-4 ICI colitis cases in PMC7506225 Table 3 (man-0149, a "
+          "severe referral cohort, not fitted); fitted to the infliximab rows "
+          "(docs/model.md §5.9)"),
     _info("ifx_imax", "1", "maximal fractional suppression of GI injury drive by infliximab"),
     _info("ifx_ec50", "ug/mL", "infliximab concentration for half-maximal effect"),
     _info("hypothyroid_lag", "day", "time from the onset of thyroiditis (first thyroid "
@@ -253,6 +260,9 @@ class IraeModel(eqx.Module):
         Maximal fractional suppression by corticosteroids.
     steroid_ed50 : scalar, mg/kg/day
         Prednisone-equivalent dose for half-maximal suppression.
+    steroid_refractory_gi : scalar, 1
+        Fraction of patients whose GI injury drive corticosteroids do not suppress
+        (steroid-refractory colitis; their systemic T-cell suppression is kept).
     ifx_imax : scalar, 1
         Maximal fractional suppression of GI injury drive by infliximab.
     ifx_ec50 : scalar, ug/mL
@@ -316,6 +326,7 @@ class IraeModel(eqx.Module):
     omega_so: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.5)
     steroid_imax: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.9)
     steroid_ed50: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.3)
+    steroid_refractory_gi: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.3)
     ifx_imax: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=0.9)
     ifx_ec50: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=5.0)
     hypothyroid_lag: Float[Array, ""] = eqx.field(converter=jnp.asarray, default=64.0)

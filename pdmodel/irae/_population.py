@@ -52,6 +52,9 @@ class Population(eqx.Module):
     z_organ : standard normals for organ susceptibility ``[patient, organ]``.
     z_threshold : standard normals for each patient's grade thresholds ``[patient, organ]``.
     setting : index into :data:`~pdmodel.vocab.SETTING_LEVELS` (``None``: metastatic).
+    z_steroid : standard normal of each patient's GI response to corticosteroids: the patient's
+        colitis is steroid-refractory when ``Φ(z_steroid) < IraeModel.steroid_refractory_gi``
+        (``None``, a population saved before this field: every patient responds).
 
     Examples
     --------
@@ -74,6 +77,7 @@ class Population(eqx.Module):
     z_organ: Float[Array, "patient organ"]
     z_threshold: Float[Array, "patient organ"]
     setting: Int[Array, " patient"] | None = None
+    z_steroid: Float[Array, " patient"] | None = None
 
     def __check_init__(self):
         check_population_values(self)
@@ -158,7 +162,7 @@ class Population(eqx.Module):
             a0=jnp.ones(n), tumour=jnp.zeros(n, dtype=int), stop_day=jnp.full((n,), jnp.inf),
             z_pk=jnp.zeros((n, max_agents, MAX_PK_ETA)), z_pd=jnp.zeros((n, 3)),
             z_organ=jnp.zeros((n, len(ORGANS))), z_threshold=jnp.zeros((n, len(ORGANS))),
-            setting=jnp.zeros(n, dtype=int),
+            setting=jnp.zeros(n, dtype=int), z_steroid=jnp.zeros(n),
         )
 
     def take(self, index) -> Population:
@@ -251,6 +255,7 @@ _POPULATION_RANGES = {
     "z_threshold": ("finite (standard normal draws)", np.isfinite),
     "setting": (f"an index 0-{len(SETTING_LEVELS) - 1} into {SETTING_LEVELS}",
                 lambda x: (x >= 0) & (x < len(SETTING_LEVELS))),
+    "z_steroid": ("finite (standard normal draws)", np.isfinite),
 }
 
 
@@ -300,6 +305,8 @@ def _sample(key, covariates: Float[Array, " 7"], levels: Int[Array, " 2"], *, n:
         _normal(keys[6], (n, len(ORGANS)), stratified),  # z_organ
         _normal(keys[7], (n, len(ORGANS)), stratified),  # z_threshold
         jnp.full((n,), levels[1], dtype=int),  # setting
+        # its own key, so the other fields' draws are those of populations drawn before it
+        _normal(jax.random.fold_in(key, 8), (n,), stratified),  # z_steroid
     )
 
 

@@ -13,6 +13,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.scipy.special import ndtr
 from jaxtyping import Array, Float, Int
 
 from ..errors import ParameterError
@@ -152,7 +153,7 @@ class IraeProblem(eqx.Module):
     def patient_inputs(self, model: IraeModel, pop: Population) -> PatientInputs:
         """Per-patient inputs (batched over the population) — differentiable in ``model``."""
         return PatientInputs(self.patient_pk(pop), patient_pd(model, pop), pop.weight_kg,
-                             pop.stop_day, pop.z_threshold)
+                             pop.stop_day, pop.z_threshold, steroid_refractory_gi(model, pop))
 
     def potency(self, model: IraeModel) -> tuple[Float[Array, " agent"], Float[Array, " agent"]]:
         """In-vivo EC50 (mg/L) and agent-effect weight of each agent of the regimen."""
@@ -198,3 +199,13 @@ def patient_pd(model: IraeModel, pop: Population) -> PatientPD:
         susceptibility=model.susceptibility * tumour * titre_factors(pop.a0)
         * jnp.exp(shared + model.omega_so * pop.z_organ),
     )
+
+
+def steroid_refractory_gi(model: IraeModel, pop: Population) -> Float[Array, " patient"]:
+    """1.0 for each patient whose GI drive corticosteroids do not suppress
+    (``Φ(z_steroid) < steroid_refractory_gi``), else 0.0 ``[patient]``; all 0 for a population
+    without ``z_steroid`` (saved before it existed)."""
+    if pop.z_steroid is None:
+        return jnp.zeros_like(pop.weight_kg)
+    return (ndtr(pop.z_steroid) < model.steroid_refractory_gi).astype(
+        pop.weight_kg.dtype)

@@ -51,6 +51,7 @@ class PatientInputs(NamedTuple):
     weight_kg: Float[Array, "*batch"]
     stop_day: Float[Array, "*batch"]
     z_threshold: Float[Array, "*batch organ"]
+    refractory_gi: Float[Array, "*batch"]  # 1: steroids do not suppress the GI drive, else 0
 
 
 class Daily(NamedTuple):
@@ -130,7 +131,8 @@ def simulate_patient(
         u0 = inputs(c.x_pk, c.x_ifx, t + TIME_EPS * h, c)
         um = inputs(x1, q1, t + half, c)
         u1 = inputs(x2, q2, t1 - TIME_EPS * h, c)
-        y = rk4_step(lambda y, u: pd_rhs(model, patient.pd, y, *u), c.y, h, u0, um, u1)
+        y = rk4_step(lambda y, u: pd_rhs(model, patient.pd, y, *u, patient.refractory_gi),
+                     c.y, h, u0, um, u1)
         c = _record_grades(c._replace(x_pk=x2, x_ifx=q2), y, t1, theta)
         if policy.enabled:
             c = _apply_policy(policy, c, t1, theta, patient.weight_kg, steps_per_day)

@@ -82,6 +82,7 @@ class CourseChain(NamedTuple):
     ifx_doses: Float[Array, " 2"]  # mg/kg of the first and the second infusion (0: none)
     ifx_imax: Float[Array, ""]  # maximal suppression of the GI drive (0-1)
     ifx_ec50: Float[Array, ""]  # µg/mL
+    refractory_gi: Float[Array, ""]  # steroid-refractory share of GI courses (0-1)
 
     @classmethod
     def of(cls, model: IraeModel, policy: ManagementPolicy) -> CourseChain:
@@ -97,7 +98,7 @@ class CourseChain(NamedTuple):
         ifx = jnp.stack([jnp.asarray(policy.infliximab_dose, full.dtype)
                          * (policy.max_infliximab_doses > k) for k in range(2)])
         return cls(rate, supp, check, ifx, jnp.asarray(model.ifx_imax),
-                   jnp.asarray(model.ifx_ec50))
+                   jnp.asarray(model.ifx_ec50), jnp.asarray(model.steroid_refractory_gi))
 
 
 class ManagedOutcome(NamedTuple):
@@ -210,6 +211,9 @@ def _managed_scan(rates, pd, effects, edges, chain, log_theta, tau, gi_log_theta
     def triggered(m, log_th=log_theta, sd=tau):  # probability the trigger grade is reached
         return ndtr(margin(m, log_th, sd))
 
+    def still_at(d, log_th, sd, reached):  # P(injury d at the grade | the grade was reached)
+        return jnp.minimum(triggered(d, log_th, sd) / jnp.maximum(reached, LOG_FLOOR), 1.0)
+
     def body(carry, xs):
         y, m_nat, m_trt, ifx, log_free, (d_nat, d_trt, h_prev) = carry
         h, u = xs
@@ -237,16 +241,26 @@ def _managed_scan(rates, pd, effects, edges, chain, log_theta, tau, gi_log_theta
         # population's threshold (the probability reported) and over the patient's own (the
         # patient's infusions), whose infused mass has a second check
         gi = triggered(m_nat[GI], gi_log_theta, gi_spread)
-        still = triggered(treated[3][GI], gi_log_theta, gi_spread) / jnp.maximum(gi, LOG_FLOOR)
         leave = -jnp.expm1(-h * chain.check_rate)
         queue = ifx.queue + (gi - ifx.gi_triggered)  # ≥ 0: M^nat only grows
         own_gi = ndtr(margins[GI])
         own_queue = ifx.own_queue + (own_gi - ifx.own_gi_triggered)
-        own_first = own_queue * leave * still  # ≤ the mass leaving: still ≤ 1
+        # still at the trigger grade at the check, given it was reached: steroid responders
+        # on the treated course at the patient's own threshold; the steroid-refractory share
+        # on the course without steroids, whose check integrates the threshold out exactly
+        # (that course does not depend on when the patient's steroids started)
+        responders = still_at(treated[3][GI], log_theta[GI], tau, own_gi)
+        refractory = still_at(natural[3][GI], log_theta[GI], tau, own_gi)
+        refractory_pop = still_at(natural[3][GI], gi_log_theta, gi_spread, gi)
+        f_ref = chain.refractory_gi
+        still = f_ref * refractory + (1.0 - f_ref) * responders  # the patient's own, ≤ 1
+        own_first = own_queue * leave * still  # ≤ the mass leaving
         second = ifx.own_second_queue + own_first
         own_second = second * -jnp.expm1(-h / INFLIXIMAB_INTERVAL)
         dose = own_first * chain.ifx_doses[0] + own_second * still * chain.ifx_doses[1]
-        ifx = _Infliximab(ifx.infused + queue * leave * still, queue * (1.0 - leave), gi,
+        infused = leave * (f_ref * queue * refractory_pop
+                           + (1.0 - f_ref) * own_queue * responders)
+        ifx = _Infliximab(ifx.infused + infused, queue * (1.0 - leave), gi,
                           end.at[0].add(dose), ifx.own_infused + own_first,
                           own_queue * (1.0 - leave), second - own_second, own_gi)
         state = (natural, treated, c, -jnp.expm1(log_free_new))

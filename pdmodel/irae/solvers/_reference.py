@@ -70,7 +70,7 @@ def reference_states(
         dx = jnp.stack([r - elim - dist, dist], axis=-1)
         f_c, f_p = drug_effects(model, conc, ec50, targets, agent_weight)
         i_sys = steroid_suppression(model, policy.steroid(t, steroid_start, taper_from))
-        dpd = pd_rhs(model, patient.pd, pd, f_c, f_p, i_sys, 0.0)
+        dpd = pd_rhs(model, patient.pd, pd, f_c, f_p, i_sys, 0.0, patient.refractory_gi)
         return jnp.concatenate([dx.ravel(), dpd])
 
     y0 = jnp.concatenate([jnp.zeros(2 * n_agent), baseline_state(patient.pd)])
