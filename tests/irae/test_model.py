@@ -170,6 +170,38 @@ def test_infliximab_escalation_for_refractory_gi():
     assert float(ds.infliximab.max()) > 10.0  # 5 mg/kg gives ~100 ug/mL peaks
 
 
+def test_steroid_refractory_colitis_keeps_the_gi_drive_and_gets_infliximab():
+    """A refractory patient's GI drive keeps its steroid share (the systemic suppression of E
+    acts as in everyone), so the colitis is still at grade 2 at the check: infliximab."""
+    policy = ManagementPolicy(hold_at_grade2=False, discontinue_grade=0)
+    n = POP.size
+    responders, refractory = (POP.replace(z_steroid=jnp.full(n, z)) for z in (8.0, -8.0))
+    runs = [simulate(MODEL, NIVO_IPI, p, days=120, policy=policy)
+            for p in (responders, refractory)]
+    gi = ORGANS.index("gi")
+    treated = np.isfinite(runs[0].steroid_start.values)
+    np.testing.assert_array_equal(treated, np.isfinite(runs[1].steroid_start.values))
+    # nobody on steroids: the same course; on steroids, more GI injury and more infliximab
+    np.testing.assert_allclose(runs[1].injury.values[~treated], runs[0].injury.values[~treated],
+                               rtol=1e-12)
+    # GI injury two days into the course, before any infliximab check (which can then take
+    # a refractory course below a responder's)
+    day = np.minimum(np.ceil(runs[0].steroid_start.values[treated]).astype(int) + 2, 119)
+    inj = [r.injury.values[treated, :, gi][np.arange(len(day)), day] for r in runs]
+    assert (inj[1] >= inj[0] * (1 - 1e-9)).all() and (inj[1] > 1.05 * inj[0]).any()
+    given = [int((r.infliximab_doses.values > 0).sum()) for r in runs]
+    assert given[1] > 2 * given[0] and given[1] >= 5
+    # the systemic suppression acts in refractory patients too: their effectors fall below
+    # the course without rescue
+    natural = simulate(MODEL, NIVO_IPI, refractory, days=120)
+    below = runs[1].effector.values[treated] < 0.9 * natural.effector.values[treated]
+    assert below.any(axis=1).all()
+    # who is refractory: Phi(z_steroid) < steroid_refractory_gi
+    none = eqx.tree_at(lambda m: m.steroid_refractory_gi, MODEL, 0.0)
+    ds = simulate(none, NIVO_IPI, refractory, days=120, policy=policy)
+    np.testing.assert_allclose(ds.injury.values, runs[0].injury.values, rtol=1e-12)
+
+
 def test_incidence_is_a_probability_and_non_decreasing():
     inc = incidence(MODEL, NIVO_IPI, POP, days=200, organ=["any", *ORGANS],
                     grade=["any", "2+", "3+"])
