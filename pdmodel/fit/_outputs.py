@@ -127,16 +127,28 @@ def results_files(config: FitConfig, spec: FitSpec, design: Design, mode: Mode,
     ``diagnostics.json``; ``timings`` gains ``results_s``.
     """
     t0 = time.perf_counter()
+    parts, last = {}, [t0]
+
+    def lap(name):  # seconds of each part of the results stage (diagnostics.json)
+        now = time.perf_counter()
+        parts[name], last[0] = now - last[0], now
+
     table = summary_table(spec, sample.draws)
     flat = sample.stored.reshape(-1, spec.size)
     pred = exact_predictions(spec, design, flat, sample.features, seed=config.seed)
     ppc = ppc_table(design, pred)
+    lap("predictions_s")
     curve_draws = flat[np.linspace(0, len(flat) - 1, min(MAX_DRAWS, len(flat))).astype(int)]
     curves = incidence_curves(config, spec, curve_draws, progress)
+    lap("curves_s")
     onset = onset_table(config, spec, curve_draws)
+    lap("onset_s")
     subgroups = subgroup_check(spec, design, curve_draws, seed=config.seed)
+    lap("subgroups_s")
     management = management_check(spec, design, curve_draws, seed=config.seed)
+    lap("management_s")
     timings["results_s"] = time.perf_counter() - t0
+    timings["results_parts_s"] = parts
     diagnostics = (run_diagnostics(config, sample, table, mode, ppc, timings) | info
                    | onset_summary(onset) | subgroup_summary(subgroups)
                    | management_summary(management)
