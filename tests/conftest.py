@@ -50,7 +50,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 TINY_FIT = [  # overrides (as `pdmodel fit --set`) of the tiny fit the tests share
     "map.starts=1", "map.adam_steps=2", "map.lbfgs_steps=1", "model.patients=4",
-    "nuts.method=emulator", "nuts.chains=2", "nuts.warmup=30", "nuts.draws=30",
+    "nuts.method=emulator", "nuts.chains=2", "nuts.warmup=15", "nuts.draws=15",
     "nuts.design_points=16", "nuts.max_tree_depth=3", "nuts.refine_rounds=0", "output.weeks=2",
     "model.arms=natural",
     'output.curves_regimens=["nivolumab 240 mg q2w"]',

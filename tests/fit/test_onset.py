@@ -228,16 +228,18 @@ def test_antibody_mixture_is_the_weighted_negative_and_positive_populations():
 def test_total_loglik_is_incidence_plus_onset_and_its_gradient_is_exact():
     d = onset_design()
     p = Params()
-    total = float(total_loglik(p, d))
-    parts = float(jnp.sum(trial_loglik(p, d))) + float(jnp.sum(onset_log_likelihood(p, d)))
-    assert total == pytest.approx(parts, rel=1e-10)
-    inc = np.asarray(onset_incidence(p, d, log_max_injury(p, d)))
+    # one compiled program each (compiling is most of this test's cost)
+    total, trial, onset, inc = eqx.filter_jit(lambda p, d: (
+        total_loglik(p, d), jnp.sum(trial_loglik(p, d)), jnp.sum(onset_log_likelihood(p, d)),
+        onset_incidence(p, d, log_max_injury(p, d))))(p, d)
+    assert float(total) == pytest.approx(float(trial) + float(onset), rel=1e-10)
+    inc = np.asarray(inc)
     assert np.all(np.diff(inc, axis=1) >= -1e-12) and np.all(inc[:, -1] > 0)
 
     spec = FitSpec.default()
     u0 = spec.prior_location()
-    f = eqx.filter_jit(log_density)
-    g = eqx.filter_jit(jax.grad(log_density))(u0, spec, d)
+    value_and_grad = eqx.filter_jit(jax.value_and_grad(log_density))
+    g = value_and_grad(u0, spec, d)[1]
     # the onset term moves the gradient (else this test could not fail on it)
     no_onset = eqx.tree_at(lambda x: x.onset, d, None, is_leaf=lambda x: x is None)
     g0 = eqx.filter_jit(jax.grad(log_density))(u0, spec, no_onset)
@@ -245,7 +247,7 @@ def test_total_loglik_is_incidence_plus_onset_and_its_gradient_is_exact():
     for k in (0, 1, 4, 10):
         h = 1e-5
         e = jnp.zeros_like(u0).at[k].set(h)
-        fd = (f(u0 + e, spec, d) - f(u0 - e, spec, d)) / (2 * h)
+        fd = (value_and_grad(u0 + e, spec, d)[0] - value_and_grad(u0 - e, spec, d)[0]) / (2 * h)
         assert float(g[k]) == pytest.approx(float(fd), rel=1e-5, abs=1e-6), spec.names[k]
 
 
