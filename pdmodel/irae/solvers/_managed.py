@@ -22,12 +22,15 @@ becomes a probability that moves smoothly with the parameters:
   ``I`` the steroid Imax model); grades above the trigger grade, the injury at the horizon
   (resolution) and the infliximab check come from the treated course;
 * infliximab: the GI-triggered mass is checked after ``delay_days + escalate_after_days``
-  (exponential); the fraction still at the trigger grade on the course then (conditional on
-  having reached it) is the probability of infliximab. The check integrates the GI threshold
-  over patients, ``P = Φ((log D_GI − lt)/√(σ² + τ²))`` (the course itself keeps the patient's
-  own): a check at the patient's own threshold is too sharp to differentiate. Infliximab's
+  (exponential); the fraction still at the trigger grade then (conditional on having reached
+  it) is the probability of infliximab, in two parts (``f = steroid_refractory_gi``): the
+  steroid-refractory share ``f`` reads the course without steroids, with the GI threshold
+  integrated over patients (``√(σ² + τ²)``; exact there, since that course does not depend on
+  when the patient's steroids started); the responders ``1 − f`` read the course on steroids
+  at the patient's own threshold (residual ``τ``), the threshold that started it. Infliximab's
   effect: the patient's own GI-triggered mass (own threshold, as the steroid trigger) waits
-  for the same check and is infused in the same share, and once more
+  for the same check and is infused in the share ``f·P_own(natural) + (1 − f)·P_own(treated)``
+  still at the trigger grade, and once more
   :data:`~pdmodel.irae.solvers._full.INFLIXIMAB_INTERVAL` days later (exponential) in the share
   still at the trigger grade then (not conditioned on the first check). The amounts, per kg of
   the patient's weight, follow the infliximab PK exactly (:func:`pdmodel.pk.pk_step`, as the
@@ -150,10 +153,9 @@ def managed_course(rates: RateConstants, pd: PatientPD, effects: Float[Array, "s
     ``[step + 1]`` (days); ``chain``: :meth:`CourseChain.of`; ``log_theta``: the patient's log
     threshold of the trigger grade ``[organ]``; ``tau``: residual threshold SD (log);
     ``gi_log_theta``, ``gi_spread``: median log threshold of the GI trigger grade and its SD
-    over patients (``sqrt(σ² + τ²)``), for the infliximab check, which integrates the threshold
-    out as the likelihood's incidence does (a check on the patient's own threshold is too sharp
-    a function of the parameters to differentiate); ``weight_kg``: body weight (infliximab's
-    mg/kg dose).
+    over patients (``sqrt(σ² + τ²)``), for the steroid-refractory share's infliximab check on
+    the course without steroids, which integrates the threshold out as the likelihood's
+    incidence does; ``weight_kg``: body weight (infliximab's mg/kg dose).
     """
 
     carry, _ = _managed_scan(rates, pd, effects, edges, chain, log_theta, tau, gi_log_theta,
@@ -163,11 +165,11 @@ def managed_course(rates: RateConstants, pd: PatientPD, effects: Float[Array, "s
 
 
 class _Infliximab(NamedTuple):
-    """The infliximab part of the managed course's carry: the check over the population's GI
-    threshold (the probability reported) and the patient's own infusions (the effect)."""
+    """The infliximab part of the managed course's carry: the probability reported (module
+    docstring: two parts) and the patient's own infusions (the effect)."""
 
-    infused: Float[Array, ""]  # probability of an infusion, GI threshold integrated out
-    queue: Float[Array, ""]  # its GI-triggered mass waiting for the check
+    infused: Float[Array, ""]  # probability of an infusion (the probability reported)
+    queue: Float[Array, ""]  # GI-triggered mass waiting for the check, threshold integrated out
     gi_triggered: Float[Array, ""]  # its P(GI at the trigger grade) after the last step
     amounts: Float[Array, " 2"]  # the patient's expected amounts (central, peripheral), mg/kg
     own_infused: Float[Array, ""]  # the patient's probability of an infusion (r)
@@ -237,9 +239,8 @@ def _managed_scan(rates, pd, effects, edges, chain, log_theta, tau, gi_log_theta
         new = jnp.exp(log_free) * -jnp.expm1(log_free_new - log_free)
         c = c.at[0].add(new)
         # GI-triggered mass waits for the check; there the share still at the trigger grade
-        # on steroids (given it was reached, GI threshold integrated out) is infused: over the
-        # population's threshold (the probability reported) and over the patient's own (the
-        # patient's infusions), whose infused mass has a second check
+        # (given it was reached) is infused: the probability reported, and the patient's own
+        # infusions, whose infused mass has a second check
         gi = triggered(m_nat[GI], gi_log_theta, gi_spread)
         leave = -jnp.expm1(-h * chain.check_rate)
         queue = ifx.queue + (gi - ifx.gi_triggered)  # ≥ 0: M^nat only grows
