@@ -135,8 +135,8 @@ def pd_rates(model: IraeModel, patient: PatientPD, e, p, a, d, f_ctla4, f_pd, i_
     da = model.k_a * (p - a)
     # the GI drive of a steroid-refractory patient keeps its steroid share (the systemic
     # priming and expansion above are suppressed all the same)
-    organ_keep = (jnp.full(len(ORGANS), keep, jnp.result_type(e))
-                  .at[GI].set(1.0 - i_sys * (1.0 - refractory_gi)).at[GI].multiply(1.0 - i_gi))
+    organ_keep = jnp.full(len(ORGANS), keep, jnp.result_type(e)).at[GI].set(
+        (1.0 - i_sys * (1.0 - refractory_gi)) * (1.0 - i_gi))
     effector = e * (1.0 + model.w_pd * f_pd)
     drive = (organ_keep * (effector + model.w_ab * a + model.w_ctla4 * f_ctla4)
              - (patient.e0 + model.w_ab))
