@@ -741,6 +741,15 @@ def total_loglik(params: Params, design: Design, weight=None,
     onset (:func:`onset_log_likelihood`), subgroup incidence
     (:func:`subgroup_log_likelihood`), from one solve (or the features ``log_max``), and
     management outcome (:func:`management_log_likelihood`, always solved)."""
+    return loglik_and_means(params, design, weight, log_max)[0]
+
+
+def loglik_and_means(params: Params, design: Design, weight=None,
+                     log_max: Float[Array, " feature"] | None = None
+                     ) -> tuple[Float[Array, ""], Float[Array, " row"]]:
+    """:func:`total_loglik` and the rows' model means ``mu`` ``[row]``
+    (:func:`predicted_probability`) it computed on the way: one solve of the managed arms
+    serves both."""
     log_max = log_max_injury(params, design) if log_max is None else log_max
     arms = None if design.management is None else managed_arms(params, design)
     mu = _probability_given_features(params, design, log_max, arms)
@@ -751,7 +760,7 @@ def total_loglik(params: Params, design: Design, weight=None,
         total = total + jnp.sum(subgroup_log_likelihood(params, design, log_max))
     if design.management is not None:
         total = total + jnp.sum(management_log_likelihood(params, design, arms))
-    return total
+    return total, mu
 
 
 # The fit's functions of the unconstrained vector. The spec and design come first, so that
@@ -797,3 +806,14 @@ def features_loglik(spec: FitSpec, design: Design):
         return total_loglik(spec.to_params(u), design, log_max=f)
 
     return loglik
+
+
+def features_loglik_and_means(spec: FitSpec, design: Design):
+    """``f(u, f)``: :func:`loglik_and_means` given the ODE features ``f`` (log max injury),
+    as one vector ``[1 + row]``: the total log-likelihood, then the rows' means."""
+
+    def both(u, f):
+        total, mu = loglik_and_means(spec.to_params(u), design, log_max=f)
+        return jnp.concatenate([total[None], mu])
+
+    return both

@@ -109,6 +109,8 @@ class PosteriorSample(NamedTuple):
     nuts: NutsResult | None  # sampler statistics (None for Laplace draws)
     # exact − emulated log-likelihood (emulator only)
     log_w: Float[np.ndarray, " stored_draw"] | None
+    # the training rows' model means at ``stored`` when a stage computed them (else None)
+    mu: Float[np.ndarray, "stored_draw row"] | None = None
 
 
 class Predictions(NamedTuple):
@@ -135,7 +137,8 @@ def results_files(config: FitConfig, spec: FitSpec, design: Design, mode: Mode,
 
     table = summary_table(spec, sample.draws)
     flat = sample.stored.reshape(-1, spec.size)
-    pred = exact_predictions(spec, design, flat, sample.features, seed=config.seed)
+    pred = exact_predictions(spec, design, flat, sample.features, seed=config.seed,
+                             mus=sample.mu)
     ppc = ppc_table(design, pred)
     lap("predictions_s")
     curve_draws = flat[np.linspace(0, len(flat) - 1, min(MAX_DRAWS, len(flat))).astype(int)]
@@ -200,12 +203,15 @@ def summary_table(spec: FitSpec, draws: Float[np.ndarray, "chain draw param"]) -
 
 def exact_predictions(spec: FitSpec, design: Design, flat: Float[np.ndarray, "draw param"],
                       features: Float[np.ndarray, "draw feature"], *,
-                      seed: int) -> Predictions:
+                      seed: int, mus: Float[np.ndarray, "draw row"] | None = None
+                      ) -> Predictions:
     """Model means, pointwise log-likelihood and posterior predictive counts of the training
     rows at the draws ``flat`` ``[draw, parameter]`` with their exact ODE ``features``
-    (predictive draws from ``numpy.random.default_rng(seed)``)."""
-    mus = chunk_map(jax.jit(jax.vmap(features_probability(spec, design))), flat, features,
-                    size=DRAW_CHUNK)
+    (predictive draws from ``numpy.random.default_rng(seed)``); ``mus``: the means when
+    already computed (the Laplace check's exact log posterior computes them)."""
+    if mus is None:
+        mus = chunk_map(jax.jit(jax.vmap(features_probability(spec, design))), flat, features,
+                        size=DRAW_CHUNK)
     obs = jax.vmap(lambda u: spec.to_params(u).obs)(jnp.asarray(flat))
     phi, trial_sd = np.asarray(obs.concentration), np.asarray(obs.trial_sd)
     n = np.asarray(design.obs.n, float)

@@ -15,7 +15,10 @@ Stages (each checkpointed by :func:`run_stage`, so ``--resume`` continues a kill
 6. results (pdmodel.fit._outputs) — pointwise log-likelihood, posterior predictive, incidence
    curves with bands, diagnostics, plots; published atomically into ``<folder>/results``.
 
-``nuts.method = "laplace"`` skips 3–4 and uses draws of the Laplace approximation (quick looks).
+``nuts.method = "laplace"`` skips 3–4 and uses draws of the Laplace approximation (quick looks),
+checked against the exact posterior by PSIS: stage ``exact_posterior`` stores the exact log
+posterior at the stored draws and the training rows' model means, which the results stage's
+predictions reuse (one solve of the managed arms per draw, not two).
 
 In a multi-process run (``jax.distributed``) every process runs the same stages; MAP starts, the
 Laplace Hessian's columns, NUTS chains and the exact solves at the draws are split across
@@ -56,7 +59,13 @@ from ._checks import onset_targets
 from ._config import BUNDLED, FitConfig, fit_spec
 from ._design import Design, build_design, design_table, select_rows
 from ._emulator import Emulator, Whitening, emulator_from_design, evaluate, solve_design
-from ._likelihood import features_loglik, log_density_of, log_max_injury_of, ode_parameter_index
+from ._likelihood import (
+    features_loglik,
+    features_loglik_and_means,
+    log_density_of,
+    log_max_injury_of,
+    ode_parameter_index,
+)
 from ._management_data import management_targets
 from ._map import Laplace, laplace_scale, map_fit
 from ._nuts import NutsResult, psis_check, run_nuts
@@ -184,6 +193,7 @@ class _Fit(NamedTuple):
     ld: Callable  # log posterior of u (a jax Partial: the design is an argument, not a constant)
     features: Callable  # exact ODE features of u (a jax Partial)
     loglik: Callable  # loglik(u, features)
+    loglik_and_means: Callable  # (u, features) -> [total log-likelihood, rows' means...]
     progress: bool
     echo: Callable[[str], None]
 
@@ -279,7 +289,8 @@ def _prepare(config: FitConfig, progress: bool, echo) -> _Fit:
     return _Fit(config, spec, design, jax.random.key(config.seed),
                 jax.tree_util.Partial(log_density_of, spec, design),
                 jax.tree_util.Partial(log_max_injury_of, spec, design),
-                features_loglik(spec, design), progress, echo)
+                features_loglik(spec, design), features_loglik_and_means(spec, design),
+                progress, echo)
 
 
 # --------------------------------------------------------------------------- stages
@@ -419,7 +430,8 @@ def _laplace_sample(fit: _Fit, stage, whitening: Whitening, info: dict) -> Poste
     sample = _with_exact_features(fit, stage, "exact", draws, None)
     flat = sample.stored.reshape(-1, fit.spec.size)
     zs = np.asarray(z).reshape(-1, fit.spec.size)[:: sample.step]
-    log_post = _exact_log_posterior(fit, flat, sample.features)
+    log_post, mus = stage(_exact_posterior_stage(fit, "exact_posterior", flat,
+                                                 sample.features))
     log_w = log_post + 0.5 * np.sum(zs**2, axis=1)
     khat, rel_ess = psis_check(log_w)
     info |= {"psis_khat": khat, "psis_relative_ess": rel_ess,
@@ -427,16 +439,25 @@ def _laplace_sample(fit: _Fit, stage, whitening: Whitening, info: dict) -> Poste
              "psis_check": "Laplace draws against the exact posterior"}
     fit.echo(f"Laplace check against the exact posterior at {len(flat)} draws: Pareto k "
              f"= {khat:.2f} ({'reliable' if khat < PSIS_KHAT_OK else 'not reliable'})")
-    return sample._replace(log_w=log_w)
+    return sample._replace(log_w=log_w, mu=mus)
 
 
-def _exact_log_posterior(fit: _Fit, u: Float[np.ndarray, "draw param"],
-                         features: Float[np.ndarray, "draw feature"],
-                         batch: int = 50) -> Float[np.ndarray, " draw"]:
-    """Exact log posterior at draws ``u`` given their exact ODE features (in batches, on a
-    thread per core)."""
-    f = jax.jit(jax.vmap(lambda uu, ff: fit.spec.log_prior(uu) + fit.loglik(uu, ff)))
-    return chunk_map(f, u, features, size=batch)
+def _exact_posterior_stage(fit: _Fit, name: str, u: Float[np.ndarray, "draw param"],
+                           features: Float[np.ndarray, "draw feature"],
+                           batch: int = 50) -> Stage:
+    """Exact log posterior ``[draw]`` at draws ``u`` given their exact ODE features, and the
+    training rows' model means ``[draw, row]`` its solve of the managed arms gives (the results
+    stage's predictions reuse them), in batches on a thread per core."""
+    both = fit.loglik_and_means
+
+    def compute():
+        f = jax.jit(jax.vmap(lambda uu, ff: both(uu, ff).at[0].add(fit.spec.log_prior(uu))))
+        out = chunk_map(f, u, features, size=batch)
+        return out[:, 0], out[:, 1:]
+
+    return Stage(name, compute,
+                 to_arrays=lambda r: {"log_posterior": r[0], "mu": r[1]},
+                 from_arrays=lambda a, meta: (a["log_posterior"], a["mu"]))
 
 
 def _train(fit: _Fit, des: dict, whitening: Whitening, extra=None):
@@ -495,10 +516,12 @@ def _nuts_sample(fit: _Fit, stage, whitening: Whitening, info: dict,
 def _check_emulator(fit: _Fit, emulator: Emulator, sample: PosteriorSample, info: dict,
                     round_: int) -> PosteriorSample:
     """PSIS check of the emulated posterior: importance weights exact / emulated likelihood at
-    the stored draws (their ``log_w``); Pareto k̂ and relative ESS go into ``info``."""
+    the stored draws (their ``log_w``, with the rows' exact means ``mu``); Pareto k̂ and
+    relative ESS go into ``info``."""
     flat = sample.stored.reshape(-1, fit.spec.size)
-    exact_ll = np.asarray(jax.jit(jax.vmap(fit.loglik))(jnp.asarray(flat),
-                                                        jnp.asarray(sample.features)))
+    exact = np.asarray(jax.jit(jax.vmap(fit.loglik_and_means))(jnp.asarray(flat),
+                                                               jnp.asarray(sample.features)))
+    exact_ll, mus = exact[:, 0], exact[:, 1:]
     emulated = np.asarray(jax.jit(jax.vmap(
         lambda u, e=emulator: fit.loglik(u, e(u))))(jnp.asarray(flat)))
     log_w = exact_ll - emulated
@@ -507,4 +530,4 @@ def _check_emulator(fit: _Fit, emulator: Emulator, sample: PosteriorSample, info
              "importance_log_weight_sd": float(np.std(log_w)), "emulator_refinements": round_}
     fit.echo(f"emulator check against the exact likelihood at {len(flat)} draws: Pareto k "
              f"= {khat:.2f} ({'reliable' if khat < PSIS_KHAT_OK else 'not reliable'})")
-    return sample._replace(log_w=log_w)
+    return sample._replace(log_w=log_w, mu=mus)

@@ -21,10 +21,11 @@ from pdmodel.fit import (
     management_log_likelihood,
     management_targets,
     max_injuries,
+    predicted_probability,
     total_loglik,
     trial_loglik,
 )
-from pdmodel.fit._likelihood import managed_arms, management_means
+from pdmodel.fit._likelihood import loglik_and_means, managed_arms, management_means
 from pdmodel.fit._management import MANAGEMENT_POLICY, management_rows
 from pdmodel.irae import IraeProblem, ManagementPolicy, drug_probability, incidence_from_max
 from pdmodel.vocab import ORGANS
@@ -179,10 +180,14 @@ def test_a_stronger_steroid_resolves_more_and_escalates_less():
 def test_total_loglik_adds_the_management_rows_and_its_gradient_is_exact():
     d = management_design(days=60, patients=6)
     p = Params()
-    total, trial, man = eqx.filter_jit(lambda p, d: (  # one compiled program
+    total, trial, man, both, mu = eqx.filter_jit(lambda p, d: (  # one compiled program
         total_loglik(p, d), jnp.sum(trial_loglik(p, d)),
-        jnp.sum(management_log_likelihood(p, d))))(p, d)
+        jnp.sum(management_log_likelihood(p, d)), loglik_and_means(p, d),
+        predicted_probability(p, d)))(p, d)
     assert float(total) == pytest.approx(float(trial) + float(man), rel=1e-10)
+    # the Laplace check's one solve gives the total and the rows' means the results reuse
+    assert float(both[0]) == pytest.approx(float(total), rel=1e-12)
+    np.testing.assert_allclose(np.asarray(both[1]), np.asarray(mu), rtol=1e-12)
     spec, u0, g = gradient_against_central_differences(
         d, ("steroid_imax", "steroid_ed50", "k_rep[1]", "log_gap2[3]"))
     # the incidence rows do not depend on the steroid effect: beyond its prior's gradient
