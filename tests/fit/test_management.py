@@ -186,8 +186,8 @@ def test_total_loglik_adds_the_management_rows_and_its_gradient_is_exact():
         predicted_probability(p, d)))(p, d)
     assert float(total) == pytest.approx(float(trial) + float(man), rel=1e-10)
     # the Laplace check's one solve gives the total and the rows' means the results reuse
-    assert float(both[0]) == pytest.approx(float(total), rel=1e-12)
-    np.testing.assert_allclose(np.asarray(both[1]), np.asarray(mu), rtol=1e-12)
+    assert float(both[0]) == pytest.approx(float(total), rel=1e-10)
+    np.testing.assert_allclose(np.asarray(both[1]), np.asarray(mu), rtol=1e-10)
     spec, u0, g = gradient_against_central_differences(
         d, ("steroid_imax", "steroid_ed50", "k_rep[1]", "log_gap2[3]"))
     # the incidence rows do not depend on the steroid effect: beyond its prior's gradient
