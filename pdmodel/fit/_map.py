@@ -91,14 +91,24 @@ iterations gain a few 1e-4 each at about 1 s an evaluation, and the stop leaves 
 0.003-0.005 below the optimum: about 0.1 posterior SD."""
 
 
-@eqx.filter_jit
 def _value_and_grad(u, log_density):
     """``(log_density(u), its gradient)``, jitted on both (the log-density too: a
     ``jax.tree_util.Partial`` holding the design passes its arrays as inputs, not constants).
     The one compiled program of the likelihood that every MAP start, every step of Adam and
     L-BFGS and the Laplace Hessian share: compiling the whole optimiser as one program traced
     the likelihood three times (Adam, L-BFGS, its line search) and took 124 s against 30 s for
-    the bundled fit."""
+    the bundled fit.
+
+    ``u`` goes in as a host array: jit keys its compiled programs on whether an argument is
+    committed to a device, and Adam's iterates (outputs of compiled calls) are while L-BFGS's
+    and the starts are not, so the one program was compiled twice (45 s more for the bundled
+    fit, 35 s for the tests' tiny fit)."""
+    return _value_and_grad_compiled(np.asarray(u), log_density)
+
+
+@eqx.filter_jit
+def _value_and_grad_compiled(u, log_density):
+    """:func:`_value_and_grad`, compiled."""
     return jax.value_and_grad(log_density)(u)
 
 
