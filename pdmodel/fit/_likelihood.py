@@ -809,7 +809,7 @@ def features_loglik(spec: FitSpec, design: Design):
 
 
 def features_loglik_and_means(spec: FitSpec, design: Design):
-    """``f(u, f)``: :func:`loglik_and_means` given the ODE features ``f`` (log max injury),
+    """``both(u, f)``: :func:`loglik_and_means` given the ODE features ``f`` (log max injury),
     as one vector ``[1 + row]``: the total log-likelihood, then the rows' means."""
 
     def both(u, f):
