@@ -62,11 +62,6 @@ def run_nuts(
 
     n = whitening.mean.shape[0]
 
-    def potential(z):
-        return -log_density(whitening.to_u(z))
-
-    kernel = NUTS(potential_fn=potential, target_accept_prob=target_accept,
-                  max_tree_depth=max_tree_depth)
     k_init, k_run = jax.random.split(key)
     z0 = init_scale * jax.random.normal(k_init, (chains, n))
     # chains split across processes when each gets at least one (else all run all of them)
@@ -81,6 +76,16 @@ def run_nuts(
     else:
         run_key, z_init = k_run, (z0 if chains > 1 else z0[0])
         method = chain_method(chains)
+    # a pmap over devices (chains in parallel): what the potential closes over, uncommitted
+    closed = (log_density, whitening) if method == "vectorized" else _uncommitted(
+        (log_density, whitening))
+
+    def potential(z):
+        ld, white = closed
+        return -ld(white.to_u(z))
+
+    kernel = NUTS(potential_fn=potential, target_accept_prob=target_accept,
+                  max_tree_depth=max_tree_depth)
     mcmc = MCMC(kernel, num_warmup=warmup, num_samples=draws, num_chains=mine,
                 chain_method=method, progress_bar=progress)
     t0 = time.perf_counter()
@@ -99,6 +104,16 @@ def run_nuts(
         u=u, log_density=-extra["potential_energy"], diverging=extra["diverging"].astype(bool),
         acceptance_rate=extra["accept_prob"], n_steps=extra["num_steps"],
         step_size=extra["adapt_state.step_size"][:, -1], seconds=seconds, chain_method=method)
+
+
+def _uncommitted(tree):
+    """``tree`` with its jax arrays copied through the host, so that none is committed to a
+    device. A ``pmap`` over several devices refuses to close over an array committed to one
+    (the design's arrays are: outputs of compiled solves) once its program comes from the
+    persistent compilation cache (jax 0.12.1: "closed over constant sharding with device ids
+    [0]")."""
+    return jax.tree.map(lambda x: jnp.asarray(np.asarray(x)) if isinstance(x, jax.Array)
+                        and not jnp.issubdtype(x.dtype, jax.dtypes.prng_key) else x, tree)
 
 
 def _local_parallel(chains: int) -> Callable:

@@ -148,3 +148,20 @@ def test_simulated_data_map_recovers_and_nuts_covers_known_parameters():
     exact = jax.vmap(lambda u: jnp.sum(trial_loglik(spec.to_params(u), design)))(flat)
     emulated = jax.vmap(lambda u: loglik(u, emu(u)))(flat)
     assert float(jnp.std(exact - emulated)) < 0.5
+
+
+def test_what_parallel_chains_close_over_is_committed_to_no_device():
+    """Parallel chains (a pmap over devices) close over the log density's arrays, which are
+    committed to one device (outputs of compiled solves); a pmap loaded from the compilation
+    cache refuses those (the two-process fit of tests/test_distributed.py failed so), so they
+    are copied uncommitted. PRNG keys and non-array leaves pass unchanged."""
+    from pdmodel.fit._nuts import _uncommitted
+
+    committed = jax.device_put(jnp.arange(3.0), jax.devices()[0])
+    key = jax.random.key(0)
+    tree = {"x": committed, "key": key, "n": 3, "host": np.ones(2)}
+    assert committed.committed
+    out = _uncommitted(tree)
+    assert isinstance(out["x"], jax.Array) and not out["x"].committed
+    np.testing.assert_array_equal(out["x"], committed)
+    assert out["key"] is key and out["n"] == 3 and out["host"] is tree["host"]
