@@ -80,6 +80,7 @@ def run_nuts(
     closed = (log_density, whitening) if method == "vectorized" else _uncommitted(
         (log_density, whitening))
 
+    @jax.jit  # numpyro starts the chains outside jit (vmapped, op by op) and calls it there
     def potential(z):
         ld, white = closed
         return -ld(white.to_u(z))
