@@ -249,7 +249,7 @@ def feature_weights(loglik, mode_u, centre) -> Float[Array, " feature"]:
     return w + 1e-3 * jnp.mean(w)
 
 
-@eqx.filter_jit  # compiled: op by op it was about 460 small programs (30 s) in the tiny fit
+@eqx.filter_jit  # compiled: op by op it was about 460 small programs (~25 s) in the tiny fit
 def _held_out_logliks(loglik, emu, u, y):
     """Log-likelihood ``[point]`` at held-out points ``u`` given their exact features ``y``,
     the emulator's, and its linear part's."""
