@@ -197,12 +197,12 @@ def test_backbone_background_enters_only_arms_that_give_the_backbone():
     assert mu2["chemo"] > mu["chemo"] and mu2["ici+chemo"] > mu["ici+chemo"]
     # the backbone parameters are fitted: the log density has a gradient in them
     spec = FitSpec.default()
-    g = jax.grad(log_density)(spec.prior_location(), spec, design)
+    g = eqx.filter_jit(jax.grad(log_density))(spec.prior_location(), spec, design)
     k = spec.names.index("backbone_background[0,1]")  # chemotherapy, gi
     assert float(g[k]) != 0.0
     # at the prior centre the prior's gradient is 0: a backbone no arm gives has none at all
     k = spec.names.index("backbone_background[1,1]")  # trastuzumab+chemotherapy
-    assert float(g[k]) == 0.0
+    assert abs(float(g[k])) < 1e-12  # (compiled: 0 up to rounding)
 
 
 def test_unmodelled_backbone_is_refused():
@@ -292,10 +292,10 @@ def test_length_groups_are_the_cheapest_partition_and_solve_the_same():
     assert len(one.stacked.length_groups()) == 1
     spec = FitSpec.default()
     u = spec.prior_location() + 0.1
+    grad = eqx.filter_jit(jax.grad(log_density))  # compiled: op by op it is slower
     np.testing.assert_allclose(max_injuries(spec.to_params(u), design),
                                max_injuries(spec.to_params(u), one), rtol=1e-12)
-    np.testing.assert_allclose(jax.grad(log_density)(u, spec, design),
-                               jax.grad(log_density)(u, spec, one), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(grad(u, spec, design), grad(u, spec, one), rtol=1e-9, atol=1e-12)
 
 
 def test_tumour_and_setting_act_on_susceptibility_exactly():
