@@ -58,7 +58,14 @@ from ..errors import ConfigError, DataError, DistributedError
 from ._checks import onset_targets
 from ._config import BUNDLED, FitConfig, fit_spec
 from ._design import Design, build_design, design_table, select_rows
-from ._emulator import Emulator, Whitening, emulator_from_design, evaluate, solve_design
+from ._emulator import (
+    Emulator,
+    EmulatorReport,
+    Whitening,
+    emulator_from_design,
+    evaluate,
+    solve_design,
+)
 from ._likelihood import (
     features_loglik,
     features_loglik_and_means,
@@ -340,8 +347,8 @@ def _emulator_key(key):
 
 
 def _emulator_stage(fit: _Fit, whitening: Whitening) -> Stage:
-    """Exact solves at the emulator's design points (the training itself is deterministic and
-    redone on resume)."""
+    """Exact solves at the emulator's design points (the training itself is deterministic: it
+    is redone on resume when a later stage needs the emulator, :func:`_nuts_sample`)."""
     index = ode_parameter_index(fit.spec)
 
     def compute():
@@ -360,13 +367,15 @@ def _emulator_stage(fit: _Fit, whitening: Whitening) -> Stage:
 _NUTS_ARRAYS = ("u", "log_density", "diverging", "acceptance_rate", "n_steps", "step_size")
 
 
-def _nuts_stage(fit: _Fit, name: str, whitening: Whitening, target: Callable) -> Stage:
+def _nuts_stage(fit: _Fit, name: str, whitening: Whitening,
+                target: Callable[[], Callable]) -> Stage:
+    """NUTS on ``target()`` (a thunk: an emulated target is trained only if this stage runs)."""
     c = fit.config.nuts
 
     def compute():
         fit.echo(f"NUTS ({c.method} likelihood): {c.chains} chains x ({c.warmup} warm-up + "
                  f"{c.draws} draws)")
-        res = run_nuts(target, whitening, jax.random.fold_in(fit.key, 4), chains=c.chains,
+        res = run_nuts(target(), whitening, jax.random.fold_in(fit.key, 4), chains=c.chains,
                        warmup=c.warmup, draws=c.draws, target_accept=c.target_accept,
                        max_tree_depth=c.max_tree_depth, progress=fit.progress)
         fit.echo(f"NUTS: {res.seconds:.0f} s, {int(res.diverging.sum())} divergences, mean "
@@ -482,29 +491,45 @@ def _nuts_sample(fit: _Fit, stage, whitening: Whitening, info: dict,
                  timings: dict) -> PosteriorSample:
     """NUTS on the exact or the emulated likelihood; the emulated posterior is checked against
     the exact likelihood and, if unreliable, refined (``nuts.refine_rounds`` times). Adds the
-    emulator and PSIS diagnostics to ``info`` and ``nuts_s`` to ``timings``."""
-    emulator, des, extra = None, None, []
-    if fit.config.nuts.method == "emulator":
+    emulator and PSIS diagnostics to ``info`` and ``nuts_s`` to ``timings``.
+
+    Each round's emulator is trained when a stage first needs it (its NUTS run or its check),
+    so a run resumed after both are checkpointed trains none (the check's checkpoint keeps the
+    training report)."""
+    des, extra, trained = None, [], {}
+    emulated = fit.config.nuts.method == "emulator"
+    if emulated:
         des = stage(_emulator_stage(fit, whitening))
-        emulator, report = _train(fit, des, whitening)
-        fit.echo(f"emulator: {report.design_points} design points, held-out log-likelihood "
-                 f"error {report.loglik_rmse:.2f} nats RMS (linear part alone "
-                 f"{report.loglik_rmse_linear:.2f}; spread {report.loglik_sd:.1f})")
-        info["emulator"] = report._asdict()
-    for round_ in range(1 + (fit.config.nuts.refine_rounds if emulator is not None else 0)):
+
+    def emulator(round_: int) -> tuple[Emulator, EmulatorReport]:
+        if round_ not in trained:
+            more = None if round_ == 0 else (np.concatenate([u for u, _ in extra]),
+                                             np.concatenate([f for _, f in extra]))
+            trained[round_] = _train(fit, des, whitening, extra=more)
+            report = trained[round_][1]
+            if round_ == 0:
+                fit.echo(f"emulator: {report.design_points} design points, held-out "
+                         f"log-likelihood error {report.loglik_rmse:.2f} nats RMS (linear "
+                         f"part alone {report.loglik_rmse_linear:.2f}; spread "
+                         f"{report.loglik_sd:.1f})")
+            else:
+                fit.echo(f"emulator refined with {sum(len(u) for u, _ in extra)} exact solves "
+                         f"at posterior draws; NUTS again")
+        return trained[round_]
+
+    for round_ in range(1 + (fit.config.nuts.refine_rounds if emulated else 0)):
         suffix = "" if round_ == 0 else f"_refined{round_}"
-        if round_ > 0:
-            emulator, report = _train(fit, des, whitening, extra=(
-                np.concatenate([u for u, _ in extra]), np.concatenate([f for _, f in extra])))
-            info["emulator_refined"] = report._asdict()
-            fit.echo(f"emulator refined with {sum(len(u) for u, _ in extra)} exact solves at "
-                     f"posterior draws; NUTS again")
-        nuts = stage(_nuts_stage(fit, "nuts" + suffix, whitening, _target(fit, emulator)))
+        nuts = stage(_nuts_stage(fit, "nuts" + suffix, whitening, (
+            (lambda r=round_: _target(fit, emulator(r)[0])) if emulated
+            else (lambda: _target(fit, None)))))
         timings["nuts_s"] = timings.get("nuts_s", 0.0) + nuts.seconds
         sample = _with_exact_features(fit, stage, "exact" + suffix, nuts.u, nuts)
-        if emulator is None:
+        if not emulated:
             return sample
-        sample = _check_emulator(fit, emulator, sample, info, round_)
+        log_w, mus, checked = stage(_check_stage(fit, "check" + suffix,
+                                                 lambda r=round_: emulator(r), sample, round_))
+        info |= checked
+        sample = sample._replace(log_w=log_w, mu=mus)
         if not info["psis_khat"] >= PSIS_KHAT_OK:  # reliable, or too few draws to tell (NaN)
             return sample
         extra.append((sample.stored.reshape(-1, fit.spec.size), sample.features))
@@ -514,11 +539,27 @@ def _nuts_sample(fit: _Fit, stage, whitening: Whitening, info: dict,
     return sample
 
 
-def _check_emulator(fit: _Fit, emulator: Emulator, sample: PosteriorSample, info: dict,
-                    round_: int) -> PosteriorSample:
+def _check_stage(fit: _Fit, name: str, emulator: Callable[[], tuple[Emulator, EmulatorReport]],
+                 sample: PosteriorSample, round_: int) -> Stage:
+    """:func:`_check_emulator` of round ``round_``, checkpointed: the log-weights, the rows'
+    exact means and the diagnostics for ``info`` (its emulator's training report included)."""
+    key = "emulator" if round_ == 0 else "emulator_refined"
+
+    def compute():
+        emu, report = emulator()
+        log_w, mus, checked = _check_emulator(fit, emu, sample, round_)
+        return log_w, mus, checked | {key: report._asdict()}
+
+    return Stage(name, compute, to_arrays=lambda r: {"log_w": r[0], "mu": r[1]},
+                 from_arrays=lambda a, meta: (a["log_w"], a["mu"], dict(meta["info"])),
+                 meta=lambda r, seconds: {"info": r[2]})
+
+
+def _check_emulator(fit: _Fit, emulator: Emulator, sample: PosteriorSample,
+                    round_: int) -> tuple[np.ndarray, np.ndarray, dict]:
     """PSIS check of the emulated posterior: importance weights exact / emulated likelihood at
-    the stored draws (their ``log_w``, with the rows' exact means ``mu``); Pareto k̂ and
-    relative ESS go into ``info``."""
+    the stored draws; returns their ``log_w``, the rows' exact means ``mu`` and the diagnostics
+    for ``info`` (Pareto k̂, relative ESS)."""
     flat = sample.stored.reshape(-1, fit.spec.size)
     exact = np.asarray(jax.jit(jax.vmap(fit.loglik_and_means))(jnp.asarray(flat),
                                                                jnp.asarray(sample.features)))
@@ -527,8 +568,8 @@ def _check_emulator(fit: _Fit, emulator: Emulator, sample: PosteriorSample, info
         lambda u, e=emulator: fit.loglik(u, e(u))))(jnp.asarray(flat)))
     log_w = exact_ll - emulated
     khat, rel_ess = psis_check(log_w)
-    info |= {"psis_khat": khat, "psis_relative_ess": rel_ess,
-             "importance_log_weight_sd": float(np.std(log_w)), "emulator_refinements": round_}
     fit.echo(f"emulator check against the exact likelihood at {len(flat)} draws: Pareto k "
              f"= {khat:.2f} ({'reliable' if khat < PSIS_KHAT_OK else 'not reliable'})")
-    return sample._replace(log_w=log_w, mu=mus)
+    return log_w, mus, {"psis_khat": khat, "psis_relative_ess": rel_ess,
+                        "importance_log_weight_sd": float(np.std(log_w)),
+                        "emulator_refinements": round_}

@@ -61,7 +61,7 @@ def test_fit_smoke_run_writes_results_and_resumes(tiny_fit, tmp_path):
     # ... and a run killed after its last checkpointed stage, while writing results (the
     # earlier kill points are the slow test below), continues with --resume to the same
     # results as the uninterrupted run
-    _kill_after(out, "exact")
+    _kill_after(out, STAGES[-1])
     resumed = CliRunner().invoke(app, args + ["--resume"])
     assert resumed.exit_code == 0, resumed.output
     _assert_same_results(tiny_fit, out)
@@ -82,7 +82,7 @@ def test_fit_smoke_run_writes_results_and_resumes(tiny_fit, tmp_path):
     assert ds["mean"].dims == ("day",) and float(ds["mean"][-1]) >= float(ds["mean"][0])
 
 
-STAGES = ("map", "laplace", "emulator", "nuts", "exact")
+STAGES = ("map", "laplace", "emulator", "nuts", "exact", "check")
 """Checkpointed stages of ``pdmodel fit``, in order (pdmodel/fit/_pipeline.py)."""
 SAME_FILES = ("parameters.csv", "ppc.csv", "curves.csv", "onset.csv", "design.csv",
               "diagnostics.csv")
