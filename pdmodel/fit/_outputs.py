@@ -15,6 +15,7 @@ import json
 import os
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
 
@@ -129,29 +130,37 @@ def results_files(config: FitConfig, spec: FitSpec, design: Design, mode: Mode,
     ``diagnostics.json``; ``timings`` gains ``results_s``.
     """
     t0 = time.perf_counter()
-    parts, last = {}, [t0]
+    parts = {}
 
-    def lap(name):  # seconds of each part of the results stage (diagnostics.json)
-        now = time.perf_counter()
-        parts[name], last[0] = now - last[0], now
+    def timed(name, fn, *args, **kwargs):  # seconds of each part (diagnostics.json)
+        start = time.perf_counter()
+        out = fn(*args, **kwargs)
+        parts[name] = time.perf_counter() - start
+        return out
 
     table = summary_table(spec, sample.draws)
     flat = sample.stored.reshape(-1, spec.size)
-    pred = exact_predictions(spec, design, flat, sample.features, seed=config.seed,
-                             mus=sample.mu)
+    pred = timed("predictions_s", exact_predictions, spec, design, flat, sample.features,
+                 seed=config.seed, mus=sample.mu)
     ppc = ppc_table(design, pred)
-    lap("predictions_s")
     curve_draws = flat[np.linspace(0, len(flat) - 1, min(MAX_DRAWS, len(flat))).astype(int)]
-    curves = incidence_curves(config, spec, curve_draws, progress)
-    lap("curves_s")
-    onset = onset_table(config, spec, curve_draws)
-    lap("onset_s")
-    subgroups = subgroup_check(spec, design, curve_draws, seed=config.seed)
-    lap("subgroups_s")
-    management = management_check(spec, design, curve_draws, seed=config.seed)
-    lap("management_s")
+
+    def checks():  # onset, subgroups and management, one after the other
+        return (timed("onset_s", onset_table, config, spec, curve_draws),
+                timed("subgroups_s", subgroup_check, spec, design, curve_draws,
+                      seed=config.seed),
+                timed("management_s", management_check, spec, design, curve_draws,
+                      seed=config.seed))
+
+    # the checks run beside the curves (their parts' seconds overlap): each part compiles
+    # its own programs, on one core, while the other part computes
+    with ThreadPoolExecutor(1) as pool:
+        checked = pool.submit(checks)
+        curves = timed("curves_s", incidence_curves, config, spec, curve_draws, progress)
+        onset, subgroups, management = checked.result()
     timings["results_s"] = time.perf_counter() - t0
-    timings["results_parts_s"] = parts
+    timings["results_parts_s"] = {k: parts[k] for k in ("predictions_s", "curves_s", "onset_s",
+                                                          "subgroups_s", "management_s")}
     diagnostics = (run_diagnostics(config, sample, table, mode, ppc, timings) | info
                    | onset_summary(onset) | subgroup_summary(subgroups)
                    | management_summary(management)
