@@ -2,6 +2,7 @@
 the persistent compilation cache of the CLI, the GPU fit config and the GPU check script."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import equinox as eqx
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -287,3 +289,46 @@ def test_gpu_check_script_cpu_mode():
     assert "float64 agreement with CPU: PASS" in out
     assert "virtual patient-years" in out
     assert "NUTS check:" in out
+
+
+def test_exact_programs_compiled_ahead_are_found_compiled():
+    """``pdmodel fit`` compiles the exact solves' programs on a thread while the MAP compiles
+    its gradient (``_compile_ahead``): the exact stage and the Laplace check then compile
+    nothing, at the batch shapes the stages use."""
+    from pdmodel.distributed import chunk_map
+    from pdmodel.fit import load_config
+    from pdmodel.fit._config import apply_overrides
+    from pdmodel.fit._emulator import evaluate
+    from pdmodel.fit._pipeline import EXACT_BATCH, POSTERIOR_BATCH, _compile_ahead, _prepare
+
+    config = apply_overrides(load_config("fits/default.toml"),
+                             ["model.patients=2", "model.days=28", "output.weeks=2",
+                              "nuts.draws=60"])
+    fit = _prepare(config, False, lambda line: None)
+    _compile_ahead(fit).join()
+    u = np.asarray(fit.spec.prior_location()) + 0.01 * np.random.default_rng(0).normal(
+        size=(60, fit.spec.size))
+    built = []  # programs compiled (or loaded from the test run's cache) during the stages
+
+    class Built(logging.Handler):
+        def emit(self, record):
+            text = record.getMessage()
+            if "compilation" in text.lower() and ("_map_batch" in text or "lambda" in text):
+                built.append(text[:100])
+
+    handler, log = Built(), logging.getLogger("jax")
+    log.addHandler(handler)
+    level, log_compiles = log.level, jax.config.jax_log_compiles
+    log.setLevel(logging.DEBUG)
+    jax.config.update("jax_log_compiles", True)
+    try:
+        feats = evaluate(fit.features, jnp.asarray(u), batch_size=EXACT_BATCH)
+        out = chunk_map(fit.posterior_and_means, u, feats, size=POSTERIOR_BATCH)
+    finally:
+        jax.config.update("jax_log_compiles", log_compiles)
+        log.setLevel(level)
+        log.removeHandler(handler)
+    assert built == []
+    assert out.shape == (60, 1 + len(fit.design.obs.n)) and np.all(np.isfinite(out))
+    # the first column is the log posterior: the fit's log density at the same point
+    assert out[0, 0] == pytest.approx(float(jax.jit(fit.ld)(u[0])), rel=1e-9)

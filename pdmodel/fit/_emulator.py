@@ -110,6 +110,13 @@ def _map_batch(points, fn):
     return jax.lax.map(fn, points)
 
 
+def exact_features_program(fn: Callable[[Float[Array, " param"]], Float[Array, " feature"]],
+                           points: Float[np.ndarray, "point param"]):
+    """The lowered program :func:`evaluate` runs on a batch shaped like ``points`` (numpy):
+    ``.compile()`` it ahead of time and ``evaluate`` finds it compiled."""
+    return _map_batch.lower(jnp.asarray(points), fn)
+
+
 def evaluate(
     fn: Callable[[Float[Array, " param"]], Float[Array, " feature"]],
     points: Float[Array, "point param"],

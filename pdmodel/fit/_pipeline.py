@@ -33,6 +33,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,6 +65,7 @@ from ._emulator import (
     Whitening,
     emulator_from_design,
     evaluate,
+    exact_features_program,
     solve_design,
 )
 from ._likelihood import (
@@ -113,6 +115,7 @@ def run_fit(config: FitConfig, *, resume: bool = False, progress: bool = True,
                           "folder on every process)")
             return run_stage(run, s, run.resume)
 
+        ahead = _compile_ahead(fit)
         best = stage(_map_stage(fit))
         # the best start's value (evaluating fit.ld here, outside jit, took 25 s op by op)
         echo(f"MAP log posterior {float(np.nanmax(best.starts_log_density)):.2f} (starts: "
@@ -125,6 +128,7 @@ def run_fit(config: FitConfig, *, resume: bool = False, progress: bool = True,
         # wall seconds of this run (a stage read back on --resume counts its reading)
         timings = {"map_s": best.seconds, "laplace_s": time.perf_counter() - t0}
         t0 = time.perf_counter()
+        ahead.join()
         if config.nuts.method == "laplace":
             sample = _laplace_sample(fit, stage, whitening, info)
         else:
@@ -202,6 +206,7 @@ class _Fit(NamedTuple):
     features: Callable  # exact ODE features of u (a jax Partial)
     loglik: Callable  # loglik(u, features)
     loglik_and_means: Callable  # (u, features) -> [total log-likelihood, rows' means...]
+    posterior_and_means: Callable  # jitted, batched: (u, features) [draw, 1 + row]
     progress: bool
     echo: Callable[[str], None]
 
@@ -294,11 +299,50 @@ def _prepare(config: FitConfig, progress: bool, echo) -> _Fit:
          f"{spec.size} fitted parameters")
     # Partials, not closures: the jitted stages take them as arguments, so the design's arrays
     # are inputs of the compiled programs rather than constants folded into them
+    both = features_loglik_and_means(spec, design)
     return _Fit(config, spec, design, jax.random.key(config.seed),
                 jax.tree_util.Partial(log_density_of, spec, design),
                 jax.tree_util.Partial(log_max_injury_of, spec, design),
-                features_loglik(spec, design), features_loglik_and_means(spec, design),
+                features_loglik(spec, design), both,
+                jax.jit(jax.vmap(lambda u, f: both(u, f).at[0].add(spec.log_prior(u)))),
                 progress, echo)
+
+
+EXACT_BATCH = 16
+"""Draws per compiled call of the exact ODE features (:func:`evaluate`)."""
+
+POSTERIOR_BATCH = 50
+"""Draws per compiled call of the exact log posterior and the rows' means."""
+
+
+def _compile_ahead(fit: _Fit) -> threading.Thread:
+    """Compile the programs of the exact solves at the draws (ODE features; for Laplace draws
+    also the log posterior and the rows' means) on a background thread, started with the MAP:
+    XLA compiles a program on one core, so while the MAP compiles its gradient (about 26 s
+    from an empty cache) the other core would idle. The stages later call the same jitted
+    functions with arguments of the same kind and find them compiled. Join it before them."""
+    c, n = fit.config.nuts, fit.spec.size
+    if c.method == "laplace":
+        draws = min(c.draws, MAX_STORED_DRAWS)
+    else:  # every chain thinned by the same step (_thin_step)
+        draws = c.chains * len(range(0, c.draws, max(1, math.ceil(c.chains * c.draws
+                                                                  / MAX_STORED_DRAWS))))
+
+    def compile_all():
+        try:
+            points = np.zeros((min(EXACT_BATCH, draws), n))
+            exact_features_program(fit.features, points).compile()
+            if c.method == "laplace":
+                rows = min(POSTERIOR_BATCH, draws)
+                feats = jax.eval_shape(fit.features, jnp.zeros(n)).shape
+                fit.posterior_and_means.lower(np.zeros((rows, n)),
+                                              np.zeros((rows, *feats))).compile()
+        except Exception:
+            pass  # only a head start: the stage compiles (and reports any error) itself
+
+    thread = threading.Thread(target=compile_all, name="pdmodel-compile-ahead", daemon=True)
+    thread.start()
+    return thread
 
 
 # --------------------------------------------------------------------------- stages
@@ -400,6 +444,7 @@ def _exact_stage(fit: _Fit, name: str,
                    disable=not fit.progress)
         # draws split across processes (all on one in a single-process run)
         feats = map_rows(lambda rows: evaluate(fit.features, jnp.asarray(rows),
+                                               batch_size=EXACT_BATCH,
                                                progress=lambda done: bar.update(done - bar.n)),
                          flat)
         bar.close()
@@ -454,15 +499,13 @@ def _laplace_sample(fit: _Fit, stage, whitening: Whitening, info: dict) -> Poste
 
 def _exact_posterior_stage(fit: _Fit, name: str, u: Float[np.ndarray, "draw param"],
                            features: Float[np.ndarray, "draw feature"],
-                           batch: int = 50) -> Stage:
+                           batch: int = POSTERIOR_BATCH) -> Stage:
     """Exact log posterior ``[draw]`` at draws ``u`` given their exact ODE features, and the
     training rows' model means ``[draw, row]`` its solve of the managed arms gives (the results
     stage's predictions reuse them), in batches on a thread per core."""
-    both = fit.loglik_and_means
 
     def compute():
-        f = jax.jit(jax.vmap(lambda uu, ff: both(uu, ff).at[0].add(fit.spec.log_prior(uu))))
-        out = chunk_map(f, u, features, size=batch)
+        out = chunk_map(fit.posterior_and_means, u, features, size=batch)
         return out[:, 0], out[:, 1:]
 
     return Stage(name, compute,
