@@ -324,9 +324,8 @@ def _compile_ahead(fit: _Fit) -> threading.Thread:
     c, n = fit.config.nuts, fit.spec.size
     if c.method == "laplace":
         draws = min(c.draws, MAX_STORED_DRAWS)
-    else:  # every chain thinned by the same step (_thin_step)
-        draws = c.chains * len(range(0, c.draws, max(1, math.ceil(c.chains * c.draws
-                                                                  / MAX_STORED_DRAWS))))
+    else:  # the stored draws: every chain thinned by the same step
+        draws = c.chains * len(range(0, c.draws, _thin_step_of(c.chains, c.draws)))
 
     def compile_all():
         try:
@@ -459,7 +458,11 @@ def _exact_stage(fit: _Fit, name: str,
 
 def _thin_step(draws: Float[np.ndarray, "chain draw param"]) -> int:
     """Even thinning that keeps at most ``MAX_STORED_DRAWS`` draws over all chains."""
-    chains, n = draws.shape[:2]
+    return _thin_step_of(*draws.shape[:2])
+
+
+def _thin_step_of(chains: int, n: int) -> int:
+    """:func:`_thin_step` of ``chains`` chains of ``n`` draws."""
     return max(1, math.ceil(chains * n / MAX_STORED_DRAWS))
 
 
